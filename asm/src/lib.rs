@@ -1,0 +1,1 @@
+//! ember-asm: the .basm lexer, parser, assembler, disassembler and diagnostics.
