@@ -1,0 +1,716 @@
+//! The assembler: parsed .basm files → one linked [`Module`].
+//!
+//! A program is its own file plus everything it imports, transitively. Each `.module` section is
+//! a *unit*; units are laid out one after another (the file's own first, then imports in the
+//! order they are first named), so every label, local or `mod:label`, becomes one instruction
+//! index. Tables are filled in code order, which is also the order the disassembler prints, so
+//! `asm → disasm → asm` reproduces the same bytes.
+
+use crate::ast::{self, Clause, ClauseKind, Expr, ExprKind, Item, LabelRef, Span};
+use crate::diag::{self, Diagnostic};
+use crate::parser;
+use crate::stdlib;
+use ember_vm::bytecode::{After, ClauseTable, LabelDef, Module, Node, Unit};
+use ember_vm::isa::{
+    ArgsId, ClausesId, Flags, Instr, Label, Opcode, Operand, OperandKind, PatId, Reg, Src,
+};
+use indexmap::{IndexMap, IndexSet};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One source file taking part in an assembly.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The name used in messages (`examples/ring.basm`, `stdlib/lists.basm`).
+    pub name: String,
+    pub text: String,
+    /// Where `.import NAME` looks for `NAME.basm`; `None` for embedded stdlib files.
+    pub dir: Option<PathBuf>,
+}
+
+/// Diagnostics of one file.
+#[derive(Clone, Debug)]
+pub struct FileErrors {
+    pub file: String,
+    pub text: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Everything that went wrong in an assembly, grouped by file.
+#[derive(Clone, Debug, Default)]
+pub struct AsmErrors {
+    pub files: Vec<FileErrors>,
+}
+
+impl AsmErrors {
+    pub fn count(&self) -> usize {
+        self.files.iter().map(|f| f.diagnostics.len()).sum()
+    }
+    fn push(&mut self, src: &SourceFile, d: Diagnostic) {
+        match self.files.iter_mut().find(|f| f.file == src.name) {
+            Some(f) => f.diagnostics.push(d),
+            None => self.files.push(FileErrors {
+                file: src.name.clone(),
+                text: src.text.clone(),
+                diagnostics: vec![d],
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AsmErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for fe in &self.files {
+            let mut ds = fe.diagnostics.clone();
+            ds.sort_by_key(|d| d.span.start);
+            write!(f, "{}", diag::render(&fe.file, &fe.text, &ds))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AsmErrors {}
+
+/// Assembles the program whose main file is at `path`.
+pub fn assemble_path(path: &Path) -> Result<Module, AsmErrors> {
+    let name = path.display().to_string();
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            let src = SourceFile {
+                name: name.clone(),
+                text: String::new(),
+                dir: None,
+            };
+            let mut errs = AsmErrors::default();
+            errs.push(
+                &src,
+                Diagnostic::new(Span { start: 0, end: 0 }, format!("cannot read file: {e}")),
+            );
+            return Err(errs);
+        }
+    };
+    let dir = path.parent().map(Path::to_path_buf);
+    assemble(SourceFile { name, text, dir })
+}
+
+/// Assembles a program from its main source file; imports are looked up beside the file
+/// (when it has a directory) and then in the embedded stdlib.
+pub fn assemble(main: SourceFile) -> Result<Module, AsmErrors> {
+    let mut asm = Assembler::default();
+    asm.load_program(main);
+    if asm.errors.count() > 0 {
+        return Err(asm.errors);
+    }
+    let module = asm.emit();
+    if asm.errors.count() > 0 {
+        return Err(asm.errors);
+    }
+    Ok(module)
+}
+
+/// A parsed unit before emission.
+struct UnitSrc {
+    file: usize,
+    name: String,
+    name_span: Span,
+    file_name: Option<String>,
+    items: Vec<Item>,
+    exports: Vec<(String, Span)>,
+    imports: Vec<(String, Span)>,
+    /// Local label name → (local instruction index, span).
+    labels: IndexMap<String, (u32, Span)>,
+    /// Instructions including the implicit trailing `end`.
+    len: u32,
+    implicit_end: bool,
+    base: u32,
+}
+
+#[derive(Default)]
+struct Assembler {
+    files: Vec<SourceFile>,
+    units: Vec<UnitSrc>,
+    errors: AsmErrors,
+    atoms: IndexSet<String>,
+    literals: IndexMap<Node, u32>,
+    templates: IndexMap<Node, u32>,
+    patterns: IndexMap<Node, u32>,
+    module: Module,
+}
+
+/// Where an import can come from.
+enum Found {
+    Unit,
+    Source(SourceFile),
+    Missing,
+}
+
+impl Assembler {
+    fn error(&mut self, file: usize, span: Span, msg: impl Into<String>) {
+        let src = self.files[file].clone();
+        self.errors.push(&src, Diagnostic::new(span, msg.into()));
+    }
+
+    fn load_program(&mut self, main: SourceFile) {
+        self.add_file(main);
+        // Resolve imports breadth-first: units are laid out in the order they are first named.
+        let mut next = 0;
+        while next < self.units.len() {
+            let imports = self.units[next].imports.clone();
+            let file = self.units[next].file;
+            for (name, span) in imports {
+                match self.find_import(file, &name) {
+                    Found::Unit => {}
+                    Found::Source(src) => {
+                        let before = self.units.len();
+                        self.add_file(src);
+                        if !self.units[before..].iter().any(|u| u.name == name) {
+                            self.error(
+                                file,
+                                span,
+                                format!("module file for `{name}` does not define module `{name}`"),
+                            );
+                        }
+                    }
+                    Found::Missing => self.error(
+                        file,
+                        span,
+                        format!(
+                            "unknown module `{name}`: no `{name}.basm` beside this file and no stdlib module of that name"
+                        ),
+                    ),
+                }
+            }
+            next += 1;
+        }
+        let mut base = 0;
+        for u in &mut self.units {
+            u.base = base;
+            base += u.len;
+        }
+    }
+
+    fn find_import(&self, importer: usize, name: &str) -> Found {
+        if self.units.iter().any(|u| u.name == name) {
+            return Found::Unit;
+        }
+        if let Some(dir) = &self.files[importer].dir {
+            let path = dir.join(format!("{name}.basm"));
+            if let Ok(bytes) = std::fs::read(&path) {
+                return Found::Source(SourceFile {
+                    name: path.display().to_string(),
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                    dir: Some(dir.clone()),
+                });
+            }
+        }
+        match stdlib::source(name) {
+            Some(text) => Found::Source(SourceFile {
+                name: format!("stdlib/{name}.basm"),
+                text: text.to_string(),
+                dir: None,
+            }),
+            None => Found::Missing,
+        }
+    }
+
+    /// Parses a file and splits it into units at its `.module` directives.
+    fn add_file(&mut self, src: SourceFile) {
+        let file = self.files.len();
+        let (program, diags) = parser::parse(&src.text);
+        self.files.push(src);
+        for d in diags {
+            let s = self.files[file].clone();
+            self.errors.push(&s, d);
+        }
+        let stem = Path::new(&self.files[file].name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "main".into());
+        let mut current: Option<UnitSrc> = None;
+        let new_unit = |name: String, span: Span| UnitSrc {
+            file,
+            name,
+            name_span: span,
+            file_name: None,
+            items: Vec::new(),
+            exports: Vec::new(),
+            imports: Vec::new(),
+            labels: IndexMap::new(),
+            len: 0,
+            implicit_end: false,
+            base: 0,
+        };
+        for item in program.items {
+            if let Item::Module { name, span } = &item {
+                let has_code = current.as_ref().is_some_and(|u| !u.items.is_empty());
+                if current.is_some() && !has_code {
+                    // `.module` at the top only renames the default unit.
+                    let u = current.as_mut().expect("checked");
+                    u.name = name.clone();
+                    u.name_span = *span;
+                    continue;
+                }
+                if let Some(u) = current.take() {
+                    self.finish_unit(u);
+                }
+                current = Some(new_unit(name.clone(), *span));
+                continue;
+            }
+            let u = current.get_or_insert_with(|| new_unit(stem.clone(), Span { start: 0, end: 0 }));
+            match item {
+                Item::Export { names, .. } => u.exports.extend(names),
+                Item::Import { names, .. } => u.imports.extend(names),
+                Item::File { name, .. } => u.file_name = Some(name),
+                other => u.items.push(other),
+            }
+        }
+        let u = current.unwrap_or_else(|| new_unit(stem, Span { start: 0, end: 0 }));
+        self.finish_unit(u);
+    }
+
+    /// Assigns local instruction indices to labels and decides on the implicit `end`.
+    fn finish_unit(&mut self, mut u: UnitSrc) {
+        if let Some(prev) = self.units.iter().find(|p| p.name == u.name) {
+            let (file, span) = (u.file, u.name_span);
+            let msg = format!("module `{}` is defined twice (also in {})", u.name, self.files[prev.file].name);
+            self.error(file, span, msg);
+            return;
+        }
+        let mut n = 0u32;
+        let mut last: Option<&ast::Instr> = None;
+        let mut dups = Vec::new();
+        for item in &u.items {
+            match item {
+                Item::Label { name, span } => {
+                    if let Some((_, first)) = u.labels.get(name) {
+                        dups.push((*span, name.clone(), *first));
+                    } else {
+                        u.labels.insert(name.clone(), (n, *span));
+                    }
+                }
+                Item::Instr(i) => {
+                    n += 1;
+                    last = Some(i);
+                }
+                _ => {}
+            }
+        }
+        // A unit must not run off its end: unless it ends in an instruction that cannot fall
+        // through, it gets an `end` (the disassembly then shows it, and re-assembling adds none).
+        let falls_through = match last {
+            None => true,
+            Some(i) => match Opcode::from_mnemonic(&i.mnemonic) {
+                Some(op) => !op.info().flags.contains(Flags::TERM),
+                None => false,
+            },
+        };
+        let trailing_label = u
+            .items
+            .iter()
+            .rev()
+            .take_while(|i| !matches!(i, Item::Instr(_)))
+            .any(|i| matches!(i, Item::Label { .. }));
+        u.implicit_end = falls_through || trailing_label;
+        u.len = n + u.implicit_end as u32;
+        for (span, name, first) in dups {
+            let line = diag::line_col(&self.files[u.file].text, first.start).0;
+            self.error(u.file, span, format!("duplicate label `{name}` (first defined on line {line})"));
+        }
+        self.units.push(u);
+    }
+
+    fn atom(&mut self, name: &str) -> u32 {
+        self.atoms.insert_full(name.to_string()).0 as u32
+    }
+
+    fn intern(table: &mut IndexMap<Node, u32>, n: Node) -> u32 {
+        let next = table.len() as u32;
+        *table.entry(n).or_insert(next)
+    }
+
+    /// Converts an expression to a node; `Err` carries the span and message of the first
+    /// construct not allowed in `usage`.
+    fn node(&mut self, e: &Expr, usage: Usage) -> Result<Node, (Span, String)> {
+        Ok(match &e.kind {
+            ExprKind::Int(i) => Node::Int(*i),
+            ExprKind::Atom(a) => Node::Atom(self.atom(a)),
+            ExprKind::Str(b) => Node::Binary(b.clone()),
+            ExprKind::Tuple(items) => Node::Tuple(
+                items
+                    .iter()
+                    .map(|i| self.node(i, usage))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ExprKind::List(items, tail) => {
+                let nodes = items
+                    .iter()
+                    .map(|i| self.node(i, usage))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let tail = match tail {
+                    Some(t) => self.node(t, usage)?,
+                    None => Node::Nil,
+                };
+                if nodes.is_empty() {
+                    tail
+                } else {
+                    Node::List(nodes, Box::new(tail))
+                }
+            }
+            ExprKind::Reg(r) => Node::Reg(*r),
+            ExprKind::Pin(r) if usage == Usage::Pattern => Node::Pin(*r),
+            ExprKind::Wild if usage == Usage::Pattern => Node::Wild,
+            ExprKind::Pin(_) | ExprKind::Wild => {
+                return Err((e.span, "`^rN` and `_` are only allowed in patterns".into()))
+            }
+            ExprKind::Label(l) => {
+                return Err((
+                    e.span,
+                    format!(
+                        "expected a value, found label `{}` (atoms are written `:{}`)",
+                        label_text(l),
+                        l.name
+                    ),
+                ))
+            }
+        })
+    }
+
+    /// A value operand: register, constant or template.
+    fn src(&mut self, e: &Expr) -> Result<Src, (Span, String)> {
+        if let ExprKind::Reg(r) = e.kind {
+            return Ok(Src::reg(r));
+        }
+        let node = self.node(e, Usage::Value)?;
+        let mut has_reg = false;
+        node.walk(&mut |n| has_reg |= matches!(n, Node::Reg(_)));
+        let (table, what) = if has_reg {
+            (&mut self.templates, "templates")
+        } else {
+            (&mut self.literals, "literals")
+        };
+        let k = Self::intern(table, node);
+        if k > Src::MAX_INDEX {
+            return Err((e.span, format!("too many {what} in one program")));
+        }
+        Ok(if has_reg { Src::template(k) } else { Src::constant(k) })
+    }
+
+    fn label(&mut self, unit: usize, l: &LabelRef) -> Result<Label, (Span, String)> {
+        let u = &self.units[unit];
+        let target = match &l.module {
+            None => u,
+            Some(m) if *m == u.name => u,
+            Some(m) => {
+                let Some(t) = self.units.iter().find(|t| &t.name == m) else {
+                    return Err((l.span, format!("unknown module `{m}` in `{m}:{}`", l.name)));
+                };
+                if !u.imports.iter().any(|(i, _)| i == m) {
+                    return Err((l.span, format!("module `{m}` is not imported (add `.import {m}`)")));
+                }
+                if !t.exports.iter().any(|(e, _)| *e == l.name) {
+                    return Err((l.span, format!("`{m}:{}` is not exported by module `{m}`", l.name)));
+                }
+                t
+            }
+        };
+        match target.labels.get(&l.name) {
+            Some((at, _)) => Ok(Label(target.base + at)),
+            None if l.module.is_some() => Err((l.span, format!("undefined label `{}`", label_text(l)))),
+            None => Err((l.span, format!("undefined label `{}`", l.name))),
+        }
+    }
+
+    fn emit(&mut self) -> Module {
+        for unit in 0..self.units.len() {
+            self.emit_unit(unit);
+        }
+        let mut m = std::mem::take(&mut self.module);
+        m.atoms = self.atoms.iter().cloned().collect();
+        m.literals = self.literals.keys().cloned().collect();
+        m.templates = self.templates.keys().cloned().collect();
+        m.patterns = self.patterns.keys().cloned().collect();
+        m
+    }
+
+    fn emit_unit(&mut self, unit: usize) {
+        let u = &self.units[unit];
+        let file = u.file;
+        let text = self.files[file].text.clone();
+        let items = std::mem::take(&mut self.units[unit].items);
+        let u = &self.units[unit];
+        let start = u.base;
+        // Exports must name labels of this unit.
+        for (name, span) in u.exports.clone() {
+            if !self.units[unit].labels.contains_key(&name) {
+                self.error(file, span, format!("exported label `{name}` is not defined in this module"));
+            }
+        }
+        let u = &self.units[unit];
+        for (name, (at, _)) in &u.labels {
+            self.module.labels.push(LabelDef {
+                name: name.clone(),
+                unit: unit as u32,
+                at: Label(u.base + at),
+            });
+        }
+        self.module.units.push(Unit {
+            name: u.name.clone(),
+            file: u.file_name.clone().unwrap_or_else(|| self.files[file].name.clone()),
+            start,
+            end: start + u.len,
+            exports: u.exports.iter().map(|(n, _)| n.clone()).collect(),
+            imports: u.imports.iter().map(|(n, _)| n.clone()).collect(),
+        });
+        let lines = LineIndex::new(&text);
+        // `.line N`: the next source line counts as line N.
+        let mut line_shift: i64 = 0;
+        let mut last_line = 0u32;
+        for item in &items {
+            match item {
+                Item::Line { line, span } => {
+                    let physical = lines.line(span.start) as i64;
+                    line_shift = *line as i64 - (physical + 1);
+                }
+                Item::Instr(i) => {
+                    let line = (lines.line(i.span.start) as i64 + line_shift).max(0) as u32;
+                    last_line = line;
+                    let instr = match self.instr(unit, i) {
+                        Ok(instr) => instr,
+                        Err((span, msg)) => {
+                            self.error(file, span, msg);
+                            Instr::Nop {}
+                        }
+                    };
+                    self.module.code.push(instr);
+                    self.module.lines.push(line);
+                }
+                _ => {}
+            }
+        }
+        if self.units[unit].implicit_end {
+            self.module.code.push(Instr::End {});
+            self.module.lines.push(last_line);
+        }
+        self.units[unit].items = items;
+    }
+
+    fn instr(&mut self, unit: usize, i: &ast::Instr) -> Result<Instr, (Span, String)> {
+        let Some(op) = Opcode::from_mnemonic(&i.mnemonic) else {
+            return Err((i.mnemonic_span, format!("unknown instruction `{}`", i.mnemonic)));
+        };
+        let info = op.info();
+        let takes_clauses = info.operands.iter().any(|s| s.kind == OperandKind::Clauses);
+        if !takes_clauses {
+            if let Some(c) = i.clauses.first() {
+                return Err((c.span, format!("`{}` takes no clauses", i.mnemonic)));
+            }
+        }
+        let line_operands: Vec<_> = info
+            .operands
+            .iter()
+            .filter(|s| !matches!(s.kind, OperandKind::Clauses | OperandKind::Args))
+            .collect();
+        let required = line_operands.iter().filter(|s| s.default.is_none()).count();
+        let variadic = info.operands.iter().any(|s| s.kind == OperandKind::Args);
+        let given = i.operands.len();
+        if given < required || (!variadic && given > line_operands.len()) {
+            let expected = if required == line_operands.len() {
+                format!("{required}")
+            } else {
+                format!("{required} or {}", line_operands.len())
+            };
+            let expected = if variadic { format!("at least {required}") } else { expected };
+            let plural = if required == 1 && !variadic && line_operands.len() == 1 { "" } else { "s" };
+            let span = i.operands.get(line_operands.len()).map_or(i.span, |e| e.span);
+            return Err((
+                span,
+                format!(
+                    "`{}` takes {expected} operand{plural} (`{}`), found {given}",
+                    i.mnemonic,
+                    ember_vm::isa::syntax(op)
+                ),
+            ));
+        }
+        let mut ops: Vec<Operand> = Vec::with_capacity(info.operands.len());
+        let mut given_ops = i.operands.iter();
+        let mut defaults = Vec::new();
+        for spec in info.operands {
+            let operand = match spec.kind {
+                OperandKind::Clauses => Operand::Clauses(self.clauses(unit, op, i)?),
+                OperandKind::Args => {
+                    let list = given_ops
+                        .by_ref()
+                        .map(|e| self.src(e))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    self.module.args.push(list);
+                    Operand::Args(ArgsId(self.module.args.len() as u32 - 1))
+                }
+                kind => {
+                    let expr = match given_ops.next() {
+                        Some(e) => e.clone(),
+                        None => {
+                            let text = spec.default.expect("count checked above");
+                            let (prog, _) = parser::parse(&format!("nop {text}\n"));
+                            let Some(Item::Instr(d)) = prog.items.into_iter().next() else {
+                                unreachable!("instruction table defaults parse")
+                            };
+                            defaults.push(());
+                            d.operands.into_iter().next().expect("one default operand")
+                        }
+                    };
+                    self.operand(unit, kind, &expr, i)?
+                }
+            };
+            ops.push(operand);
+        }
+        Ok(Instr::from_operands(op, &ops).expect("operands built from the table"))
+    }
+
+    fn operand(&mut self, unit: usize, kind: OperandKind, e: &Expr, i: &ast::Instr) -> Result<Operand, (Span, String)> {
+        Ok(match kind {
+            OperandKind::Dst => match e.kind {
+                ExprKind::Reg(r) => Operand::Reg(Reg(r)),
+                _ => {
+                    return Err((
+                        e.span,
+                        format!("`{}` expects a destination register here, found {}", i.mnemonic, describe(e)),
+                    ))
+                }
+            },
+            OperandKind::Src => Operand::Src(self.src(e)?),
+            OperandKind::Num => match e.kind {
+                ExprKind::Reg(_) | ExprKind::Int(_) => Operand::Src(self.src(e)?),
+                _ => {
+                    return Err((
+                        e.span,
+                        format!("`{}` expects an integer or a register here, found {}", i.mnemonic, describe(e)),
+                    ))
+                }
+            },
+            OperandKind::Label => match &e.kind {
+                ExprKind::Label(l) => Operand::Label(self.label(unit, l)?),
+                _ => {
+                    return Err((
+                        e.span,
+                        format!("`{}` expects a label here, found {}", i.mnemonic, describe(e)),
+                    ))
+                }
+            },
+            OperandKind::Pattern => Operand::Pattern(self.pattern(e)?),
+            OperandKind::Clauses | OperandKind::Args => unreachable!("handled by the caller"),
+        })
+    }
+
+    fn pattern(&mut self, e: &Expr) -> Result<PatId, (Span, String)> {
+        let node = self.node(e, Usage::Pattern)?;
+        Ok(PatId(Self::intern(&mut self.patterns, node)))
+    }
+
+    fn clauses(&mut self, unit: usize, op: Opcode, i: &ast::Instr) -> Result<ClausesId, (Span, String)> {
+        if i.clauses.is_empty() {
+            return Err((
+                i.span,
+                format!("`{}` needs clauses on the following lines (`| PATTERN -> label`)", i.mnemonic),
+            ));
+        }
+        let mut table = ClauseTable::default();
+        for (n, Clause { kind, target, span }) in i.clauses.iter().enumerate() {
+            let target = match target {
+                Some(l) => Some(self.label(unit, l)?),
+                None => None,
+            };
+            match kind {
+                ClauseKind::Pattern(p) => {
+                    if table.after.is_some() {
+                        return Err((*span, "the `after` clause must be the last one".into()));
+                    }
+                    let pattern = self.pattern(p)?;
+                    table.clauses.push(ember_vm::bytecode::Clause { pattern, target });
+                }
+                ClauseKind::After(t) => {
+                    if op != Opcode::Receive {
+                        return Err((*span, format!("`{}` cannot have an `after` clause", i.mnemonic)));
+                    }
+                    if table.after.is_some() {
+                        return Err((*span, "only one `after` clause is allowed".into()));
+                    }
+                    let ok = match &t.kind {
+                        ExprKind::Reg(_) => true,
+                        ExprKind::Int(ms) => *ms >= 0,
+                        ExprKind::Atom(a) => a == "infinity",
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err((
+                            t.span,
+                            "`after` takes milliseconds (an integer >= 0), a register or :infinity".into(),
+                        ));
+                    }
+                    let timeout = self.src(t)?;
+                    table.after = Some(After { timeout, target });
+                }
+            }
+            let _ = n;
+        }
+        self.module.clauses.push(table);
+        Ok(ClausesId(self.module.clauses.len() as u32 - 1))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Usage {
+    Value,
+    Pattern,
+}
+
+fn label_text(l: &LabelRef) -> String {
+    match &l.module {
+        Some(m) => format!("{m}:{}", l.name),
+        None => l.name.clone(),
+    }
+}
+
+/// A short description of an operand for error messages.
+fn describe(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Reg(r) => format!("register `r{r}`"),
+        ExprKind::Pin(r) => format!("`^r{r}`"),
+        ExprKind::Int(i) => format!("integer `{i}`"),
+        ExprKind::Atom(a) => format!("atom `:{a}`"),
+        ExprKind::Str(_) => "a string".into(),
+        ExprKind::Tuple(_) => "a tuple".into(),
+        ExprKind::List(..) => "a list".into(),
+        ExprKind::Wild => "`_`".into(),
+        ExprKind::Label(l) => format!("label `{}`", label_text(l)),
+    }
+}
+
+/// Byte offset → 1-based line number.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+    fn line(&self, offset: usize) -> u32 {
+        self.starts.partition_point(|&s| s <= offset) as u32
+    }
+}
+
+/// Convenience for tests and tools: assemble source text held in memory.
+pub fn assemble_str(name: &str, text: &str) -> Result<Module, AsmErrors> {
+    assemble(SourceFile {
+        name: name.to_string(),
+        text: text.to_string(),
+        dir: None,
+    })
+}
+
+#[allow(dead_code)]
+fn unused(_: HashMap<(), ()>) {}

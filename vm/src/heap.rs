@@ -1,0 +1,1104 @@
+//! Process heaps, the literal area, copy-on-send and the copying garbage collector.
+//!
+//! This is the only module of the VM with `unsafe` code. Everything that dereferences a term
+//! is here, behind safe functions; `term.rs` builds on them.
+//!
+//! # Object layout
+//!
+//! Objects are sequences of 8-aligned 64-bit words.
+//!
+//! * **Boxed object** (a boxed term points to its first word, the header). Header word:
+//!   bits `2..0` = `010`, bits `5..3` = kind, bits `63..6` = size.
+//!   - tuple (kind 0, size = arity): header, then `arity` term words;
+//!   - binary (kind 1, size = byte length): header, then the bytes in `ceil(len / 8)` words,
+//!     the padding bytes of the last word zero (every word of an object is initialised, so the
+//!     collector may copy whole words);
+//!   - big integer (kind 2, size 0): header, then the `i64` — only for integers outside the
+//!     60-bit small range, so integers stay canonical.
+//! * **List cell** (a cons term points to its first word): two term words, head then tail. No
+//!   header: the pointer's tag says what it is.
+//! * **Forwarding marker**: bits `2..0` = `110`, bits `63..3` = the address of the copy. The
+//!   collector writes it over the first word (header or head) of every object it has copied, in
+//!   from-space only. It can't be mistaken for a header (`010`) nor for a term in a cell's head
+//!   (boxed pointers end in `000`, cons pointers in `001`, immediates in `11`).
+//!
+//! # Invariants
+//!
+//! The unsafe code below is sound as long as these hold:
+//!
+//! 1. **Pointer terms are made here only**, and point to a fully initialised object (every word
+//!    written) in a live [`Heap`] arena or a [`Literals`] area. (`Term::from_raw` can forge one;
+//!    it is for tests and debugging of immediates only.)
+//! 2. **Memory doesn't move while it is alive.** bumpalo never moves or frees an allocation
+//!    before its arena is dropped; a `Literals` area is one allocation, never resized.
+//! 3. **Objects are immutable** once a term points to them. The only writes to an existing
+//!    object are the collector's forwarding markers, into from-space objects that nobody but the
+//!    collector reads again: from-space is freed when the collection ends.
+//! 4. **The VM's side of the contract.** A term into a heap is used (viewed, compared, printed,
+//!    copied) only until that heap's next [`Heap::collect`] — the terms returned by
+//!    [`Collector::copy`] replace the roots — and never after the heap is dropped; slices from
+//!    [`crate::term::View`] follow the same rule despite their `'static`. A literal term is used
+//!    only while its `Literals` lives. A heap's objects point only into that heap or into the
+//!    literal area: terms move between heaps only through [`Heap::copy_into`].
+//! 5. **One thread.** Heaps, the terms into them and the `Literals` are used by one thread at a
+//!    time (a heap may move to another thread with all its terms, between instructions).
+//!
+//! Every `unsafe` block says which of these it relies on.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::alloc::{self, Layout};
+use std::ptr::{self, NonNull};
+
+use bumpalo::Bump;
+
+use crate::bytecode::Node;
+use crate::term::Term;
+
+const WORD: usize = 8;
+const LOW3: u64 = 0b111;
+const HEADER_TAG: u64 = 0b010;
+const FORWARD_TAG: u64 = 0b110;
+const KIND_SHIFT: u32 = 3;
+const KIND_MASK: u64 = 0b111;
+const SIZE_SHIFT: u32 = 6;
+const KIND_TUPLE: u64 = 0;
+const KIND_BINARY: u64 = 1;
+const KIND_BIGINT: u64 = 2;
+
+/// The collection threshold never goes below this many bytes of objects (256 words: about
+/// Erlang's default minimum heap of 233 words).
+pub const MIN_GC_LIMIT: usize = 2048;
+
+const fn header(kind: u64, size: usize) -> u64 {
+    ((size as u64) << SIZE_SHIFT) | (kind << KIND_SHIFT) | HEADER_TAG
+}
+
+fn header_kind(h: u64) -> u64 {
+    (h >> KIND_SHIFT) & KIND_MASK
+}
+
+fn header_size(h: u64) -> usize {
+    (h >> SIZE_SHIFT) as usize
+}
+
+/// Words of the object whose header is `h`, the header included.
+fn object_words(h: u64) -> usize {
+    let size = header_size(h);
+    match header_kind(h) {
+        KIND_TUPLE => 1 + size,
+        KIND_BINARY => 1 + size.div_ceil(WORD),
+        KIND_BIGINT => 2,
+        k => unreachable!("object kind {k} in header {h:#x}"),
+    }
+}
+
+/// Terms hold addresses as integers: expose the pointer's provenance so that `ptr_at` may turn
+/// the integer back into a usable pointer.
+fn addr_of(p: *const u64) -> u64 {
+    p.expose_provenance() as u64
+}
+
+fn ptr_at(addr: u64) -> *mut u64 {
+    ptr::with_exposed_provenance_mut(addr as usize)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading objects (used by term.rs)
+
+/// A boxed object's contents. The `'static` is invariant 4's promise, kept by the VM.
+pub(crate) enum Boxed {
+    Tuple(&'static [Term]),
+    Binary(&'static [u8]),
+    Int(i64),
+}
+
+/// The object a boxed term points to; `None` if `t` is not a boxed term.
+pub(crate) fn read_boxed(t: Term) -> Option<Boxed> {
+    if !t.is_boxed() {
+        return None;
+    }
+    let p = ptr_at(t.addr());
+    // SAFETY: a boxed term points to the initialised, 8-aligned header word of an object
+    // (invariant 1) that is still alive (invariant 4).
+    let h = unsafe { p.read() };
+    debug_assert_eq!(h & LOW3, HEADER_TAG, "{t:?} does not point to a header");
+    let size = header_size(h);
+    Some(match header_kind(h) {
+        // SAFETY: a tuple's header is followed by `size` initialised term words (invariant 1),
+        // alive and unchanged while the term is used (invariants 3, 4). Term is
+        // `repr(transparent)` over u64, so the words are valid `Term`s.
+        KIND_TUPLE => Boxed::Tuple(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
+        // SAFETY: as above: a binary's header is followed by its `size` initialised bytes.
+        KIND_BINARY => Boxed::Binary(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
+        // SAFETY: as above: a big integer's header is followed by its value word.
+        _ => Boxed::Int(unsafe { p.add(1).read() } as i64),
+    })
+}
+
+/// Head and tail of the cell a cons term points to; `None` if `t` is not a cons term.
+pub(crate) fn read_cons(t: Term) -> Option<(Term, Term)> {
+    if !t.is_cons() {
+        return None;
+    }
+    let p = ptr_at(t.addr());
+    // SAFETY: a cons term points to two initialised words (invariant 1), alive (invariant 4).
+    let (head, tail) = unsafe { (p.read(), p.add(1).read()) };
+    Some((Term::from_raw(head), Term::from_raw(tail)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Heap
+
+/// A process's heap: one bump arena holding its tuples, list cells, binaries and big integers.
+/// Memory is reclaimed only by [`Heap::collect`] (or by dropping the heap when the process
+/// exits).
+///
+/// GC policy: [`Heap::needs_gc`] says yes once the bytes of objects in the arena
+/// ([`Heap::used_bytes`]) pass the limit. The limit starts at [`MIN_GC_LIMIT`]; after a
+/// collection it is `max(MIN_GC_LIMIT, 2 × live bytes)`, so the work of collecting (proportional
+/// to what survives) is paid for by at least as many bytes allocated since: amortised O(1) per
+/// allocated word whatever the heap grows to.
+pub struct Heap {
+    /// Created empty: `Bump::new()` allocates nothing until the first object.
+    arena: Bump,
+    /// Bytes of objects in `arena`: live after the last collection plus allocated since.
+    used: usize,
+    /// Bytes that survived the last collection.
+    live: usize,
+    /// `needs_gc` once `used` passes this.
+    limit: usize,
+    collections: u64,
+}
+
+impl Default for Heap {
+    fn default() -> Heap {
+        Heap::new()
+    }
+}
+
+/// Allocates `words` uninitialised, 8-aligned words in `arena` and counts them in `used`.
+fn alloc_words(arena: &Bump, used: &mut usize, words: usize) -> *mut u64 {
+    debug_assert!(words > 0);
+    let layout = Layout::array::<u64>(words).expect("object too large");
+    *used += words * WORD;
+    arena.alloc_layout(layout).as_ptr().cast()
+}
+
+impl Heap {
+    /// An empty heap. Allocates nothing (a VM may hold a million of them).
+    pub fn new() -> Heap {
+        Heap {
+            arena: Bump::new(),
+            used: 0,
+            live: 0,
+            limit: MIN_GC_LIMIT,
+            collections: 0,
+        }
+    }
+
+    fn alloc(&mut self, words: usize) -> *mut u64 {
+        alloc_words(&self.arena, &mut self.used, words)
+    }
+
+    /// A tuple of the given elements.
+    pub fn tuple(&mut self, elems: &[Term]) -> Term {
+        let p = self.alloc(1 + elems.len());
+        // SAFETY: `p` is a fresh allocation of 1 + len words: we initialise all of them. `elems`
+        // is outside it (fresh memory is not aliased) and Term is `repr(transparent)` over u64.
+        unsafe {
+            p.write(header(KIND_TUPLE, elems.len()));
+            ptr::copy_nonoverlapping(elems.as_ptr().cast::<u64>(), p.add(1), elems.len());
+        }
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// A tuple whose element `i` is `f(i)`, built in place (no temporary vector).
+    pub fn tuple_from_fn(&mut self, arity: usize, mut f: impl FnMut(usize) -> Term) -> Term {
+        let p = self.alloc(1 + arity);
+        for i in 0..arity {
+            let v = f(i);
+            // SAFETY: `p` is a fresh allocation of 1 + arity words and 1 + i < 1 + arity. (If `f`
+            // panics the half-written object is unreachable: no term points to it.)
+            unsafe { p.add(1 + i).write(v.raw()) };
+        }
+        // SAFETY: as above; word 0 is the header.
+        unsafe { p.write(header(KIND_TUPLE, arity)) };
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// A copy of tuple `t` with element `i` replaced by `v` (`setelem`); `None` if `t` is not a
+    /// tuple or `i` is out of range.
+    pub fn tuple_set(&mut self, t: Term, i: usize, v: Term) -> Option<Term> {
+        let elems = crate::term::tuple_elems(t)?;
+        if i >= elems.len() {
+            return None;
+        }
+        Some(self.tuple_from_fn(elems.len(), |k| if k == i { v } else { elems[k] }))
+    }
+
+    /// The list cell `[head | tail]`.
+    pub fn cons(&mut self, head: Term, tail: Term) -> Term {
+        let p = self.alloc(2);
+        // SAFETY: `p` is a fresh allocation of 2 words: we initialise both.
+        unsafe {
+            p.write(head.raw());
+            p.add(1).write(tail.raw());
+        }
+        Term::cons_at(addr_of(p))
+    }
+
+    /// `[items... | tail]` (a proper list when `tail` is `[]`); `tail` itself when `items` is
+    /// empty. The cells are allocated in one block.
+    pub fn list_from(&mut self, items: &[Term], tail: Term) -> Term {
+        if items.is_empty() {
+            return tail;
+        }
+        let n = items.len();
+        let p = self.alloc(2 * n);
+        for (k, item) in items.iter().enumerate() {
+            // SAFETY: `p` is a fresh allocation of 2n words; cell k is words 2k and 2k + 1 < 2n.
+            unsafe {
+                let next = if k + 1 < n {
+                    Term::cons_at(addr_of(p.add(2 * k + 2)))
+                } else {
+                    tail
+                };
+                p.add(2 * k).write(item.raw());
+                p.add(2 * k + 1).write(next.raw());
+            }
+        }
+        Term::cons_at(addr_of(p))
+    }
+
+    /// A binary holding `bytes`.
+    pub fn binary(&mut self, bytes: &[u8]) -> Term {
+        self.binary_concat(&[bytes])
+    }
+
+    /// A binary holding the concatenation of `parts` (`concat`, `to_str`), built in place.
+    pub fn binary_concat(&mut self, parts: &[&[u8]]) -> Term {
+        let len: usize = parts.iter().map(|b| b.len()).sum();
+        let words = 1 + len.div_ceil(WORD);
+        let p = self.alloc(words);
+        // SAFETY: `p` is a fresh allocation of `words` words: the header, then room for `len`
+        // bytes rounded up to whole words. We zero the last word first so that the padding is
+        // initialised, then copy the parts one after another (their total is `len`); they are
+        // outside the fresh allocation.
+        unsafe {
+            p.write(header(KIND_BINARY, len));
+            if words > 1 {
+                p.add(words - 1).write(0);
+            }
+            let mut dst = p.add(1).cast::<u8>();
+            for part in parts {
+                ptr::copy_nonoverlapping(part.as_ptr(), dst, part.len());
+                dst = dst.add(part.len());
+            }
+        }
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// The integer `i`: a small integer when it fits 60 bits, else a boxed one.
+    pub fn int(&mut self, i: i64) -> Term {
+        if let Some(t) = Term::small_int(i) {
+            return t;
+        }
+        let p = self.alloc(2);
+        // SAFETY: `p` is a fresh allocation of 2 words: we initialise both.
+        unsafe {
+            p.write(header(KIND_BIGINT, 0));
+            p.add(1).write(i as u64);
+        }
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// A deep copy of `t` (a term of another heap, of this one, or of the literal area) in this
+    /// heap: copy-on-send. Literal objects are shared, not copied. Sharing inside `t` is not
+    /// preserved (a DAG is copied as a tree, as Erlang does). The source is only read, never
+    /// marked. Iterative: a list of any length is fine.
+    pub fn copy_into(&mut self, t: Term, lits: &Literals) -> Term {
+        if !t.is_pointer() {
+            return t;
+        }
+        let mut copier = Copier {
+            lits,
+            pending: Vec::new(),
+            forward: false,
+        };
+        copier.copy(&self.arena, &mut self.used, t)
+    }
+
+    /// Bytes of objects in the arena: what survived the last collection plus what was
+    /// allocated since.
+    pub fn used_bytes(&self) -> usize {
+        self.used
+    }
+
+    /// Bytes the arena holds from the system allocator (its chunks, footers excluded).
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.allocated_bytes()
+    }
+
+    /// How many collections this heap has been through.
+    pub fn collections(&self) -> u64 {
+        self.collections
+    }
+
+    /// The current collection threshold in bytes (see the policy on [`Heap`]).
+    pub fn gc_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Should the VM collect now? True once `used_bytes` passed the limit; with the feature
+    /// `gc-stress`, true whenever anything was allocated since the last collection.
+    pub fn needs_gc(&self) -> bool {
+        if cfg!(feature = "gc-stress") {
+            self.used > self.live
+        } else {
+            self.used > self.limit
+        }
+    }
+
+    /// Starts a collection: objects reachable from the terms given to [`Collector::copy`] are
+    /// copied to a new arena; when the collector is finished (or dropped) the old arena is
+    /// freed, so every term not passed through `copy` is dead from then on. See [`Collector`].
+    pub fn collect<'a>(&'a mut self, lits: &'a Literals) -> Collector<'a> {
+        let first_chunk = self.live;
+        Collector {
+            heap: self,
+            to: Bump::new(),
+            first_chunk,
+            live: 0,
+            copier: Copier {
+                lits,
+                pending: Vec::new(),
+                forward: true,
+            },
+        }
+    }
+}
+
+/// A copying collection in progress (Cheney-style semispaces, with an explicit work stack
+/// instead of a scan pointer, since the to-space arena is not one contiguous block).
+///
+/// ```ignore
+/// let mut c = heap.collect(&lits);
+/// for r in regs.iter_mut() { *r = c.copy(*r) }
+/// c.finish();
+/// ```
+///
+/// Each root slot must be passed exactly once, with the value it had before the collection
+/// (passing the *same value* from two slots is fine and yields the same copy; passing a term
+/// `copy` returned would copy the copy). Objects shared between or inside roots stay shared.
+pub struct Collector<'a> {
+    heap: &'a mut Heap,
+    /// To-space, the heap's arena once the collection ends.
+    to: Bump,
+    /// Size of to-space's first chunk, given to it when the first object is copied: what
+    /// survived the last collection, so that in a steady state everything fits in one chunk
+    /// (bumpalo adds chunks of doubling size if more survives). When nothing survives,
+    /// to-space holds no memory at all (an idle process costs no heap).
+    first_chunk: usize,
+    /// Bytes copied to `to`.
+    live: usize,
+    copier: Copier<'a>,
+}
+
+impl Collector<'_> {
+    /// The term for `t` after the collection, copying everything reachable from it that is not
+    /// copied yet. Immediates and literal terms come back as they are.
+    pub fn copy(&mut self, t: Term) -> Term {
+        if self.first_chunk > 0 && t.is_pointer() && !self.copier.lits.contains(t.addr()) {
+            // The first object to copy (to-space is still empty: `first_chunk` is reset).
+            self.to = Bump::with_capacity(std::mem::take(&mut self.first_chunk));
+        }
+        self.copier.copy(&self.to, &mut self.live, t)
+    }
+
+    /// `copy` for every term of a slice of roots, in place.
+    pub fn copy_all(&mut self, roots: &mut [Term]) {
+        for r in roots {
+            *r = self.copy(*r);
+        }
+    }
+
+    /// Ends the collection: frees the old arena and sets the next limit (same as dropping).
+    pub fn finish(self) {}
+}
+
+impl Drop for Collector<'_> {
+    /// Installs to-space as the heap's arena. Done on drop, so that a collector that is not
+    /// finished (a panic half-way) still leaves the heap consistent for the roots it copied.
+    fn drop(&mut self) {
+        self.heap.arena = std::mem::take(&mut self.to); // drops from-space
+        self.heap.used = self.live;
+        self.heap.live = self.live;
+        self.heap.limit = MIN_GC_LIMIT.max(2 * self.live);
+        self.heap.collections += 1;
+    }
+}
+
+/// Copies objects one at a time into an arena, and keeps a stack of the fields of the copies
+/// that still point to the originals. Used by the collector (`forward`: leave forwarding
+/// markers, follow the ones found, so sharing is kept and nothing is copied twice) and by
+/// `copy_into` (the source is only read).
+struct Copier<'l> {
+    lits: &'l Literals,
+    /// Fields (words inside copies this copier made) still holding a pointer to an original.
+    pending: Vec<*mut u64>,
+    forward: bool,
+}
+
+impl Copier<'_> {
+    /// Copies everything reachable from `t` into `arena`; the term for the copy.
+    fn copy(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Term {
+        let new = self.copy_one(arena, used, t);
+        while let Some(field) = self.pending.pop() {
+            // SAFETY: `field` is a word of a copy made by this copier in `arena`, which is alive
+            // (borrowed by us) and which no one else can see yet.
+            let old = Term::from_raw(unsafe { field.read() });
+            let copied = self.copy_one(arena, used, old);
+            // SAFETY: as above.
+            unsafe { field.write(copied.raw()) };
+        }
+        new
+    }
+
+    /// Copies the one object `t` points to (not what it points to: its pointer fields go on
+    /// `pending`) and returns the term for the copy. Immediates and literals are returned as
+    /// they are; with `forward`, an object already copied is found through its marker.
+    fn copy_one(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Term {
+        if !t.is_pointer() || self.lits.contains(t.addr()) {
+            return t;
+        }
+        let src = ptr_at(t.addr());
+        // SAFETY: a pointer term points to an initialised object of at least one word
+        // (invariant 1), alive (invariant 4: the VM passes only terms of this heap, or for
+        // copy_into of a live heap).
+        let first = unsafe { src.read() };
+        if self.forward && first & LOW3 == FORWARD_TAG {
+            return t.same_kind_at(first & !LOW3);
+        }
+        let (words, first_field) = if t.is_cons() {
+            (2, 0)
+        } else {
+            debug_assert_eq!(first & LOW3, HEADER_TAG, "{t:?} does not point to a header");
+            let words = object_words(first);
+            // Only a tuple's words after the header hold terms.
+            (
+                words,
+                if header_kind(first) == KIND_TUPLE {
+                    1
+                } else {
+                    words
+                },
+            )
+        };
+        let dst = alloc_words(arena, used, words);
+        // SAFETY: `src` has `words` initialised words (invariant 1; for a boxed object
+        // `object_words` of its header); `dst` is a fresh allocation of `words` words, so they
+        // don't overlap. The forwarding marker goes over the first word of a from-space object
+        // (`forward` is set only by `Heap::collect`): nobody reads from-space after this
+        // collection, and during it the marker is all the collector reads there (invariant 3).
+        unsafe {
+            ptr::copy_nonoverlapping(src, dst, words);
+            if self.forward {
+                src.write(addr_of(dst) | FORWARD_TAG);
+            }
+        }
+        // Pushed last field first, so the first is copied first: for a cell, the head before
+        // the tail. Along a list whose heads are immediates the stack never holds more than the
+        // one tail, however long the list.
+        for i in (first_field..words).rev() {
+            // SAFETY: i < words: an initialised word of the copy just made.
+            let field = unsafe { dst.add(i) };
+            // SAFETY: as above.
+            if Term::from_raw(unsafe { field.read() }).is_pointer() {
+                self.pending.push(field);
+            }
+        }
+        t.same_kind_at(addr_of(dst))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Literals
+
+/// The program's literal terms: built once at load time, immutable, freed only when the VM is
+/// dropped. One contiguous allocation, so telling a literal pointer from a heap pointer is a
+/// range check ([`Literals::contains_term`]). Literal terms are never copied: not by the
+/// collector, not by `copy_into`.
+pub struct Literals {
+    /// Start of the area; dangling when `words` is 0.
+    base: NonNull<u64>,
+    words: usize,
+}
+
+// SAFETY: the area is never written after `build` returns and is freed only by `drop`, so shared
+// or moved access from any thread reads the same initialised, immutable words.
+unsafe impl Send for Literals {}
+// SAFETY: as above.
+unsafe impl Sync for Literals {}
+
+impl Default for Literals {
+    fn default() -> Literals {
+        Literals::empty()
+    }
+}
+
+impl Literals {
+    /// An area with no literals (tests, programs without any).
+    pub fn empty() -> Literals {
+        Literals {
+            base: NonNull::dangling(),
+            words: 0,
+        }
+    }
+
+    /// Builds `nodes` into terms in a new area, mapping each atom index through `atom_map`
+    /// (module atom index → VM atom id). `Reg`/`Pin`/`Wild` can't occur in a literal (the
+    /// verifier rejects them); if one does it becomes `[]`.
+    pub fn build(nodes: &[Node], atom_map: &dyn Fn(u32) -> u32) -> (Literals, Vec<Term>) {
+        let (lits, mut tables) = Literals::build_many(&[(nodes, atom_map)]);
+        (lits, tables.pop().expect("one table"))
+    }
+
+    /// [`Literals::build`] for several tables (several modules, each with its own atom map) in
+    /// one area — the collector knows one literal area.
+    pub fn build_many(tables: &[(&[Node], &dyn Fn(u32) -> u32)]) -> (Literals, Vec<Vec<Term>>) {
+        // Size everything first, allocate once, then fill: no pointer ever moves.
+        let words: usize = tables
+            .iter()
+            .flat_map(|(nodes, _)| nodes.iter())
+            .map(node_words)
+            .sum();
+        let lits = if words == 0 {
+            Literals::empty()
+        } else {
+            let layout = Layout::array::<u64>(words).expect("literal area too large");
+            // SAFETY: `layout` has a non-zero size (words > 0).
+            let p = unsafe { alloc::alloc_zeroed(layout) }.cast::<u64>();
+            let base = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout));
+            Literals { base, words }
+        };
+        let mut filler = Filler {
+            base: lits.base.as_ptr(),
+            words,
+            next: 0,
+        };
+        let terms = tables
+            .iter()
+            .map(|(nodes, atom_map)| nodes.iter().map(|n| filler.emit(n, *atom_map)).collect())
+            .collect();
+        assert_eq!(filler.next, words, "literal sizes and contents disagree");
+        (lits, terms)
+    }
+
+    /// Is `addr` inside the area?
+    fn contains(&self, addr: u64) -> bool {
+        let start = self.base.as_ptr().addr() as u64;
+        addr.wrapping_sub(start) < (self.words * WORD) as u64
+    }
+
+    /// Does `t` point into this area (a literal tuple, list, binary or big integer)?
+    pub fn contains_term(&self, t: Term) -> bool {
+        t.is_pointer() && self.contains(t.addr())
+    }
+
+    /// Size of the area in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.words * WORD
+    }
+}
+
+impl Drop for Literals {
+    fn drop(&mut self) {
+        if self.words > 0 {
+            let layout = Layout::array::<u64>(self.words).expect("built with this layout");
+            // SAFETY: `base` was allocated in `build_many` with this very layout and is freed
+            // only here. Terms into the area must not be used any more (invariant 4).
+            unsafe { alloc::dealloc(self.base.as_ptr().cast(), layout) };
+        }
+    }
+}
+
+/// Words a literal node needs in the area. Recursion is bounded by the bytecode's nesting limit
+/// (`MAX_NODE_DEPTH`); list items are iterated.
+fn node_words(n: &Node) -> usize {
+    match n {
+        Node::Int(i) if Term::small_int(*i).is_none() => 2,
+        Node::Int(_) | Node::Atom(_) | Node::Nil | Node::Reg(_) | Node::Pin(_) | Node::Wild => 0,
+        Node::Binary(b) => 1 + b.len().div_ceil(WORD),
+        Node::Tuple(items) => 1 + items.len() + items.iter().map(node_words).sum::<usize>(),
+        Node::List(items, tail) => {
+            2 * items.len() + items.iter().map(node_words).sum::<usize>() + node_words(tail)
+        }
+    }
+}
+
+/// Fills a literal area front to back, `node_words(n)` words per node.
+struct Filler {
+    base: *mut u64,
+    words: usize,
+    next: usize,
+}
+
+impl Filler {
+    /// The next `n` words of the area (zeroed by `alloc_zeroed`).
+    fn take(&mut self, n: usize) -> *mut u64 {
+        assert!(
+            self.next + n <= self.words,
+            "literal sizes and contents disagree"
+        );
+        // SAFETY: next + n <= words: inside the area (or `add(0)` on the dangling base).
+        let p = unsafe { self.base.add(self.next) };
+        self.next += n;
+        p
+    }
+
+    fn emit(&mut self, n: &Node, atom_map: &dyn Fn(u32) -> u32) -> Term {
+        match n {
+            Node::Int(i) => Term::small_int(*i).unwrap_or_else(|| {
+                let p = self.take(2);
+                // SAFETY: `take` gave 2 words of the area, ours alone until `build` returns.
+                unsafe {
+                    p.write(header(KIND_BIGINT, 0));
+                    p.add(1).write(*i as u64);
+                }
+                Term::boxed_at(addr_of(p))
+            }),
+            Node::Atom(a) => Term::atom(atom_map(*a)),
+            Node::Nil | Node::Reg(_) | Node::Pin(_) | Node::Wild => Term::NIL,
+            Node::Binary(bytes) => {
+                let p = self.take(1 + bytes.len().div_ceil(WORD));
+                // SAFETY: `take` gave 1 + ceil(len / 8) zeroed words: the header and room for
+                // the bytes (the padding stays zero). `bytes` is outside the area.
+                unsafe {
+                    p.write(header(KIND_BINARY, bytes.len()));
+                    ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(1).cast(), bytes.len());
+                }
+                Term::boxed_at(addr_of(p))
+            }
+            Node::Tuple(items) => {
+                let p = self.take(1 + items.len());
+                // SAFETY: `take` gave 1 + arity words: the header is word 0.
+                unsafe { p.write(header(KIND_TUPLE, items.len())) };
+                for (i, item) in items.iter().enumerate() {
+                    let v = self.emit(item, atom_map);
+                    // SAFETY: element i is word 1 + i < 1 + arity of the same block.
+                    unsafe { p.add(1 + i).write(v.raw()) };
+                }
+                Term::boxed_at(addr_of(p))
+            }
+            Node::List(items, tail) => {
+                if items.is_empty() {
+                    return self.emit(tail, atom_map);
+                }
+                let cells = self.take(2 * items.len());
+                for (k, item) in items.iter().enumerate() {
+                    let head = self.emit(item, atom_map);
+                    let next = if k + 1 < items.len() {
+                        // SAFETY: cell k + 1 (words 2k + 2, 2k + 3) is inside the block.
+                        Term::cons_at(addr_of(unsafe { cells.add(2 * k + 2) }))
+                    } else {
+                        self.emit(tail, atom_map)
+                    };
+                    // SAFETY: cell k is words 2k and 2k + 1 < 2 × items of the block.
+                    unsafe {
+                        cells.add(2 * k).write(head.raw());
+                        cells.add(2 * k + 1).write(next.raw());
+                    }
+                }
+                Term::cons_at(addr_of(cells))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::{eq, list_len, to_string, tuple_get, View};
+
+    fn names(i: u32) -> &'static str {
+        ["ok", "x", "ping"][i as usize]
+    }
+
+    fn show(t: Term) -> String {
+        to_string(t, &names)
+    }
+
+    fn int(i: i64) -> Term {
+        Term::small_int(i).unwrap()
+    }
+
+    /// 0, 1, ..., n-1, built cell by cell from the end as a program would.
+    fn long_list(h: &mut Heap, n: i64) -> Term {
+        (0..n).rev().fold(Term::NIL, |tail, i| h.cons(int(i), tail))
+    }
+
+    fn sum_list(l: Term) -> i64 {
+        crate::term::list_iter(l).map(|t| t.as_int().unwrap()).sum()
+    }
+
+    #[test]
+    fn new_heap_is_small_and_allocates_nothing() {
+        assert!(
+            std::mem::size_of::<Heap>() <= 64,
+            "{}",
+            std::mem::size_of::<Heap>()
+        );
+        let h = Heap::new();
+        assert_eq!(h.arena_bytes(), 0);
+        assert_eq!(h.used_bytes(), 0);
+        assert!(!h.needs_gc());
+        // Immediates cost nothing either.
+        let mut h = Heap::new();
+        let t = h.int(5);
+        assert_eq!(h.copy_into(t, &Literals::empty()), t);
+        assert_eq!(h.used_bytes(), 0);
+        assert_eq!(h.arena_bytes(), 0);
+        assert_eq!(h.list_from(&[], Term::NIL), Term::NIL);
+    }
+
+    #[test]
+    fn used_bytes_counts_words() {
+        let mut h = Heap::new();
+        h.tuple(&[int(1), int(2)]); // 3 words
+        h.cons(int(1), Term::NIL); // 2
+        h.binary(b"123456789"); // 1 + 2
+        h.binary(b""); // 1
+        h.int(i64::MIN); // 2
+        h.list_from(&[int(1), int(2), int(3)], Term::NIL); // 6
+        assert_eq!(h.used_bytes(), (3 + 2 + 3 + 1 + 2 + 6) * 8);
+    }
+
+    #[test]
+    fn needs_gc_follows_the_limit() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        h.tuple(&[int(1)]);
+        assert_eq!(h.needs_gc(), cfg!(feature = "gc-stress"));
+        let mut keep = Term::NIL;
+        while h.used_bytes() <= MIN_GC_LIMIT {
+            keep = h.cons(int(1), keep);
+        }
+        assert!(h.needs_gc());
+        let mut c = h.collect(&lits);
+        keep = c.copy(keep);
+        c.finish();
+        assert!(!h.needs_gc());
+        assert_eq!(h.collections(), 1);
+        let cells = list_len(keep).unwrap();
+        assert_eq!(cells, MIN_GC_LIMIT / 16, "the first tuple was garbage");
+        assert_eq!(h.used_bytes(), cells * 16);
+        assert_eq!(h.gc_limit(), MIN_GC_LIMIT.max(2 * h.used_bytes()));
+        h.cons(int(0), keep);
+        assert_eq!(h.needs_gc(), cfg!(feature = "gc-stress"));
+    }
+
+    #[test]
+    fn gc_preserves_sharing_and_values() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let items: Vec<Term> = (0..1000).map(int).collect();
+        let l = h.list_from(&items, Term::NIL);
+        let s = h.binary(b"shared");
+        let big = h.int(i64::MIN);
+        let root = h.tuple(&[l, l, s, big, s]);
+        let garbage = long_list(&mut h, 5000);
+        assert_eq!(list_len(garbage), Some(5000));
+        let mut other = Heap::new();
+        let expected = {
+            let l = other.list_from(&items, Term::NIL);
+            let s = other.binary(b"shared");
+            let big = other.int(i64::MIN);
+            other.tuple(&[l, l, s, big, s])
+        };
+
+        // Two roots with the same value, plus the root itself twice.
+        let mut roots = [root, l, root];
+        let mut c = h.collect(&lits);
+        c.copy_all(&mut roots);
+        c.finish();
+        let [root, l2, root_again] = roots;
+        assert_eq!(root, root_again, "the same object is copied once");
+        assert!(eq(root, expected));
+        assert_eq!(
+            tuple_get(root, 0),
+            tuple_get(root, 1),
+            "the list is shared, not duplicated"
+        );
+        assert_eq!(
+            tuple_get(root, 0),
+            Some(l2),
+            "sharing between roots is kept"
+        );
+        assert_eq!(tuple_get(root, 2), tuple_get(root, 4));
+        assert_eq!(tuple_get(root, 3).and_then(Term::as_int), Some(i64::MIN));
+        // Live: the tuple (6 words), 1000 cells, the binary (2 words), the big int (2 words).
+        let live = (6 + 2000 + 2 + 2) * 8;
+        assert_eq!(h.used_bytes(), live);
+        // The first to-space grows chunk by chunk (doubling): at most about twice the live size.
+        assert!(
+            h.arena_bytes() <= 2 * live + 1024,
+            "{} for {live}",
+            h.arena_bytes()
+        );
+        // The next one starts with a chunk of the last live size: everything fits in it.
+        let mut c = h.collect(&lits);
+        let root = c.copy(root);
+        drop(c); // dropping works like finish
+        assert_eq!(h.used_bytes(), live);
+        assert!(
+            h.arena_bytes() <= live + 4096,
+            "{} for {live}",
+            h.arena_bytes()
+        );
+        assert!(eq(root, expected));
+        assert_eq!(h.collections(), 2);
+    }
+
+    #[test]
+    fn gc_drops_garbage() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let mut keep = h.tuple(&[Term::atom(0), int(1)]);
+        for i in 0..10_000 {
+            let g = h.tuple(&[int(i), int(i), int(i)]);
+            h.cons(g, Term::NIL);
+            keep = h.tuple(&[Term::atom(0), int(i)]);
+        }
+        let before = h.arena_bytes();
+        assert!(before > 500_000, "{before}");
+        let mut c = h.collect(&lits);
+        keep = c.copy(keep);
+        c.finish();
+        assert_eq!(show(keep), "{:ok, 9999}");
+        assert_eq!(h.used_bytes(), 24);
+        assert!(h.arena_bytes() <= 512, "{}", h.arena_bytes());
+        // Nothing live at all: the arena holds no memory.
+        let c = h.collect(&lits);
+        c.finish();
+        assert_eq!(h.arena_bytes(), 0);
+        assert_eq!(h.used_bytes(), 0);
+    }
+
+    #[test]
+    fn million_element_list_survives_gc_and_copy_into() {
+        let lits = Literals::empty();
+        let n = 1_000_000;
+        let mut h = Heap::new();
+        let l = long_list(&mut h, n);
+        let mut c = h.collect(&lits);
+        let l = c.copy(l);
+        c.finish();
+        assert_eq!(h.used_bytes(), n as usize * 16);
+        assert_eq!(list_len(l), Some(n as usize));
+        assert_eq!(sum_list(l), n * (n - 1) / 2);
+
+        let mut other = Heap::new();
+        let copy = other.copy_into(l, &lits);
+        assert_eq!(other.used_bytes(), n as usize * 16);
+        drop(h);
+        assert_eq!(sum_list(copy), n * (n - 1) / 2);
+
+        // A list of 1,000,000 tuples (compound heads), then collected again.
+        let mut h = Heap::new();
+        let tl = (0..n).fold(Term::NIL, |tail, i| {
+            let t = h.tuple(&[int(i)]);
+            h.cons(t, tail)
+        });
+        let mut c = h.collect(&lits);
+        let tl = c.copy(tl);
+        c.finish();
+        assert_eq!(h.used_bytes(), n as usize * (16 + 16));
+        let mut other = Heap::new();
+        let copy = other.copy_into(tl, &lits);
+        assert!(eq(copy, tl));
+    }
+
+    #[test]
+    fn copy_into_is_a_deep_copy() {
+        let lits = Literals::empty();
+        let mut a = Heap::new();
+        let inner = a.list_from(&[int(1), int(2)], int(3));
+        let s = a.binary(b"bytes\xff");
+        let big = a.int(i64::MAX);
+        let t = a.tuple(&[inner, s, big, Term::pid(2), Term::NIL]);
+        let mut b = Heap::new();
+        let copy = b.copy_into(t, &lits);
+        assert_ne!(copy, t);
+        assert!(eq(copy, t));
+        // The source is unchanged and still usable (it was only read).
+        assert_eq!(
+            show(t),
+            r#"{[1, 2 | 3], "bytes\xff", 9223372036854775807, <0.2>, []}"#
+        );
+        drop(a);
+        assert_eq!(
+            show(copy),
+            r#"{[1, 2 | 3], "bytes\xff", 9223372036854775807, <0.2>, []}"#
+        );
+        // Sharing is not kept by copy_into (as in Erlang): a DAG becomes a tree.
+        let l = b.list_from(&[int(1), int(2)], Term::NIL);
+        let shared = b.tuple(&[l, l]);
+        let mut c = Heap::new();
+        let copied = c.copy_into(shared, &lits);
+        assert!(eq(copied, shared));
+        assert_eq!(c.used_bytes(), (3 + 4 + 4) * 8);
+    }
+
+    #[test]
+    fn big_ints_survive() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let values = [
+            i64::MIN,
+            i64::MAX,
+            crate::term::SMALL_MAX + 1,
+            crate::term::SMALL_MIN - 1,
+        ];
+        let items: Vec<Term> = values.iter().map(|&i| h.int(i)).collect();
+        let l = h.list_from(&items, Term::NIL);
+        let mut c = h.collect(&lits);
+        let l = c.copy(l);
+        c.finish();
+        let got: Vec<i64> = crate::term::list_iter(l)
+            .map(|t| t.as_int().unwrap())
+            .collect();
+        assert_eq!(got, values);
+        let mut other = Heap::new();
+        let l = other.copy_into(l, &lits);
+        let got: Vec<i64> = crate::term::list_iter(l)
+            .map(|t| t.as_int().unwrap())
+            .collect();
+        assert_eq!(got, values);
+    }
+
+    fn sample_literals() -> (Literals, Vec<Term>) {
+        let nodes = vec![
+            Node::Tuple(vec![
+                Node::Atom(7),
+                Node::Binary(b"lit\n".to_vec()),
+                Node::Int(-3),
+            ]),
+            Node::List(
+                vec![Node::Int(1), Node::Tuple(vec![])],
+                Box::new(Node::Atom(8)),
+            ),
+            Node::Int(i64::MIN),
+            Node::Atom(9),
+            Node::Nil,
+            Node::Binary(Vec::new()),
+            Node::List(
+                vec![Node::List(vec![Node::Nil], Box::new(Node::Nil))],
+                Box::new(Node::Nil),
+            ),
+        ];
+        // Module atoms 7, 8, 9 are VM atoms 0, 1, 2.
+        Literals::build(&nodes, &|a| a - 7)
+    }
+
+    #[test]
+    fn literals_build() {
+        let (lits, terms) = sample_literals();
+        let shown: Vec<String> = terms.iter().map(|&t| show(t)).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"{:ok, "lit\n", -3}"#,
+                "[1, {} | :x]",
+                &i64::MIN.to_string(),
+                ":ping",
+                "[]",
+                r#""""#,
+                "[[[]]]"
+            ]
+        );
+        // tuple 4 + binary 2, cells 4 + tuple 1, big int 2, binary 1, cells 2 + 2.
+        assert_eq!(lits.size_bytes(), (4 + 2 + 4 + 1 + 2 + 1 + 4) * 8);
+        assert!(lits.contains_term(terms[0]) && lits.contains_term(terms[2]));
+        assert!(!lits.contains_term(terms[3]) && !lits.contains_term(Term::NIL));
+        let mut h = Heap::new();
+        let t = h.tuple(&[]);
+        assert!(!lits.contains_term(t));
+        // Several modules in one area.
+        let a: &[Node] = &[Node::Atom(0)];
+        let b: &[Node] = &[Node::Atom(0), Node::Tuple(vec![Node::Atom(1)])];
+        let (many, tables) = Literals::build_many(&[(a, &|x| x), (b, &|x| x + 1)]);
+        assert_eq!(tables.len(), 2);
+        assert_eq!(show(tables[0][0]), ":ok");
+        assert_eq!(show(tables[1][0]), ":x");
+        assert_eq!(show(tables[1][1]), "{:ping}");
+        assert!(many.contains_term(tables[1][1]));
+        let (empty, none) = Literals::build(&[], &|x| x);
+        assert_eq!((empty.size_bytes(), none.len()), (0, 0));
+    }
+
+    #[test]
+    fn literals_are_shared_not_copied() {
+        let (lits, terms) = sample_literals();
+        let mut h = Heap::new();
+        let root = h.tuple(&[terms[0], terms[1], terms[2]]);
+        let l = h.cons(terms[0], Term::NIL);
+        let mut c = h.collect(&lits);
+        let root = c.copy(root);
+        let direct = c.copy(terms[1]);
+        let l = c.copy(l);
+        c.finish();
+        assert_eq!(tuple_get(root, 0), Some(terms[0]), "pointer identity");
+        assert_eq!(tuple_get(root, 1), Some(terms[1]));
+        assert_eq!(tuple_get(root, 2), Some(terms[2]));
+        assert_eq!(direct, terms[1]);
+        assert_eq!(crate::term::cons_parts(l).map(|p| p.0), Some(terms[0]));
+        assert_eq!(
+            h.used_bytes(),
+            (4 + 2) * 8,
+            "only the heap's own tuple and cell"
+        );
+        let mut other = Heap::new();
+        assert_eq!(other.copy_into(terms[0], &lits), terms[0]);
+        assert_eq!(other.used_bytes(), 0);
+        let copy = other.copy_into(root, &lits);
+        assert_eq!(tuple_get(copy, 0), Some(terms[0]));
+        assert_eq!(tuple_get(copy, 1), Some(terms[1]));
+        assert_eq!(other.used_bytes(), 4 * 8);
+        assert_eq!(
+            show(copy),
+            format!(r#"{{{{:ok, "lit\n", -3}}, [1, {{}} | :x], {}}}"#, i64::MIN)
+        );
+        // A heap term inside a template built from literals is copied, the literal is not.
+        match root.view() {
+            View::Tuple(elems) => assert!(elems.iter().all(|&e| lits.contains_term(e))),
+            _ => unreachable!(),
+        }
+    }
+
+    /// The VM's loop: an instruction allocates, between instructions the VM collects when
+    /// `needs_gc` says so with its registers as roots. Memory must stay bounded.
+    #[test]
+    fn churn_stays_bounded() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let mut regs = [Term::NIL; 4];
+        let mut max_arena = 0;
+        for i in 0..1_000_000 {
+            regs[0] = h.tuple(&[int(i), Term::atom(1), regs[1]]);
+            regs[1] = h.tuple(&[Term::atom(0), int(i)]); // previous one becomes garbage
+            regs[2] = h.cons(regs[1], Term::NIL);
+            if h.needs_gc() {
+                let mut c = h.collect(&lits);
+                c.copy_all(&mut regs);
+                c.finish();
+            }
+            max_arena = max_arena.max(h.arena_bytes());
+        }
+        assert_eq!(show(regs[0]), "{999999, :x, {:ok, 999998}}");
+        assert_eq!(show(regs[2]), "[{:ok, 999999}]");
+        assert!(h.collections() > 1000);
+        assert!(max_arena <= 8192, "arena grew to {max_arena} bytes");
+    }
+}

@@ -1,0 +1,791 @@
+//! The interpreter loop: runs one process for one slice.
+//!
+//! The boundary with the scheduler is one call, [`run_slice`], which returns whether the process
+//! yielded (budget spent), waits in `receive`, exited, or halted the VM. Every instruction costs
+//! one reduction (`work n` costs `n`); the process state between slices is only its pc,
+//! registers, stacks and heap. Garbage is collected only between instructions, after one that
+//! allocated, when every live term is in a register, on a stack or in the mailbox.
+
+use crate::atoms::atom;
+use crate::bytecode::ClauseTable;
+use crate::isa::{Instr, Opcode, Src, SrcKind};
+use crate::process::Process;
+use crate::program::{Pat, Program, Tpl};
+use crate::term::{self, Term, View};
+use crate::vm::Vm;
+use smallvec::SmallVec;
+use std::cmp::Ordering;
+use std::io::Write;
+
+/// How a slice ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The budget ran out; the process goes to the back of the queue.
+    Yield,
+    /// Waiting in `receive`.
+    Wait,
+    /// The process ended; `raised_at` is the pc of the instruction when the VM raised the
+    /// reason (`:badarith`, ...), which is then reported on stderr.
+    Exit { reason: Term, raised_at: Option<u32> },
+    /// `halt n`.
+    Halt(i32),
+}
+
+/// Sees every instruction before it runs. The profiler implements it; [`NoProbe`] compiles to
+/// nothing, so a plain run pays no per-instruction cost for profiling.
+pub trait Probe {
+    /// Before instruction `op` at `pc` of process `pid` (`entry`: where it started; `frames`:
+    /// its return addresses) runs.
+    fn instr(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, op: Opcode);
+    /// `work` spent `n` reductions beyond its own one.
+    fn work(&mut self, n: u64);
+}
+
+pub struct NoProbe;
+
+impl Probe for NoProbe {
+    #[inline(always)]
+    fn instr(&mut self, _: u32, _: u32, _: &[u32], _: u32, _: Opcode) {}
+    #[inline(always)]
+    fn work(&mut self, _: u64) {}
+}
+
+type Binds = SmallVec<[(u8, Term); 8]>;
+
+/// Builds a template's term from the registers.
+fn build(t: &Tpl, regs: &[Term], p_heap: &mut crate::heap::Heap) -> Term {
+    match t {
+        Tpl::Reg(r) => regs[*r as usize],
+        Tpl::Const(c) => *c,
+        Tpl::Tuple(items) => {
+            let elems: SmallVec<[Term; 8]> = items.iter().map(|i| build(i, regs, p_heap)).collect();
+            p_heap.tuple(&elems)
+        }
+        Tpl::List(items, tail) => {
+            let mut acc = build(tail, regs, p_heap);
+            for i in items.iter().rev() {
+                let h = build(i, regs, p_heap);
+                acc = p_heap.cons(h, acc);
+            }
+            acc
+        }
+    }
+}
+
+/// Matches `v` against a pattern, collecting bindings in `binds` (registers are untouched until
+/// the caller commits them, so a clause that fails half-way changes nothing).
+fn matches(pat: &Pat, v: Term, regs: &[Term], binds: &mut Binds) -> bool {
+    match pat {
+        Pat::Any => true,
+        Pat::Bind(r) => {
+            binds.push((*r, v));
+            true
+        }
+        Pat::Same(r) => binds
+            .iter()
+            .find(|(b, _)| b == r)
+            .is_some_and(|(_, t)| term::eq(*t, v)),
+        Pat::Pin(r) => term::eq(regs[*r as usize], v),
+        Pat::Const(c) => term::eq(*c, v),
+        Pat::Tuple(items) => match v.view() {
+            View::Tuple(elems) if elems.len() == items.len() => items
+                .iter()
+                .zip(elems.iter())
+                .all(|(p, e)| matches(p, *e, regs, binds)),
+            _ => false,
+        },
+        Pat::List(items, tail) => {
+            let mut cur = v;
+            for p in items.iter() {
+                match cur.view() {
+                    View::Cons(h, t) => {
+                        if !matches(p, h, regs, binds) {
+                            return false;
+                        }
+                        cur = t;
+                    }
+                    _ => return false,
+                }
+            }
+            matches(tail, cur, regs, binds)
+        }
+    }
+}
+
+fn commit(regs: &mut [Term], binds: &Binds) {
+    for &(r, t) in binds {
+        regs[r as usize] = t;
+    }
+}
+
+/// The first clause of `table` matching `v`, with its bindings in `binds`.
+fn select<'t>(prog: &Program, table: &'t ClauseTable, v: Term, regs: &[Term], binds: &mut Binds) -> Option<&'t crate::bytecode::Clause> {
+    table.clauses.iter().find(|c| {
+        binds.clear();
+        matches(&prog.patterns[c.pattern.0 as usize], v, regs, binds)
+    })
+}
+
+fn int_result(p: &mut Process, r: Option<i64>) -> Option<Term> {
+    r.map(|i| p.heap.int(i))
+}
+
+fn shift_left(a: i64, b: i64) -> Option<i64> {
+    if b < 0 {
+        return Some(shift_right(a, b.checked_neg().unwrap_or(i64::MAX)));
+    }
+    if a == 0 {
+        return Some(0);
+    }
+    if b >= 63 {
+        return None;
+    }
+    let r = a << b;
+    (r >> b == a).then_some(r)
+}
+
+fn shift_right(a: i64, b: i64) -> i64 {
+    if b < 0 {
+        return shift_left(a, b.checked_neg().unwrap_or(i64::MAX)).unwrap_or(0);
+    }
+    a >> b.min(63)
+}
+
+/// Proper list length, or `None` for an improper list or a non-list.
+fn list_len(mut t: Term) -> Option<usize> {
+    let mut n = 0;
+    loop {
+        match t.view() {
+            View::Nil => return Some(n),
+            View::Cons(_, tl) => {
+                n += 1;
+                t = tl;
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn parse_int(bytes: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
+/// it spent.
+pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget: u32, probe: &mut P) -> (Outcome, u32) {
+    let code = &prog.code[..];
+    let mut pc = p.pc as usize;
+    let mut reds = budget;
+    let mut binds = Binds::new();
+    let names = |a: u32| prog.atoms.name(a);
+
+    // Reads an operand; a template builds its term on the process heap.
+    macro_rules! read {
+        ($s:expr) => {{
+            let s: Src = $s;
+            match s.kind() {
+                SrcKind::Reg(r) => p.regs[r as usize],
+                SrcKind::Const(k) => prog.consts[k as usize],
+                SrcKind::Template(k) => build(&prog.templates[k as usize], &p.regs, &mut p.heap),
+            }
+        }};
+    }
+    macro_rules! done {
+        ($outcome:expr) => {{
+            p.pc = pc as u32;
+            return ($outcome, budget - reds);
+        }};
+    }
+    macro_rules! crash {
+        ($reason:expr) => {{
+            let reason = $reason;
+            p.pc = pc as u32;
+            return (
+                Outcome::Exit {
+                    reason,
+                    raised_at: Some(pc as u32),
+                },
+                budget - reds,
+            );
+        }};
+    }
+    macro_rules! badarg {
+        () => {
+            crash!(Term::atom(atom::BADARG))
+        };
+    }
+    macro_rules! badarith {
+        () => {
+            crash!(Term::atom(atom::BADARITH))
+        };
+    }
+    // After an instruction that allocated: collect if the heap passed its limit.
+    macro_rules! gc_point {
+        () => {
+            if p.heap.needs_gc() {
+                let t0 = std::time::Instant::now();
+                p.collect(&prog.literals, &mut []);
+                vm.stats.gc_runs += 1;
+                vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+                if p.heap.arena_bytes() > vm.config.max_heap_bytes {
+                    crash!(Term::atom(atom::HEAP_LIMIT));
+                }
+            }
+        };
+    }
+    macro_rules! int {
+        ($s:expr) => {
+            match read!($s).as_int() {
+                Some(i) => i,
+                None => badarith!(),
+            }
+        };
+    }
+    macro_rules! arith {
+        ($d:expr, $a:expr, $b:expr, $f:expr) => {{
+            let a = int!($a);
+            let b = int!($b);
+            let f: fn(i64, i64) -> Option<i64> = $f;
+            match int_result(p, f(a, b)) {
+                Some(t) => p.regs[$d.0 as usize] = t,
+                None => badarith!(),
+            }
+            pc += 1;
+            gc_point!();
+        }};
+    }
+    macro_rules! compare_jump {
+        ($a:expr, $b:expr, $target:expr, $test:expr) => {{
+            let a = read!($a);
+            let b = read!($b);
+            let ord = match (a.as_small_int(), b.as_small_int()) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                _ => term::compare(a, b, &names),
+            };
+            let test: fn(Ordering) -> bool = $test;
+            pc = if test(ord) { $target.0 as usize } else { pc + 1 };
+            gc_point!();
+        }};
+    }
+    // Signals sent by this instruction may have ended the running process.
+    macro_rules! check_self_exit {
+        () => {
+            if let Some(reason) = vm.cur_exit.take() {
+                done!(Outcome::Exit {
+                    reason,
+                    raised_at: None
+                });
+            }
+        };
+    }
+
+    loop {
+        if reds == 0 {
+            done!(Outcome::Yield);
+        }
+        let instr = code[pc];
+        reds -= 1;
+        probe.instr(p.pid, p.entry, &p.frames, pc as u32, instr.opcode());
+        match instr {
+            Instr::End {} => done!(Outcome::Exit {
+                reason: Term::atom(atom::NORMAL),
+                raised_at: None
+            }),
+            Instr::Crash { v } => {
+                let reason = read!(v);
+                done!(Outcome::Exit {
+                    reason,
+                    raised_at: None
+                })
+            }
+            Instr::Halt { n } => match read!(n).as_int() {
+                Some(n) => {
+                    pc += 1;
+                    done!(Outcome::Halt((n & 0xff) as i32))
+                }
+                None => badarg!(),
+            },
+            Instr::Jump { target } => pc = target.0 as usize,
+            Instr::Jeq { a, b, target } => {
+                let (a, b) = (read!(a), read!(b));
+                pc = if term::eq(a, b) { target.0 as usize } else { pc + 1 };
+                gc_point!();
+            }
+            Instr::Jne { a, b, target } => {
+                let (a, b) = (read!(a), read!(b));
+                pc = if term::eq(a, b) { pc + 1 } else { target.0 as usize };
+                gc_point!();
+            }
+            Instr::Jlt { a, b, target } => compare_jump!(a, b, target, |o| o == Ordering::Less),
+            Instr::Jle { a, b, target } => compare_jump!(a, b, target, |o| o != Ordering::Greater),
+            Instr::Jgt { a, b, target } => compare_jump!(a, b, target, |o| o == Ordering::Greater),
+            Instr::Jge { a, b, target } => compare_jump!(a, b, target, |o| o != Ordering::Less),
+            Instr::Call { target } => {
+                if p.frames.len() >= vm.config.max_stack {
+                    crash!(Term::atom(atom::STACK_OVERFLOW));
+                }
+                p.frames.push(pc as u32 + 1);
+                pc = target.0 as usize;
+            }
+            Instr::Ret {} => match p.frames.pop() {
+                Some(ret) => pc = ret as usize,
+                None => done!(Outcome::Exit {
+                    reason: Term::atom(atom::NORMAL),
+                    raised_at: None
+                }),
+            },
+            Instr::Push { a } => {
+                if p.stack.len() >= vm.config.max_stack {
+                    crash!(Term::atom(atom::STACK_OVERFLOW));
+                }
+                let v = read!(a);
+                p.stack.push(v);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Pop { d } => match p.stack.pop() {
+                Some(v) => {
+                    p.regs[d.0 as usize] = v;
+                    pc += 1;
+                }
+                None => badarg!(),
+            },
+            Instr::Match { a, pattern } => {
+                let v = read!(a);
+                binds.clear();
+                if matches(&prog.patterns[pattern.0 as usize], v, &p.regs, &mut binds) {
+                    commit(&mut p.regs, &binds);
+                    pc += 1;
+                    gc_point!();
+                } else {
+                    let reason = p.heap.tuple(&[Term::atom(atom::BADMATCH), v]);
+                    crash!(reason);
+                }
+            }
+            Instr::Case { a, clauses } => {
+                let v = read!(a);
+                let table = &prog.clauses[clauses.0 as usize];
+                match select(prog, table, v, &p.regs, &mut binds) {
+                    Some(c) => {
+                        commit(&mut p.regs, &binds);
+                        pc = c.target.map_or(pc + 1, |l| l.0 as usize);
+                        gc_point!();
+                    }
+                    None => {
+                        let reason = p.heap.tuple(&[Term::atom(atom::CASE_CLAUSE), v]);
+                        crash!(reason);
+                    }
+                }
+            }
+            Instr::Work { n } => {
+                if p.work_left == 0 {
+                    match read!(n).as_int() {
+                        // `work 0` costs what any instruction costs.
+                        Some(0) => {
+                            pc += 1;
+                            continue;
+                        }
+                        Some(n) if n > 0 => p.work_left = n as u64,
+                        _ => badarg!(),
+                    }
+                }
+                // `work n` costs n in all; this dispatch's reduction is one of them.
+                reds += 1;
+                let take = p.work_left.min(reds as u64);
+                reds -= take as u32;
+                probe.work(take - 1);
+                p.work_left -= take;
+                if p.work_left == 0 {
+                    pc += 1;
+                }
+            }
+            Instr::Nop {} => pc += 1,
+            Instr::Move { d, v } => {
+                p.regs[d.0 as usize] = read!(v);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Add { d, a, b } => arith!(d, a, b, i64::checked_add),
+            Instr::Sub { d, a, b } => arith!(d, a, b, i64::checked_sub),
+            Instr::Mul { d, a, b } => arith!(d, a, b, i64::checked_mul),
+            Instr::Div { d, a, b } => arith!(d, a, b, i64::checked_div),
+            Instr::Rem { d, a, b } => arith!(d, a, b, i64::checked_rem),
+            Instr::Band { d, a, b } => arith!(d, a, b, |a, b| Some(a & b)),
+            Instr::Bor { d, a, b } => arith!(d, a, b, |a, b| Some(a | b)),
+            Instr::Bxor { d, a, b } => arith!(d, a, b, |a, b| Some(a ^ b)),
+            Instr::Bsl { d, a, b } => arith!(d, a, b, shift_left),
+            Instr::Bsr { d, a, b } => arith!(d, a, b, |a, b| Some(shift_right(a, b))),
+            Instr::Neg { d, a } => {
+                let a = int!(a);
+                match int_result(p, a.checked_neg()) {
+                    Some(t) => p.regs[d.0 as usize] = t,
+                    None => badarith!(),
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Elem { d, t, i } => {
+                let (t, i) = (read!(t), read!(i));
+                let v = match (t.view(), i.as_int()) {
+                    (View::Tuple(elems), Some(i)) if i >= 0 && (i as usize) < elems.len() => elems[i as usize],
+                    _ => badarg!(),
+                };
+                p.regs[d.0 as usize] = v;
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Setelem { d, t, i, v } => {
+                let (t, i, v) = (read!(t), read!(i), read!(v));
+                let mut elems: SmallVec<[Term; 8]> = match (t.view(), i.as_int()) {
+                    (View::Tuple(elems), Some(i)) if i >= 0 && (i as usize) < elems.len() => elems.iter().copied().collect(),
+                    _ => badarg!(),
+                };
+                elems[i.as_int().unwrap_or(0) as usize] = v;
+                p.regs[d.0 as usize] = p.heap.tuple(&elems);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Len { d, x } => {
+                let x = read!(x);
+                let n = match x.view() {
+                    View::Tuple(e) => e.len(),
+                    View::Binary(b) => b.len(),
+                    View::Nil | View::Cons(..) => match list_len(x) {
+                        Some(n) => n,
+                        None => badarg!(),
+                    },
+                    _ => badarg!(),
+                };
+                p.regs[d.0 as usize] = p.heap.int(n as i64);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Cons { d, h, t } => {
+                let (h, t) = (read!(h), read!(t));
+                p.regs[d.0 as usize] = p.heap.cons(h, t);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Hd { d, l } => {
+                match read!(l).view() {
+                    View::Cons(h, _) => p.regs[d.0 as usize] = h,
+                    _ => badarg!(),
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Tl { d, l } => {
+                match read!(l).view() {
+                    View::Cons(_, t) => p.regs[d.0 as usize] = t,
+                    _ => badarg!(),
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Concat { d, a, b } => {
+                let (a, b) = (read!(a), read!(b));
+                let joined: Vec<u8> = match (a.view(), b.view()) {
+                    (View::Binary(x), View::Binary(y)) => [x, y].concat(),
+                    _ => badarg!(),
+                };
+                p.regs[d.0 as usize] = p.heap.binary(&joined);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::ToStr { d, v } => {
+                let v = read!(v);
+                let mut out = Vec::new();
+                term::format(v, &names, &mut out);
+                p.regs[d.0 as usize] = p.heap.binary(&out);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::ToInt { d, b } => {
+                let n = match read!(b).view() {
+                    View::Binary(bytes) => parse_int(bytes),
+                    _ => None,
+                };
+                match n {
+                    Some(n) => p.regs[d.0 as usize] = p.heap.int(n),
+                    None => badarg!(),
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Print { v } => {
+                let v = read!(v);
+                let mut line = Vec::new();
+                match v.view() {
+                    View::Binary(b) => line.extend_from_slice(b),
+                    _ => term::format(v, &names, &mut line),
+                }
+                line.push(b'\n');
+                let _ = vm.out.write_all(&line);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Now { d } => {
+                let now = vm.now_ms() as i64;
+                p.regs[d.0 as usize] = p.heap.int(now);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Rand { d, n } => match read!(n).as_int() {
+                Some(n) if n > 0 => {
+                    let r = vm.rand_below(n as u64) as i64;
+                    p.regs[d.0 as usize] = p.heap.int(r);
+                    pc += 1;
+                    gc_point!();
+                }
+                _ => badarg!(),
+            },
+            Instr::SelfPid { d } => {
+                p.regs[d.0 as usize] = Term::pid(p.pid);
+                pc += 1;
+            }
+            Instr::Spawn { d, target, args } | Instr::SpawnLink { d, target, args } => {
+                let link = matches!(instr, Instr::SpawnLink { .. });
+                let child = vm.procs.len() as u32;
+                let mut c = Box::new(Process::new(child, target.0, prog.registers.max(1)));
+                for (i, a) in prog.args[args.0 as usize].iter().enumerate() {
+                    let v = read!(*a);
+                    c.regs[i] = c.heap.copy_into(v, &prog.literals);
+                }
+                if link {
+                    c.links.push(p.pid);
+                    p.links.push(child);
+                }
+                c.queued = true;
+                vm.procs.push(Some(c));
+                vm.queue.push_back(child);
+                vm.stats.spawns += 1;
+                if let Some(t) = vm.trace.as_mut() {
+                    t.spawn(p.pid, child, link);
+                }
+                p.regs[d.0 as usize] = Term::pid(child);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Send { p: to, v } => {
+                let (to, v) = (read!(to), read!(v));
+                let target = if let Some(pid) = to.as_pid() {
+                    pid
+                } else if let Some(name) = to.as_atom() {
+                    match vm.registry.get(&name) {
+                        Some(&pid) => pid,
+                        None => badarg!(),
+                    }
+                } else {
+                    badarg!()
+                };
+                if vm.trace.is_some() {
+                    let text = vm.format(v);
+                    if let Some(t) = vm.trace.as_mut() {
+                        t.send(p.pid, target, &text);
+                    }
+                }
+                vm.stats.messages_sent += 1;
+                vm.deliver(p, target, v);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Receive { clauses } => {
+                let table = &prog.clauses[clauses.0 as usize];
+                let mut c = p.mailbox.resume();
+                let mut chosen = None;
+                while let Some(msg) = p.mailbox.peek(c) {
+                    if let Some(clause) = select(prog, table, msg, &p.regs, &mut binds) {
+                        chosen = Some(clause.target);
+                        break;
+                    }
+                    c = p.mailbox.skip(c);
+                }
+                if let Some(target) = chosen {
+                    let msg = p.mailbox.take(c);
+                    commit(&mut p.regs, &binds);
+                    p.timer = 0;
+                    p.timed_out = false;
+                    vm.stats.messages_received += 1;
+                    if vm.trace.is_some() {
+                        let text = vm.format(msg);
+                        if let Some(t) = vm.trace.as_mut() {
+                            t.receive(p.pid, &text);
+                        }
+                    }
+                    pc = target.map_or(pc + 1, |l| l.0 as usize);
+                    gc_point!();
+                    continue;
+                }
+                let Some(after) = &table.after else {
+                    done!(Outcome::Wait);
+                };
+                let timeout = read!(after.timeout);
+                let expired = if p.timed_out {
+                    true
+                } else if timeout.as_atom() == Some(atom::INFINITY) {
+                    false
+                } else {
+                    match timeout.as_int() {
+                        Some(0) => true,
+                        Some(ms) if ms > 0 => {
+                            if p.timer == 0 {
+                                vm.arm_timer(p, ms as u64);
+                            }
+                            false
+                        }
+                        _ => badarg!(),
+                    }
+                };
+                if !expired {
+                    done!(Outcome::Wait);
+                }
+                p.timed_out = false;
+                p.timer = 0;
+                p.mailbox.reset_scan();
+                pc = after.target.map_or(pc + 1, |l| l.0 as usize);
+                gc_point!();
+            }
+            Instr::Link { p: other } => {
+                let Some(other) = read!(other).as_pid() else { badarg!() };
+                if other != p.pid {
+                    if vm.is_alive(other, p) {
+                        if !p.links.contains(&other) {
+                            let me = p.pid;
+                            p.links.push(other);
+                            if let Some(o) = vm.proc_mut(p, other) {
+                                o.links.push(me);
+                            }
+                        }
+                    } else {
+                        // Linking to a dead process: exit signal `:noproc`, raised by the VM.
+                        let me = p.pid;
+                        vm.exit_signal(p, other, me, Term::atom(atom::NOPROC), true);
+                        if let Some(reason) = vm.cur_exit.take() {
+                            crash!(reason);
+                        }
+                    }
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Unlink { p: other } => {
+                let Some(other) = read!(other).as_pid() else { badarg!() };
+                let me = p.pid;
+                p.links.retain(|&l| l != other);
+                if let Some(o) = vm.proc_mut(p, other) {
+                    o.links.retain(|&l| l != me);
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Monitor { d, p: target } => {
+                let target = read!(target);
+                let watched = if let Some(pid) = target.as_pid() {
+                    Some(pid)
+                } else if let Some(name) = target.as_atom() {
+                    vm.registry.get(&name).copied()
+                } else {
+                    badarg!()
+                };
+                let r = vm.fresh_ref();
+                let me = p.pid;
+                match watched {
+                    Some(w) if vm.is_alive(w, p) => {
+                        p.monitors.push((r, w));
+                        if let Some(o) = vm.proc_mut(p, w) {
+                            o.watchers.push((r, me));
+                        }
+                    }
+                    _ => {
+                        let msg = p.heap.tuple(&[
+                            Term::atom(atom::DOWN),
+                            Term::reference(r),
+                            Term::atom(atom::PROCESS),
+                            target,
+                            Term::atom(atom::NOPROC),
+                        ]);
+                        p.deliver(msg);
+                    }
+                }
+                p.regs[d.0 as usize] = Term::reference(r);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Demonitor { r } => {
+                let Some(r) = read!(r).as_ref() else { badarg!() };
+                if let Some(i) = p.monitors.iter().position(|&(mr, _)| mr == r) {
+                    let (_, target) = p.monitors.swap_remove(i);
+                    if let Some(t) = vm.proc_mut(p, target) {
+                        t.watchers.retain(|&(wr, _)| wr != r);
+                    }
+                }
+                p.mailbox.remove_where(|m| match m.view() {
+                    View::Tuple(e) => e.len() == 5 && e[0].as_atom() == Some(atom::DOWN) && e[1].as_ref() == Some(r),
+                    _ => false,
+                });
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Exit { p: to, v } => {
+                let (to, v) = (read!(to), read!(v));
+                let Some(to) = to.as_pid() else { badarg!() };
+                let me = p.pid;
+                vm.exit_signal(p, me, to, v, false);
+                pc += 1;
+                check_self_exit!();
+                gc_point!();
+            }
+            Instr::TrapExit { v } => {
+                match read!(v).as_atom() {
+                    Some(atom::TRUE) => p.trap_exit = true,
+                    Some(atom::FALSE) => p.trap_exit = false,
+                    _ => badarg!(),
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Register { name, p: who } => {
+                let (name, who) = (read!(name), read!(who));
+                let (Some(name), Some(pid)) = (name.as_atom(), who.as_pid()) else { badarg!() };
+                let taken = vm.registry.contains_key(&name);
+                let ok = name != atom::UNDEFINED && !taken && vm.is_alive(pid, p);
+                match vm.proc_mut(p, pid) {
+                    Some(target) if ok && target.name.is_none() => {
+                        target.name = Some(name);
+                        vm.registry.insert(name, pid);
+                    }
+                    _ => badarg!(),
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Unregister { name } => {
+                let Some(name) = read!(name).as_atom() else { badarg!() };
+                let Some(pid) = vm.registry.remove(&name) else { badarg!() };
+                if let Some(t) = vm.proc_mut(p, pid) {
+                    t.name = None;
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Whereis { d, name } => {
+                let Some(name) = read!(name).as_atom() else { badarg!() };
+                p.regs[d.0 as usize] = match vm.registry.get(&name) {
+                    Some(&pid) => Term::pid(pid),
+                    None => Term::atom(atom::UNDEFINED),
+                };
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MakeRef { d } => {
+                p.regs[d.0 as usize] = Term::reference(vm.fresh_ref());
+                pc += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! A process: its continuation state (pc, registers, stacks), its heap and its mailbox.
+
+use crate::heap::{Collector, Heap};
+use crate::term::Term;
+
+const NONE: u32 = u32::MAX;
+
+/// A mailbox: messages in arrival order, in a singly linked list over a slab so that selective
+/// receive removes a message from the middle in O(1) and remembers where it stopped testing.
+#[derive(Default)]
+pub struct Mailbox {
+    slots: Vec<Slot>,
+    head: u32,
+    tail: u32,
+    free: u32,
+    len: u32,
+    /// The last message the current receive has tested and rejected (`NONE`: none yet).
+    saved: u32,
+}
+
+struct Slot {
+    msg: Term,
+    next: u32,
+}
+
+/// A position in the mailbox during a receive scan.
+#[derive(Clone, Copy, Debug)]
+pub struct Cursor {
+    prev: u32,
+    cur: u32,
+}
+
+impl Mailbox {
+    pub fn new() -> Mailbox {
+        Mailbox {
+            slots: Vec::new(),
+            head: NONE,
+            tail: NONE,
+            free: NONE,
+            len: 0,
+            saved: NONE,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, msg: Term) {
+        let slot = Slot { msg, next: NONE };
+        let i = if self.free != NONE {
+            let i = self.free;
+            self.free = self.slots[i as usize].next;
+            self.slots[i as usize] = slot;
+            i
+        } else {
+            self.slots.push(slot);
+            self.slots.len() as u32 - 1
+        };
+        if self.tail == NONE {
+            self.head = i;
+        } else {
+            self.slots[self.tail as usize].next = i;
+        }
+        self.tail = i;
+        self.len += 1;
+    }
+
+    /// Where the current receive resumes: after the last message it rejected.
+    pub fn resume(&self) -> Cursor {
+        let cur = if self.saved == NONE {
+            self.head
+        } else {
+            self.slots[self.saved as usize].next
+        };
+        Cursor {
+            prev: self.saved,
+            cur,
+        }
+    }
+
+    /// The message under the cursor, if any.
+    pub fn peek(&self, c: Cursor) -> Option<Term> {
+        (c.cur != NONE).then(|| self.slots[c.cur as usize].msg)
+    }
+
+    /// Marks the message under the cursor as rejected and moves on.
+    pub fn skip(&mut self, c: Cursor) -> Cursor {
+        self.saved = c.cur;
+        Cursor {
+            prev: c.cur,
+            cur: self.slots[c.cur as usize].next,
+        }
+    }
+
+    /// Removes the message under the cursor; the receive is over, so the save point resets.
+    pub fn take(&mut self, c: Cursor) -> Term {
+        let i = c.cur as usize;
+        let next = self.slots[i].next;
+        if c.prev == NONE {
+            self.head = next;
+        } else {
+            self.slots[c.prev as usize].next = next;
+        }
+        if self.tail == c.cur {
+            self.tail = c.prev;
+        }
+        let msg = std::mem::replace(&mut self.slots[i].msg, Term::NIL);
+        self.slots[i].next = self.free;
+        self.free = c.cur;
+        self.len -= 1;
+        self.saved = NONE;
+        msg
+    }
+
+    /// Forgets the save point (the receive ended by timeout, or a message was removed).
+    pub fn reset_scan(&mut self) {
+        self.saved = NONE;
+    }
+
+    /// Removes every message for which `f` is true.
+    pub fn remove_where(&mut self, mut f: impl FnMut(Term) -> bool) {
+        self.saved = NONE;
+        let mut c = self.resume();
+        while let Some(m) = self.peek(c) {
+            if f(m) {
+                self.take(c);
+                c = Cursor {
+                    prev: c.prev,
+                    cur: if c.prev == NONE {
+                        self.head
+                    } else {
+                        self.slots[c.prev as usize].next
+                    },
+                };
+            } else {
+                c = Cursor {
+                    prev: c.cur,
+                    cur: self.slots[c.cur as usize].next,
+                };
+            }
+        }
+        self.saved = NONE;
+    }
+
+    /// Messages oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = Term> + '_ {
+        let mut i = self.head;
+        std::iter::from_fn(move || {
+            if i == NONE {
+                return None;
+            }
+            let s = &self.slots[i as usize];
+            i = s.next;
+            Some(s.msg)
+        })
+    }
+
+    fn gc(&mut self, c: &mut Collector<'_>) {
+        let mut i = self.head;
+        while i != NONE {
+            let s = &mut self.slots[i as usize];
+            s.msg = c.copy(s.msg);
+            i = s.next;
+        }
+    }
+}
+
+/// Why a process is not in the run queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// In the run queue, or running.
+    Runnable,
+    /// Waiting in `receive` for a message or its timeout.
+    Waiting,
+}
+
+/// A live process.
+pub struct Process {
+    pub pid: u32,
+    pub pc: u32,
+    /// Where the process started (the bottom of its profile stacks).
+    pub entry: u32,
+    pub regs: Box<[Term]>,
+    /// Terms saved with `push`.
+    pub stack: Vec<Term>,
+    /// Return addresses saved by `call`.
+    pub frames: Vec<u32>,
+    pub heap: Heap,
+    pub mailbox: Mailbox,
+    pub links: Vec<u32>,
+    /// Monitors this process holds: (reference, watched pid).
+    pub monitors: Vec<(u64, u32)>,
+    /// Monitors held on this process: (reference, watching pid).
+    pub watchers: Vec<(u64, u32)>,
+    pub trap_exit: bool,
+    pub status: Status,
+    pub queued: bool,
+    /// Reductions still owed by the current `work` instruction (0: none in progress).
+    pub work_left: u64,
+    /// Set when the receive's timer fired; the receive then takes its `after` branch.
+    pub timed_out: bool,
+    /// Sequence number of the armed receive timer (0: none).
+    pub timer: u64,
+    pub name: Option<u32>,
+    pub reductions: u64,
+    pub peak_heap: usize,
+    pub mailbox_peak: usize,
+}
+
+impl Process {
+    pub fn new(pid: u32, pc: u32, registers: usize) -> Process {
+        Process {
+            pid,
+            pc,
+            entry: pc,
+            regs: vec![Term::NIL; registers].into_boxed_slice(),
+            stack: Vec::new(),
+            frames: Vec::new(),
+            heap: Heap::new(),
+            mailbox: Mailbox::new(),
+            links: Vec::new(),
+            monitors: Vec::new(),
+            watchers: Vec::new(),
+            trap_exit: false,
+            status: Status::Runnable,
+            queued: false,
+            work_left: 0,
+            timed_out: false,
+            timer: 0,
+            name: None,
+            reductions: 0,
+            peak_heap: 0,
+            mailbox_peak: 0,
+        }
+    }
+
+    /// Copies everything live into a fresh arena. `extra` holds terms the caller keeps in
+    /// locals across the collection.
+    pub fn collect(&mut self, lits: &crate::heap::Literals, extra: &mut [Term]) {
+        self.peak_heap = self.peak_heap.max(self.heap.arena_bytes());
+        let mut c = self.heap.collect(lits);
+        for r in self.regs.iter_mut() {
+            *r = c.copy(*r);
+        }
+        for t in self.stack.iter_mut() {
+            *t = c.copy(*t);
+        }
+        for t in extra.iter_mut() {
+            *t = c.copy(*t);
+        }
+        self.mailbox.gc(&mut c);
+        c.finish();
+    }
+
+    pub fn deliver(&mut self, msg: Term) {
+        self.mailbox.push(msg);
+        self.mailbox_peak = self.mailbox_peak.max(self.mailbox.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(m: &Mailbox) -> Vec<i64> {
+        m.iter().map(|t| t.as_int().unwrap()).collect()
+    }
+
+    #[test]
+    fn selective_take_keeps_order_and_save_point() {
+        let mut m = Mailbox::new();
+        for i in 1..=5 {
+            m.push(Term::small_int(i).unwrap());
+        }
+        // Reject 1 and 2, take 3.
+        let mut c = m.resume();
+        c = m.skip(c);
+        c = m.skip(c);
+        assert_eq!(m.peek(c).unwrap().as_int(), Some(3));
+        m.take(c);
+        assert_eq!(ints(&m), vec![1, 2, 4, 5]);
+        // A new scan starts from the head again.
+        assert_eq!(m.peek(m.resume()).unwrap().as_int(), Some(1));
+        // Scan everything, then a new message arrives: only it is left to test.
+        let mut c = m.resume();
+        while m.peek(c).is_some() {
+            c = m.skip(c);
+        }
+        m.push(Term::small_int(6).unwrap());
+        let c = m.resume();
+        assert_eq!(m.peek(c).unwrap().as_int(), Some(6));
+        m.take(c);
+        m.push(Term::small_int(7).unwrap());
+        assert_eq!(ints(&m), vec![1, 2, 4, 5, 7]);
+        m.remove_where(|t| t.as_int().unwrap() % 2 == 1);
+        assert_eq!(ints(&m), vec![2, 4]);
+        m.push(Term::small_int(8).unwrap());
+        assert_eq!(ints(&m), vec![2, 4, 8]);
+        assert_eq!(m.len(), 3);
+    }
+}

@@ -1,0 +1,903 @@
+//! Terms: Ember's values (spec §1), one machine word each, and the operations on them that
+//! allocate nothing on a process heap: accessors, structural equality, Erlang term order and the
+//! printed form.
+//!
+//! This module has no `unsafe` code. It reads heap objects through the safe accessors of
+//! [`crate::heap`], which holds all the VM's unsafe code and writes down the invariants that make
+//! reading through a pointer term sound. In short: a pointer term (tuple, binary, boxed integer,
+//! list cell) may be used only while the memory it points to is alive, that is before the next
+//! collection of the heap it lives in (or while the `Literals` area it lives in exists).
+//!
+//! # Word layout
+//!
+//! The low 2 bits are the primary tag:
+//!
+//! | bits `1..0` | meaning |
+//! |---|---|
+//! | `00` | boxed pointer: the word is the 8-aligned address of an object's header word |
+//! | `01` | cons pointer: the 8-aligned address of a two-word cell (head, tail), plus 1 |
+//! | `10` | header word: the first word of a boxed object; only inside objects, never a value |
+//! | `11` | immediate |
+//!
+//! Immediates use bits `3..2` as a sub-tag, and the "other" sub-tag uses bits `5..4` too:
+//!
+//! | low bits | kind | payload |
+//! |---|---|---|
+//! | `..00_11` | small integer | 60-bit signed integer in bits `63..4` (decode: arithmetic `>> 4`) |
+//! | `..01_11` | atom | u32 atom index in bits `35..4` |
+//! | `..10_11` | pid | u32 spawn number in bits `35..4` |
+//! | `00_11_11` | `[]` | none: the word is exactly `0x0f` |
+//! | `01_11_11` | reference | 58-bit counter in bits `63..6` |
+//! | `1x_11_11` | unused | |
+//!
+//! Header words, object layouts and the collector's forwarding marker are described in `heap.rs`.
+//!
+//! Integers are *canonical*: a value that fits 60 bits is always a small integer, only values
+//! outside that range are boxed. So two equal integers have the same kind and comparing them by
+//! value is exact equality.
+//!
+//! `Term`'s derived `==` compares the words (identity: same immediate or same pointer); use
+//! [`eq`] for the language's structural equality.
+
+#![forbid(unsafe_code)]
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::heap::{self, Boxed};
+
+/// One Ember value. See the module documentation for the layout.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(transparent)] // heap.rs stores terms as the u64 words of objects
+pub struct Term(u64);
+
+const PRIMARY_MASK: u64 = 0b11;
+const TAG_BOXED: u64 = 0b00;
+const TAG_CONS: u64 = 0b01;
+const TAG_IMMEDIATE: u64 = 0b11;
+
+const IMM_MASK: u64 = 0b11_11;
+const IMM_SMALL: u64 = 0b00_11;
+const IMM_ATOM: u64 = 0b01_11;
+const IMM_PID: u64 = 0b10_11;
+const IMM_OTHER: u64 = 0b11_11;
+
+const OTHER_MASK: u64 = 0b11_11_11;
+const OTHER_NIL: u64 = 0b00_11_11;
+const OTHER_REF: u64 = 0b01_11_11;
+
+/// Small integers: the payload starts at bit 4, so 60 bits remain.
+const SMALL_SHIFT: u32 = 4;
+/// The smallest and largest small integers.
+pub const SMALL_MIN: i64 = -(1 << 59);
+pub const SMALL_MAX: i64 = (1 << 59) - 1;
+/// References: the payload starts at bit 6, so 58 bits remain (a counter never gets there).
+const REF_SHIFT: u32 = 6;
+pub const REF_MAX: u64 = (1 << 58) - 1;
+
+/// A term taken apart. Slices borrow the object the term points to; the `'static` is a promise
+/// the VM keeps by hand (see the module documentation): don't hold a view across a collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View<'a> {
+    Int(i64),
+    Atom(u32),
+    Pid(u32),
+    Ref(u64),
+    Nil,
+    Tuple(&'a [Term]),
+    /// A list cell: head, tail.
+    Cons(Term, Term),
+    Binary(&'a [u8]),
+}
+
+impl Term {
+    /// `[]`.
+    pub const NIL: Term = Term(OTHER_NIL);
+
+    pub const fn atom(id: u32) -> Term {
+        Term(((id as u64) << SMALL_SHIFT) | IMM_ATOM)
+    }
+
+    pub const fn pid(n: u32) -> Term {
+        Term(((n as u64) << SMALL_SHIFT) | IMM_PID)
+    }
+
+    /// A reference with counter `n`. Panics if `n > REF_MAX` (2^58 - 1), which a VM making one
+    /// reference per nanosecond reaches after 9 years.
+    pub fn reference(n: u64) -> Term {
+        assert!(n <= REF_MAX, "reference counter {n} does not fit 58 bits");
+        Term((n << REF_SHIFT) | OTHER_REF)
+    }
+
+    /// The small integer `i`, or `None` if it does not fit 60 bits (then it needs
+    /// [`crate::heap::Heap::int`], which boxes it).
+    pub const fn small_int(i: i64) -> Option<Term> {
+        if i < SMALL_MIN || i > SMALL_MAX {
+            return None;
+        }
+        Some(Term(((i as u64) << SMALL_SHIFT) | IMM_SMALL))
+    }
+
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// For tests and debugging only. Forging a pointer term (low bits `00` or `01`) that
+    /// `heap.rs` did not make breaks the invariant every accessor relies on.
+    pub const fn from_raw(raw: u64) -> Term {
+        Term(raw)
+    }
+
+    pub fn is_atom(self, id: u32) -> bool {
+        self == Term::atom(id)
+    }
+
+    pub fn as_atom(self) -> Option<u32> {
+        (self.0 & IMM_MASK == IMM_ATOM).then_some((self.0 >> SMALL_SHIFT) as u32)
+    }
+
+    pub fn as_pid(self) -> Option<u32> {
+        (self.0 & IMM_MASK == IMM_PID).then_some((self.0 >> SMALL_SHIFT) as u32)
+    }
+
+    pub fn as_ref(self) -> Option<u64> {
+        (self.0 & OTHER_MASK == OTHER_REF).then_some(self.0 >> REF_SHIFT)
+    }
+
+    /// The small integer's value, without looking at the heap.
+    pub fn as_small_int(self) -> Option<i64> {
+        (self.0 & IMM_MASK == IMM_SMALL).then_some((self.0 as i64) >> SMALL_SHIFT)
+    }
+
+    /// The value of a small or boxed integer.
+    pub fn as_int(self) -> Option<i64> {
+        match self.as_small_int() {
+            Some(i) => Some(i),
+            None => match heap::read_boxed(self)? {
+                Boxed::Int(i) => Some(i),
+                _ => None,
+            },
+        }
+    }
+
+    pub fn is_nil(self) -> bool {
+        self == Term::NIL
+    }
+
+    pub fn is_cons(self) -> bool {
+        self.0 & PRIMARY_MASK == TAG_CONS
+    }
+
+    pub fn is_tuple(self) -> bool {
+        matches!(heap::read_boxed(self), Some(Boxed::Tuple(_)))
+    }
+
+    pub fn is_binary(self) -> bool {
+        matches!(heap::read_boxed(self), Some(Boxed::Binary(_)))
+    }
+
+    pub fn is_int(self) -> bool {
+        self.as_int().is_some()
+    }
+
+    /// True for values held in the word itself (integers that fit 60 bits, atoms, pids,
+    /// references, `[]`): they need no heap and survive any collection.
+    pub fn is_immediate(self) -> bool {
+        self.0 & PRIMARY_MASK == TAG_IMMEDIATE
+    }
+
+    /// Takes the term apart. See [`View`] for how long the borrowed parts may be used.
+    pub fn view(self) -> View<'static> {
+        match self.0 & PRIMARY_MASK {
+            TAG_IMMEDIATE => match self.0 & IMM_MASK {
+                IMM_SMALL => View::Int((self.0 as i64) >> SMALL_SHIFT),
+                IMM_ATOM => View::Atom((self.0 >> SMALL_SHIFT) as u32),
+                IMM_PID => View::Pid((self.0 >> SMALL_SHIFT) as u32),
+                IMM_OTHER => match self.0 & OTHER_MASK {
+                    OTHER_NIL => View::Nil,
+                    OTHER_REF => View::Ref(self.0 >> REF_SHIFT),
+                    _ => unreachable!("unused immediate tag in {self:?}"),
+                },
+                _ => unreachable!("two bits have four values"),
+            },
+            TAG_CONS => {
+                let (h, t) = heap::read_cons(self).expect("cons tag");
+                View::Cons(h, t)
+            }
+            TAG_BOXED => match heap::read_boxed(self).expect("boxed tag") {
+                Boxed::Tuple(elems) => View::Tuple(elems),
+                Boxed::Binary(bytes) => View::Binary(bytes),
+                Boxed::Int(i) => View::Int(i),
+            },
+            _ => unreachable!("a header word used as a term: {self:?}"),
+        }
+    }
+
+    // ---- for heap.rs: pointer terms ----
+
+    /// True for boxed and cons pointers (the terms that point into memory).
+    pub(crate) fn is_pointer(self) -> bool {
+        self.0 & 0b10 == 0
+    }
+
+    pub(crate) fn is_boxed(self) -> bool {
+        self.0 & PRIMARY_MASK == TAG_BOXED
+    }
+
+    /// The address a pointer term points to (cell or header word).
+    pub(crate) fn addr(self) -> u64 {
+        self.0 & !0b111
+    }
+
+    /// The pointer term of the same kind as `self` (boxed or cons) for the object at `addr`.
+    pub(crate) fn same_kind_at(self, addr: u64) -> Term {
+        debug_assert!(self.is_pointer() && addr & 0b111 == 0);
+        Term(addr | (self.0 & PRIMARY_MASK))
+    }
+
+    pub(crate) fn boxed_at(addr: u64) -> Term {
+        debug_assert!(addr & 0b111 == 0);
+        Term(addr | TAG_BOXED)
+    }
+
+    pub(crate) fn cons_at(addr: u64) -> Term {
+        debug_assert!(addr & 0b111 == 0);
+        Term(addr | TAG_CONS)
+    }
+}
+
+/// Shows the word and its primary kind; never dereferences (safe on a stale term).
+impl fmt::Debug for Term {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 & PRIMARY_MASK {
+            TAG_IMMEDIATE => match self.0 & IMM_MASK {
+                IMM_SMALL => write!(f, "Term({})", (self.0 as i64) >> SMALL_SHIFT),
+                IMM_ATOM => write!(f, "Term(atom {})", self.0 >> SMALL_SHIFT),
+                IMM_PID => write!(f, "Term(<0.{}>)", self.0 >> SMALL_SHIFT),
+                _ if *self == Term::NIL => write!(f, "Term([])"),
+                _ if self.0 & OTHER_MASK == OTHER_REF => {
+                    write!(f, "Term(#Ref<{}>)", self.0 >> REF_SHIFT)
+                }
+                _ => write!(f, "Term(bad immediate {:#x})", self.0),
+            },
+            TAG_CONS => write!(f, "Term(cons @{:#x})", self.addr()),
+            TAG_BOXED => write!(f, "Term(boxed @{:#x})", self.addr()),
+            _ => write!(f, "Term(header {:#x})", self.0),
+        }
+    }
+}
+
+// ---- accessors ----
+
+/// The elements of a tuple.
+pub fn tuple_elems(t: Term) -> Option<&'static [Term]> {
+    match heap::read_boxed(t)? {
+        Boxed::Tuple(elems) => Some(elems),
+        _ => None,
+    }
+}
+
+pub fn tuple_arity(t: Term) -> Option<usize> {
+    tuple_elems(t).map(<[Term]>::len)
+}
+
+/// Element `i` (0-based) of a tuple; `None` if `t` is not a tuple or `i` is out of range.
+pub fn tuple_get(t: Term, i: usize) -> Option<Term> {
+    tuple_elems(t)?.get(i).copied()
+}
+
+pub fn binary_bytes(t: Term) -> Option<&'static [u8]> {
+    match heap::read_boxed(t)? {
+        Boxed::Binary(bytes) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Head and tail of a list cell (`hd`, `tl`).
+pub fn cons_parts(t: Term) -> Option<(Term, Term)> {
+    heap::read_cons(t)
+}
+
+/// Iterates over the heads of a list's cells. After the end, [`ListIter::tail`] is what ended
+/// the list: `[]` for a proper list, anything else for an improper one.
+pub fn list_iter(t: Term) -> ListIter {
+    ListIter { rest: t }
+}
+
+pub struct ListIter {
+    rest: Term,
+}
+
+impl ListIter {
+    /// What is left: the cells not visited yet, or the final tail.
+    pub fn tail(&self) -> Term {
+        self.rest
+    }
+}
+
+impl Iterator for ListIter {
+    type Item = Term;
+
+    fn next(&mut self) -> Option<Term> {
+        let (head, tail) = cons_parts(self.rest)?;
+        self.rest = tail;
+        Some(head)
+    }
+}
+
+/// The length of a proper list (`[]` has length 0); `None` for anything else, including an
+/// improper list.
+pub fn list_len(t: Term) -> Option<usize> {
+    let mut it = list_iter(t);
+    let n = it.by_ref().count();
+    it.tail().is_nil().then_some(n)
+}
+
+// ---- equality and order ----
+
+/// Exact structural equality. Iterative (an explicit stack), so neither long lists nor deep
+/// nesting use the Rust stack.
+pub fn eq(a: Term, b: Term) -> bool {
+    let mut todo: Vec<(Term, Term)> = Vec::new(); // allocates only for compound terms
+    let (mut a, mut b) = (a, b);
+    loop {
+        // Same word: same immediate or the very same object (shared, or a literal).
+        if a != b {
+            if a.is_immediate() || b.is_immediate() {
+                // Canonical integers: an immediate never equals a pointer term.
+                return false;
+            }
+            match (a.view(), b.view()) {
+                (View::Cons(ha, ta), View::Cons(hb, tb)) => {
+                    // Heads now, tails later: along a list whose heads are immediates (or
+                    // small terms) the stack stays short however long the list is.
+                    todo.push((ta, tb));
+                    (a, b) = (ha, hb);
+                    continue;
+                }
+                (View::Tuple(xs), View::Tuple(ys)) => {
+                    if xs.len() != ys.len() {
+                        return false;
+                    }
+                    todo.extend(xs.iter().copied().zip(ys.iter().copied()));
+                }
+                (View::Binary(x), View::Binary(y)) => {
+                    if x != y {
+                        return false;
+                    }
+                }
+                (View::Int(x), View::Int(y)) => {
+                    if x != y {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+        match todo.pop() {
+            Some(pair) => (a, b) = pair,
+            None => return true,
+        }
+    }
+}
+
+/// Position of a kind in the term order: integer < atom < reference < pid < tuple < `[]` <
+/// non-empty list < binary.
+fn rank(v: &View) -> u8 {
+    match v {
+        View::Int(_) => 0,
+        View::Atom(_) => 1,
+        View::Ref(_) => 2,
+        View::Pid(_) => 3,
+        View::Tuple(_) => 4,
+        View::Nil => 5,
+        View::Cons(..) => 6,
+        View::Binary(_) => 7,
+    }
+}
+
+/// Erlang term order (spec §1). Atoms compare by their text (`atom_names` gives it); tuples by
+/// size, then element by element; lists element by element, a shorter proper list first, an
+/// improper tail compared as a term; binaries bytewise. Iterative like [`eq`].
+pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ordering {
+    // Pairs still to compare, the next one on top; the first difference decides.
+    let mut todo: Vec<(Term, Term)> = Vec::new();
+    let (mut a, mut b) = (a, b);
+    loop {
+        if a != b {
+            let (va, vb) = (a.view(), b.view());
+            let ord = match (va, vb) {
+                (View::Int(x), View::Int(y)) => x.cmp(&y),
+                (View::Atom(x), View::Atom(y)) => atom_names(x).cmp(atom_names(y)),
+                (View::Ref(x), View::Ref(y)) => x.cmp(&y),
+                (View::Pid(x), View::Pid(y)) => x.cmp(&y),
+                (View::Binary(x), View::Binary(y)) => x.cmp(y),
+                (View::Tuple(xs), View::Tuple(ys)) => match xs.len().cmp(&ys.len()) {
+                    Ordering::Equal => {
+                        // Element 0 must be compared first, so it goes on top.
+                        todo.extend(xs.iter().copied().zip(ys.iter().copied()).rev());
+                        Ordering::Equal
+                    }
+                    ord => ord,
+                },
+                (View::Cons(ha, ta), View::Cons(hb, tb)) => {
+                    // Heads first, then the tails: continue with the heads at once and leave
+                    // the tails below them. A list of non-compound heads never grows the stack.
+                    todo.push((ta, tb));
+                    (a, b) = (ha, hb);
+                    continue;
+                }
+                _ => rank(&va).cmp(&rank(&vb)),
+            };
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        match todo.pop() {
+            Some(pair) => (a, b) = pair,
+            None => return Ordering::Equal,
+        }
+    }
+}
+
+// ---- printed form ----
+
+/// Appends the printed form of `t` (spec §1) to `out`. Iterative: an explicit stack of what is
+/// left to print, so no shape of term can overflow the Rust stack.
+pub fn format<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str, out: &mut Vec<u8>) {
+    enum Job {
+        Term(Term),
+        Text(&'static str),
+        /// The rest of a list after an element: `[]` ends it, a cell continues it, anything
+        /// else is an improper tail.
+        ListRest(Term),
+    }
+    let mut jobs = vec![Job::Term(t)];
+    while let Some(job) = jobs.pop() {
+        match job {
+            Job::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Job::ListRest(rest) => match rest.view() {
+                View::Nil => {}
+                View::Cons(h, tail) => {
+                    out.extend_from_slice(b", ");
+                    jobs.push(Job::ListRest(tail));
+                    jobs.push(Job::Term(h));
+                }
+                _ => {
+                    out.extend_from_slice(b" | ");
+                    jobs.push(Job::Term(rest));
+                }
+            },
+            Job::Term(t) => match t.view() {
+                View::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+                View::Atom(a) => format_atom(atom_names(a), out),
+                View::Pid(n) => out.extend_from_slice(format!("<0.{n}>").as_bytes()),
+                View::Ref(n) => out.extend_from_slice(format!("#Ref<{n}>").as_bytes()),
+                View::Nil => out.extend_from_slice(b"[]"),
+                View::Binary(bytes) => format_string(bytes, out),
+                View::Tuple(elems) => {
+                    out.push(b'{');
+                    jobs.push(Job::Text("}"));
+                    for (i, &e) in elems.iter().enumerate().rev() {
+                        jobs.push(Job::Term(e));
+                        if i > 0 {
+                            jobs.push(Job::Text(", "));
+                        }
+                    }
+                }
+                View::Cons(h, tail) => {
+                    out.push(b'[');
+                    jobs.push(Job::Text("]"));
+                    jobs.push(Job::ListRest(tail));
+                    jobs.push(Job::Term(h));
+                }
+            },
+        }
+    }
+}
+
+/// `:name` when the name is identifier-like (`[A-Za-z_][A-Za-z0-9_]*`), else `:"..."` with the
+/// same escapes as a binary (so `"` and `\`, and control characters, round-trip).
+fn format_atom(name: &str, out: &mut Vec<u8>) {
+    out.push(b':');
+    let mut chars = name.bytes();
+    let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == b'_');
+    if ident {
+        out.extend_from_slice(name.as_bytes());
+    } else {
+        format_string(name.as_bytes(), out);
+    }
+}
+
+/// `"..."`: printable UTF-8 as is; `\n \t \r \0 \\ \"` escaped; every byte of any other control
+/// character, and every byte of an invalid UTF-8 sequence, as `\xhh` (lowercase).
+fn format_string(bytes: &[u8], out: &mut Vec<u8>) {
+    fn hex(b: u8, out: &mut Vec<u8>) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(&[
+            b'\\',
+            b'x',
+            DIGITS[usize::from(b >> 4)],
+            DIGITS[usize::from(b & 15)],
+        ]);
+    }
+    out.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\0' => out.extend_from_slice(b"\\0"),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '"' => out.extend_from_slice(b"\\\""),
+                c if c.is_control() => {
+                    c.encode_utf8(&mut [0; 4]).bytes().for_each(|b| hex(b, out));
+                }
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        chunk.invalid().iter().for_each(|&b| hex(b, out));
+    }
+    out.push(b'"');
+}
+
+/// The printed form as a `String` (for tests, traces and error messages). The printed form is
+/// valid UTF-8: bytes that are not are escaped.
+pub fn to_string<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str) -> String {
+    let mut out = Vec::new();
+    format(t, atom_names, &mut out);
+    String::from_utf8(out).expect("the printed form escapes invalid UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heap::Heap;
+
+    const NAMES: &[&str] = &[
+        "ok",          // 0
+        "two words",   // 1
+        "a\"b\\c",     // 2
+        "",            // 3
+        "_x1",         // 4
+        "1abc",        // 5
+        "zeta",        // 6
+        "alpha",       // 7
+        "ping",        // 8
+        "caf\u{e9}",   // 9
+        "line\nbreak", // 10
+        "EXIT",        // 11
+    ];
+
+    fn names(i: u32) -> &'static str {
+        NAMES[i as usize]
+    }
+
+    fn show(t: Term) -> String {
+        to_string(t, &names)
+    }
+
+    fn int(i: i64) -> Term {
+        Term::small_int(i).unwrap()
+    }
+
+    fn list(h: &mut Heap, items: &[Term]) -> Term {
+        h.list_from(items, Term::NIL)
+    }
+
+    /// A proper list 0, 1, ..., n-1 built cell by cell from the end (cells scattered over
+    /// several arena chunks, as a program builds them).
+    fn long_list(h: &mut Heap, n: i64) -> Term {
+        (0..n).rev().fold(Term::NIL, |tail, i| h.cons(int(i), tail))
+    }
+
+    #[test]
+    fn immediates_round_trip() {
+        assert_eq!(
+            Term::small_int(SMALL_MAX).and_then(Term::as_int),
+            Some(SMALL_MAX)
+        );
+        assert_eq!(
+            Term::small_int(SMALL_MIN).and_then(Term::as_int),
+            Some(SMALL_MIN)
+        );
+        assert_eq!(Term::small_int(SMALL_MAX + 1), None);
+        assert_eq!(Term::small_int(SMALL_MIN - 1), None);
+        assert_eq!(int(-7).as_int(), Some(-7));
+        assert_eq!(int(0).view(), View::Int(0));
+        assert_eq!(Term::atom(u32::MAX).as_atom(), Some(u32::MAX));
+        assert_eq!(Term::pid(u32::MAX).as_pid(), Some(u32::MAX));
+        assert_eq!(Term::reference(REF_MAX).as_ref(), Some(REF_MAX));
+        assert_eq!(Term::reference(1).view(), View::Ref(1));
+        assert!(Term::atom(3).is_atom(3) && !Term::atom(3).is_atom(4));
+        assert_eq!(Term::NIL.view(), View::Nil);
+        assert!(Term::NIL.is_nil() && Term::NIL.is_immediate());
+        // Kinds are not confused with each other.
+        let all = [
+            int(5),
+            Term::atom(5),
+            Term::pid(5),
+            Term::reference(5),
+            Term::NIL,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
+                assert_eq!(i == j, a == b);
+            }
+            assert!(!a.is_cons() && !a.is_tuple() && !a.is_binary());
+        }
+        assert_eq!(Term::atom(5).as_int(), None);
+        assert_eq!(Term::pid(5).as_atom(), None);
+        assert_eq!(Term::atom(5).as_pid(), None);
+        assert_eq!(int(5).as_ref(), None);
+        assert_eq!(Term::NIL.as_ref(), None);
+    }
+
+    #[test]
+    fn format_immediates() {
+        assert_eq!(show(int(42)), "42");
+        assert_eq!(show(int(-7)), "-7");
+        assert_eq!(show(int(SMALL_MIN)), SMALL_MIN.to_string());
+        assert_eq!(show(Term::pid(0)), "<0.0>");
+        assert_eq!(show(Term::pid(17)), "<0.17>");
+        assert_eq!(show(Term::reference(1)), "#Ref<1>");
+        assert_eq!(show(Term::NIL), "[]");
+    }
+
+    #[test]
+    fn format_atoms() {
+        let a = |i| show(Term::atom(i));
+        assert_eq!(a(0), ":ok");
+        assert_eq!(a(1), ":\"two words\"");
+        assert_eq!(a(2), r#":"a\"b\\c""#);
+        assert_eq!(a(3), ":\"\"");
+        assert_eq!(a(4), ":_x1");
+        assert_eq!(a(5), ":\"1abc\"");
+        assert_eq!(a(9), ":\"caf\u{e9}\"");
+        assert_eq!(a(10), ":\"line\\nbreak\"");
+        assert_eq!(a(11), ":EXIT");
+    }
+
+    #[test]
+    fn format_binaries() {
+        let mut h = Heap::new();
+        let mut b = |bytes: &[u8]| show(h.binary(bytes));
+        assert_eq!(b(b""), r#""""#);
+        assert_eq!(b(b"text\n"), r#""text\n""#);
+        assert_eq!(b(b"a\tb\rc\0d"), r#""a\tb\rc\0d""#);
+        assert_eq!(b(b"say \"hi\" \\o/"), r#""say \"hi\" \\o/""#);
+        assert_eq!(b(b"\x01\x1b[0m\x7f"), r#""\x01\x1b[0m\x7f""#);
+        assert_eq!(
+            b("h\u{e9}llo \u{1f600} \u{4e16}".as_bytes()),
+            "\"h\u{e9}llo \u{1f600} \u{4e16}\""
+        );
+        // A C1 control character is valid UTF-8 but not printable: each of its bytes.
+        assert_eq!(b("a\u{85}b".as_bytes()), r#""a\xc2\x85b""#);
+        // Invalid UTF-8: each byte of the bad sequence, the valid text around it as is.
+        assert_eq!(b(b"\xff\xfe"), r#""\xff\xfe""#);
+        assert_eq!(b(b"ok\xc3(\xe2\x82"), r#""ok\xc3(\xe2\x82""#);
+        assert_eq!(b(b"\xc3\xa9\xc3"), "\"\u{e9}\\xc3\"");
+        // Exactly 8 and 9 bytes (padding edge).
+        assert_eq!(b(b"12345678"), r#""12345678""#);
+        assert_eq!(b(b"123456789"), r#""123456789""#);
+    }
+
+    #[test]
+    fn format_compound() {
+        let mut h = Heap::new();
+        let ping = h.tuple(&[Term::atom(8), Term::pid(0), int(3)]);
+        assert_eq!(show(ping), "{:ping, <0.0>, 3}");
+        assert_eq!(show(h.tuple(&[])), "{}");
+        assert_eq!(show(h.tuple(&[int(1)])), "{1}");
+        let l = list(&mut h, &[int(1), int(2), int(3)]);
+        assert_eq!(show(l), "[1, 2, 3]");
+        assert_eq!(show(h.cons(int(1), int(2))), "[1 | 2]");
+        assert_eq!(show(h.list_from(&[int(1), int(2)], int(3))), "[1, 2 | 3]");
+        let nil_in = list(&mut h, &[Term::NIL]);
+        assert_eq!(show(nil_in), "[[]]");
+        let s = h.binary(b"x");
+        let nested_tail = h.list_from(&[int(1)], s);
+        assert_eq!(show(nested_tail), r#"[1 | "x"]"#);
+        let inner = h.tuple(&[l, Term::reference(2), s]);
+        let outer = h.tuple(&[inner, Term::NIL, Term::atom(1)]);
+        assert_eq!(
+            show(outer),
+            r#"{{[1, 2, 3], #Ref<2>, "x"}, [], :"two words"}"#
+        );
+        let big = [i64::MIN, i64::MAX, SMALL_MAX + 1, SMALL_MIN - 1].map(|i| h.int(i));
+        let bigs = list(&mut h, &big);
+        assert_eq!(
+            show(bigs),
+            format!(
+                "[{}, {}, {}, {}]",
+                i64::MIN,
+                i64::MAX,
+                SMALL_MAX + 1,
+                SMALL_MIN - 1
+            )
+        );
+        let tail_list = h.cons(int(0), l);
+        let improper_nested = h.cons(tail_list, ping);
+        assert_eq!(show(improper_nested), "[[0, 1, 2, 3] | {:ping, <0.0>, 3}]");
+    }
+
+    #[test]
+    fn accessors() {
+        let mut h = Heap::new();
+        let t = h.tuple(&[int(1), Term::atom(0)]);
+        assert!(t.is_tuple() && !t.is_binary() && !t.is_cons() && !t.is_int());
+        assert_eq!(tuple_arity(t), Some(2));
+        assert_eq!(tuple_get(t, 1), Some(Term::atom(0)));
+        assert_eq!(tuple_get(t, 2), None);
+        assert_eq!(tuple_get(int(1), 0), None);
+        let b = h.binary(b"abc");
+        assert!(b.is_binary() && !b.is_tuple());
+        assert_eq!(binary_bytes(b), Some(&b"abc"[..]));
+        assert_eq!(binary_bytes(t), None);
+        let l = list(&mut h, &[int(1), int(2)]);
+        assert!(l.is_cons());
+        assert_eq!(cons_parts(l).map(|(hd, _)| hd), Some(int(1)));
+        assert_eq!(cons_parts(Term::NIL), None);
+        assert_eq!(list_len(l), Some(2));
+        assert_eq!(list_len(Term::NIL), Some(0));
+        let improper = h.list_from(&[int(1)], int(2));
+        assert_eq!(list_len(improper), None);
+        assert_eq!(list_len(t), None);
+        let mut it = list_iter(improper);
+        assert_eq!(it.by_ref().collect::<Vec<_>>(), vec![int(1)]);
+        assert_eq!(it.tail(), int(2));
+        let big = h.int(i64::MAX);
+        assert!(big.is_int() && !big.is_tuple() && big.as_small_int().is_none());
+        assert_eq!(big.as_int(), Some(i64::MAX));
+        assert_eq!(big.view(), View::Int(i64::MAX));
+        assert_eq!(h.int(5), int(5), "small values are never boxed");
+        let t2 = h.tuple_set(t, 0, Term::NIL).unwrap();
+        assert_eq!(show(t2), "{[], :ok}");
+        assert_eq!(show(t), "{1, :ok}", "the original is unchanged");
+        assert_eq!(h.tuple_set(t, 2, Term::NIL), None);
+        let cat = h.binary_concat(&[b"ab", b"", b"cdefghij"]);
+        assert_eq!(binary_bytes(cat), Some(&b"abcdefghij"[..]));
+    }
+
+    #[test]
+    fn structural_equality() {
+        let mut h = Heap::new();
+        let build = |h: &mut Heap, last: i64| {
+            let s = h.binary(b"hello");
+            let big = h.int(i64::MIN);
+            let l = h.list_from(&[int(1), s, big], int(last));
+            h.tuple(&[
+                Term::atom(0),
+                l,
+                Term::pid(3),
+                Term::reference(4),
+                Term::NIL,
+            ])
+        };
+        let a = build(&mut h, 9);
+        let b = build(&mut h, 9);
+        let c = build(&mut h, 8);
+        assert_ne!(a, b, "different objects");
+        assert!(eq(a, b) && eq(b, a) && eq(a, a));
+        assert!(!eq(a, c));
+        assert!(eq(h.int(i64::MAX), h.int(i64::MAX)));
+        assert!(!eq(h.int(i64::MAX), h.int(i64::MIN)));
+        assert!(!eq(h.binary(b"ab"), h.binary(b"abc")));
+        let t1 = h.tuple(&[int(1)]);
+        let t2 = h.tuple(&[int(1), int(2)]);
+        assert!(!eq(t1, t2));
+        let l1 = list(&mut h, &[int(1)]);
+        assert!(!eq(t1, l1));
+        assert!(!eq(l1, Term::NIL));
+        let l12 = list(&mut h, &[int(1), int(2)]);
+        assert!(!eq(l1, l12) && !eq(l12, l1));
+        assert!(!eq(int(1), Term::atom(1)));
+        assert!(!eq(Term::pid(1), Term::reference(1)));
+    }
+
+    #[test]
+    fn term_order_chain() {
+        let mut h = Heap::new();
+        let one = int(1);
+        let big_neg = h.int(i64::MIN);
+        let big_pos = h.int(i64::MAX);
+        let chain = [
+            big_neg,
+            int(-5),
+            one,
+            big_pos,
+            Term::atom(7), // alpha
+            Term::atom(6), // zeta
+            Term::reference(1),
+            Term::reference(2),
+            Term::pid(0),
+            Term::pid(9),
+            h.tuple(&[]),
+            h.tuple(&[int(9)]),
+            h.tuple(&[int(1), int(1)]),
+            h.tuple(&[int(1), int(2)]),
+            Term::NIL,
+            h.list_from(&[int(1)], int(2)), // [1 | 2] < [1] since 2 < []
+            list(&mut h, &[int(1)]),
+            h.list_from(&[int(1), int(2)], int(3)),
+            list(&mut h, &[int(1), int(2)]),
+            list(&mut h, &[int(1), int(2), int(3)]),
+            list(&mut h, &[int(1), int(3)]),
+            list(&mut h, &[int(2)]),
+            h.binary(b""),
+            h.binary(b"ab"),
+            h.binary(b"abc"),
+            h.binary(b"b"),
+        ];
+        for (i, &a) in chain.iter().enumerate() {
+            for (j, &b) in chain.iter().enumerate() {
+                assert_eq!(
+                    compare(a, b, &names),
+                    i.cmp(&j),
+                    "{} vs {}",
+                    show(a),
+                    show(b)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn order_details() {
+        let mut h = Heap::new();
+        // Atoms by text, not by index.
+        assert_eq!(
+            compare(Term::atom(6), Term::atom(7), &names),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare(Term::atom(0), Term::atom(0), &names),
+            Ordering::Equal
+        );
+        // Equal structures built separately compare Equal.
+        let a = list(&mut h, &[int(1), Term::atom(0)]);
+        let ta = h.tuple(&[a, Term::NIL]);
+        let b = list(&mut h, &[int(1), Term::atom(0)]);
+        let tb = h.tuple(&[b, Term::NIL]);
+        assert_eq!(compare(ta, tb, &names), Ordering::Equal);
+        // Size before elements.
+        let small = h.tuple(&[int(9), int(9)]);
+        let large = h.tuple(&[int(0), int(0), int(0)]);
+        assert_eq!(compare(small, large, &names), Ordering::Less);
+        // Element by element, first difference wins.
+        let x = h.tuple(&[int(1), int(9), Term::atom(6)]);
+        let y = h.tuple(&[int(1), int(10), Term::atom(7)]);
+        assert_eq!(compare(x, y, &names), Ordering::Less);
+    }
+
+    #[test]
+    fn million_element_lists_do_not_overflow() {
+        let mut h = Heap::new();
+        let n = 1_000_000;
+        let a = long_list(&mut h, n);
+        let b = long_list(&mut h, n);
+        assert!(eq(a, b));
+        assert_eq!(compare(a, b, &names), Ordering::Equal);
+        let c = h.cons(int(-1), b);
+        assert!(!eq(a, c));
+        assert_eq!(compare(a, c, &names), Ordering::Greater);
+        assert_eq!(list_len(a), Some(n as usize));
+        let mut out = Vec::new();
+        format(a, &names, &mut out);
+        assert!(out.starts_with(b"[0, 1, 2, ") && out.ends_with(b", 999999]"));
+        // A list of lists, and a list nested 100,000 deep in its heads.
+        let pairs: Vec<Term> = (0..1000).map(|i| list(&mut h, &[int(i), int(i)])).collect();
+        let lol = list(&mut h, &pairs);
+        assert!(eq(lol, lol));
+        let deep = |h: &mut Heap| (0..100_000).fold(Term::NIL, |acc, _| h.cons(acc, Term::NIL));
+        let d1 = deep(&mut h);
+        let d2 = deep(&mut h);
+        assert!(eq(d1, d2));
+        assert_eq!(compare(d1, d2, &names), Ordering::Equal);
+        let mut out = Vec::new();
+        format(d1, &names, &mut out);
+        assert_eq!(out.len(), 100_000 * 2 + 2);
+    }
+}
