@@ -542,6 +542,9 @@ unsafe impl Send for Literals {}
 // SAFETY: as above.
 unsafe impl Sync for Literals {}
 
+/// One module's literal nodes and its atom map (module atom index → VM atom id).
+pub type LiteralTable<'a> = (&'a [Node], &'a dyn Fn(u32) -> u32);
+
 impl Default for Literals {
     fn default() -> Literals {
         Literals::empty()
@@ -567,7 +570,7 @@ impl Literals {
 
     /// [`Literals::build`] for several tables (several modules, each with its own atom map) in
     /// one area — the collector knows one literal area.
-    pub fn build_many(tables: &[(&[Node], &dyn Fn(u32) -> u32)]) -> (Literals, Vec<Vec<Term>>) {
+    pub fn build_many(tables: &[LiteralTable<'_>]) -> (Literals, Vec<Vec<Term>>) {
         // Size everything first, allocate once, then fill: no pointer ever moves.
         let words: usize = tables
             .iter()
