@@ -9,7 +9,11 @@ use std::process::ExitCode;
 mod prof;
 
 #[derive(Parser)]
-#[command(name = "ember", version, about = "A small, fast, BEAM-style virtual machine")]
+#[command(
+    name = "ember",
+    version,
+    about = "A small, fast, BEAM-style virtual machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,9 +83,11 @@ fn fail(message: impl Into<String>) -> Failure {
 /// Assembles or loads `path` and verifies it.
 fn load(path: &Path) -> Result<VerifiedModule, Failure> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("{name}: error: cannot read file: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| fail(format!("{name}: error: cannot read file: {e}")))?;
     if path.extension().is_some_and(|e| e == "ebc") {
-        return verify::load(&bytes).map_err(|e| fail(format!("{name}: error: invalid bytecode: {e}")));
+        return verify::load(&bytes)
+            .map_err(|e| fail(format!("{name}: error: invalid bytecode: {e}")));
     }
     let module = ember_asm::assemble(ember_asm::SourceFile {
         name: name.clone(),
@@ -95,7 +101,8 @@ fn load(path: &Path) -> Result<VerifiedModule, Failure> {
         }
         fail(message)
     })?;
-    verify::verify(module).map_err(|e| fail(format!("{name}: error: internal assembler error: {e}")))
+    verify::verify(module)
+        .map_err(|e| fail(format!("{name}: error: internal assembler error: {e}")))
 }
 
 fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> {
@@ -110,8 +117,12 @@ fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> 
     let out = Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout()));
     let mut vm = ember_vm::vm::Vm::new(program, config, out, Box::new(io::stderr()));
     if let Some(path) = &flags.trace {
-        let file = std::fs::File::create(path)
-            .map_err(|e| fail(format!("{}: error: cannot create trace file: {e}", path.display())))?;
+        let file = std::fs::File::create(path).map_err(|e| {
+            fail(format!(
+                "{}: error: cannot create trace file: {e}",
+                path.display()
+            ))
+        })?;
         vm.set_trace(Box::new(io::BufWriter::new(file)));
     }
     vm.spawn_main("main", &flags.args).map_err(fail)?;

@@ -140,7 +140,13 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
         .collect();
     ops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (op, n) in ops {
-        let _ = writeln!(r, "  {:<12} {:>14} {:>6.2}%", op.mnemonic(), n, share(n, total));
+        let _ = writeln!(
+            r,
+            "  {:<12} {:>14} {:>6.2}%",
+            op.mnemonic(),
+            n,
+            share(n, total)
+        );
     }
     let _ = writeln!(r, "  {:<12} {:>14}", "total", total);
 
@@ -172,13 +178,26 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
     let _ = writeln!(r, "  processes spawned   {}", st.spawns);
     let _ = writeln!(r, "  messages sent       {}", st.messages_sent);
     let _ = writeln!(r, "  messages received   {}", st.messages_received);
-    let mailbox_max = st.processes.iter().map(|p| p.mailbox_peak).max().unwrap_or(0);
+    let mailbox_max = st
+        .processes
+        .iter()
+        .map(|p| p.mailbox_peak)
+        .max()
+        .unwrap_or(0);
     let _ = writeln!(r, "  mailbox high water  {mailbox_max}");
     let _ = writeln!(r, "  GC runs             {}", st.gc_runs);
-    let _ = writeln!(r, "  time in GC          {:.3} ms", st.gc_nanos as f64 / 1e6);
+    let _ = writeln!(
+        r,
+        "  time in GC          {:.3} ms",
+        st.gc_nanos as f64 / 1e6
+    );
     let peak = st.processes.iter().map(|p| p.peak_heap).max().unwrap_or(0);
     let _ = writeln!(r, "  peak heap (one process) {peak} bytes");
-    let _ = writeln!(r, "  wall time           {:.3} ms", wall.as_secs_f64() * 1e3);
+    let _ = writeln!(
+        r,
+        "  wall time           {:.3} ms",
+        wall.as_secs_f64() * 1e3
+    );
     r
 }
 

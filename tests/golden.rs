@@ -38,7 +38,8 @@ fn parse(text: &str) -> Expectations {
         let Some(pos) = line.find(';') else { continue };
         let comment = line[pos + 1..].trim_start();
         if let Some(rest) = comment.strip_prefix("expect:") {
-            e.stdout.push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
+            e.stdout
+                .push(rest.strip_prefix(' ').unwrap_or(rest).to_string());
         } else if let Some(rest) = comment.strip_prefix("expect-status:") {
             e.status = rest.trim().parse().ok();
         } else if let Some(rest) = comment.strip_prefix("expect-stderr:") {
@@ -93,7 +94,10 @@ fn check(root: &Path, path: &Path) -> Result<(), Failed> {
     if !e.errors.is_empty() {
         let reported = stderr.lines().filter(|l| l.contains(": error: ")).count();
         if reported != e.errors.len() {
-            problems.push(format!("{reported} errors reported, {} expected", e.errors.len()));
+            problems.push(format!(
+                "{reported} errors reported, {} expected",
+                e.errors.len()
+            ));
         }
     }
     if problems.is_empty() {
@@ -104,7 +108,9 @@ fn check(root: &Path, path: &Path) -> Result<(), Failed> {
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
@@ -133,7 +139,9 @@ fn main() {
                 .display()
                 .to_string();
             let rel = PathBuf::from(&name);
-            Trial::test(name, move || check(Path::new(env!("CARGO_MANIFEST_DIR")), &rel))
+            Trial::test(name, move || {
+                check(Path::new(env!("CARGO_MANIFEST_DIR")), &rel)
+            })
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

@@ -15,7 +15,6 @@ use ember_vm::isa::{
     ArgsId, ClausesId, Flags, Instr, Label, Opcode, Operand, OperandKind, PatId, Reg, Src,
 };
 use indexmap::{IndexMap, IndexSet};
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -244,10 +243,8 @@ impl Assembler {
         };
         for item in program.items {
             if let Item::Module { name, span } = &item {
-                let has_code = current.as_ref().is_some_and(|u| !u.items.is_empty());
-                if current.is_some() && !has_code {
-                    // `.module` at the top only renames the default unit.
-                    let u = current.as_mut().expect("checked");
+                if let Some(u) = current.as_mut().filter(|u| u.items.is_empty()) {
+                    // `.module` before any code only names the current unit.
                     u.name = name.clone();
                     u.name_span = *span;
                     continue;
@@ -258,7 +255,8 @@ impl Assembler {
                 current = Some(new_unit(name.clone(), *span));
                 continue;
             }
-            let u = current.get_or_insert_with(|| new_unit(stem.clone(), Span { start: 0, end: 0 }));
+            let u =
+                current.get_or_insert_with(|| new_unit(stem.clone(), Span { start: 0, end: 0 }));
             match item {
                 Item::Export { names, .. } => u.exports.extend(names),
                 Item::Import { names, .. } => u.imports.extend(names),
@@ -274,7 +272,10 @@ impl Assembler {
     fn finish_unit(&mut self, mut u: UnitSrc) {
         if let Some(prev) = self.units.iter().find(|p| p.name == u.name) {
             let (file, span) = (u.file, u.name_span);
-            let msg = format!("module `{}` is defined twice (also in {})", u.name, self.files[prev.file].name);
+            let msg = format!(
+                "module `{}` is defined twice (also in {})",
+                u.name, self.files[prev.file].name
+            );
             self.error(file, span, msg);
             return;
         }
@@ -316,7 +317,11 @@ impl Assembler {
         u.len = n + u.implicit_end as u32;
         for (span, name, first) in dups {
             let line = diag::line_col(&self.files[u.file].text, first.start).0;
-            self.error(u.file, span, format!("duplicate label `{name}` (first defined on line {line})"));
+            self.error(
+                u.file,
+                span,
+                format!("duplicate label `{name}` (first defined on line {line})"),
+            );
         }
         self.units.push(u);
     }
@@ -394,7 +399,11 @@ impl Assembler {
         if k > Src::MAX_INDEX {
             return Err((e.span, format!("too many {what} in one program")));
         }
-        Ok(if has_reg { Src::template(k) } else { Src::constant(k) })
+        Ok(if has_reg {
+            Src::template(k)
+        } else {
+            Src::constant(k)
+        })
     }
 
     fn label(&mut self, unit: usize, l: &LabelRef) -> Result<Label, (Span, String)> {
@@ -407,17 +416,25 @@ impl Assembler {
                     return Err((l.span, format!("unknown module `{m}` in `{m}:{}`", l.name)));
                 };
                 if !u.imports.iter().any(|(i, _)| i == m) {
-                    return Err((l.span, format!("module `{m}` is not imported (add `.import {m}`)")));
+                    return Err((
+                        l.span,
+                        format!("module `{m}` is not imported (add `.import {m}`)"),
+                    ));
                 }
                 if !t.exports.iter().any(|(e, _)| *e == l.name) {
-                    return Err((l.span, format!("`{m}:{}` is not exported by module `{m}`", l.name)));
+                    return Err((
+                        l.span,
+                        format!("`{m}:{}` is not exported by module `{m}`", l.name),
+                    ));
                 }
                 t
             }
         };
         match target.labels.get(&l.name) {
             Some((at, _)) => Ok(Label(target.base + at)),
-            None if l.module.is_some() => Err((l.span, format!("undefined label `{}`", label_text(l)))),
+            None if l.module.is_some() => {
+                Err((l.span, format!("undefined label `{}`", label_text(l))))
+            }
             None => Err((l.span, format!("undefined label `{}`", l.name))),
         }
     }
@@ -444,7 +461,11 @@ impl Assembler {
         // Exports must name labels of this unit.
         for (name, span) in u.exports.clone() {
             if !self.units[unit].labels.contains_key(&name) {
-                self.error(file, span, format!("exported label `{name}` is not defined in this module"));
+                self.error(
+                    file,
+                    span,
+                    format!("exported label `{name}` is not defined in this module"),
+                );
             }
         }
         let u = &self.units[unit];
@@ -457,7 +478,10 @@ impl Assembler {
         }
         self.module.units.push(Unit {
             name: u.name.clone(),
-            file: u.file_name.clone().unwrap_or_else(|| self.files[file].name.clone()),
+            file: u
+                .file_name
+                .clone()
+                .unwrap_or_else(|| self.files[file].name.clone()),
             start,
             end: start + u.len,
             exports: u.exports.iter().map(|(n, _)| n.clone()).collect(),
@@ -498,7 +522,10 @@ impl Assembler {
 
     fn instr(&mut self, unit: usize, i: &ast::Instr) -> Result<Instr, (Span, String)> {
         let Some(op) = Opcode::from_mnemonic(&i.mnemonic) else {
-            return Err((i.mnemonic_span, format!("unknown instruction `{}`", i.mnemonic)));
+            return Err((
+                i.mnemonic_span,
+                format!("unknown instruction `{}`", i.mnemonic),
+            ));
         };
         let info = op.info();
         let takes_clauses = info.operands.iter().any(|s| s.kind == OperandKind::Clauses);
@@ -521,9 +548,20 @@ impl Assembler {
             } else {
                 format!("{required} or {}", line_operands.len())
             };
-            let expected = if variadic { format!("at least {required}") } else { expected };
-            let plural = if required == 1 && !variadic && line_operands.len() == 1 { "" } else { "s" };
-            let span = i.operands.get(line_operands.len()).map_or(i.span, |e| e.span);
+            let expected = if variadic {
+                format!("at least {required}")
+            } else {
+                expected
+            };
+            let plural = if required == 1 && !variadic && line_operands.len() == 1 {
+                ""
+            } else {
+                "s"
+            };
+            let span = i
+                .operands
+                .get(line_operands.len())
+                .map_or(i.span, |e| e.span);
             return Err((
                 span,
                 format!(
@@ -535,7 +573,6 @@ impl Assembler {
         }
         let mut ops: Vec<Operand> = Vec::with_capacity(info.operands.len());
         let mut given_ops = i.operands.iter();
-        let mut defaults = Vec::new();
         for spec in info.operands {
             let operand = match spec.kind {
                 OperandKind::Clauses => Operand::Clauses(self.clauses(unit, op, i)?),
@@ -556,7 +593,6 @@ impl Assembler {
                             let Some(Item::Instr(d)) = prog.items.into_iter().next() else {
                                 unreachable!("instruction table defaults parse")
                             };
-                            defaults.push(());
                             d.operands.into_iter().next().expect("one default operand")
                         }
                     };
@@ -568,14 +604,24 @@ impl Assembler {
         Ok(Instr::from_operands(op, &ops).expect("operands built from the table"))
     }
 
-    fn operand(&mut self, unit: usize, kind: OperandKind, e: &Expr, i: &ast::Instr) -> Result<Operand, (Span, String)> {
+    fn operand(
+        &mut self,
+        unit: usize,
+        kind: OperandKind,
+        e: &Expr,
+        i: &ast::Instr,
+    ) -> Result<Operand, (Span, String)> {
         Ok(match kind {
             OperandKind::Dst => match e.kind {
                 ExprKind::Reg(r) => Operand::Reg(Reg(r)),
                 _ => {
                     return Err((
                         e.span,
-                        format!("`{}` expects a destination register here, found {}", i.mnemonic, describe(e)),
+                        format!(
+                            "`{}` expects a destination register here, found {}",
+                            i.mnemonic,
+                            describe(e)
+                        ),
                     ))
                 }
             },
@@ -585,7 +631,11 @@ impl Assembler {
                 _ => {
                     return Err((
                         e.span,
-                        format!("`{}` expects an integer or a register here, found {}", i.mnemonic, describe(e)),
+                        format!(
+                            "`{}` expects an integer or a register here, found {}",
+                            i.mnemonic,
+                            describe(e)
+                        ),
                     ))
                 }
             },
@@ -594,7 +644,11 @@ impl Assembler {
                 _ => {
                     return Err((
                         e.span,
-                        format!("`{}` expects a label here, found {}", i.mnemonic, describe(e)),
+                        format!(
+                            "`{}` expects a label here, found {}",
+                            i.mnemonic,
+                            describe(e)
+                        ),
                     ))
                 }
             },
@@ -608,15 +662,23 @@ impl Assembler {
         Ok(PatId(Self::intern(&mut self.patterns, node)))
     }
 
-    fn clauses(&mut self, unit: usize, op: Opcode, i: &ast::Instr) -> Result<ClausesId, (Span, String)> {
+    fn clauses(
+        &mut self,
+        unit: usize,
+        op: Opcode,
+        i: &ast::Instr,
+    ) -> Result<ClausesId, (Span, String)> {
         if i.clauses.is_empty() {
             return Err((
                 i.span,
-                format!("`{}` needs clauses on the following lines (`| PATTERN -> label`)", i.mnemonic),
+                format!(
+                    "`{}` needs clauses on the following lines (`| PATTERN -> label`)",
+                    i.mnemonic
+                ),
             ));
         }
         let mut table = ClauseTable::default();
-        for (n, Clause { kind, target, span }) in i.clauses.iter().enumerate() {
+        for Clause { kind, target, span } in &i.clauses {
             let target = match target {
                 Some(l) => Some(self.label(unit, l)?),
                 None => None,
@@ -627,11 +689,16 @@ impl Assembler {
                         return Err((*span, "the `after` clause must be the last one".into()));
                     }
                     let pattern = self.pattern(p)?;
-                    table.clauses.push(ember_vm::bytecode::Clause { pattern, target });
+                    table
+                        .clauses
+                        .push(ember_vm::bytecode::Clause { pattern, target });
                 }
                 ClauseKind::After(t) => {
                     if op != Opcode::Receive {
-                        return Err((*span, format!("`{}` cannot have an `after` clause", i.mnemonic)));
+                        return Err((
+                            *span,
+                            format!("`{}` cannot have an `after` clause", i.mnemonic),
+                        ));
                     }
                     if table.after.is_some() {
                         return Err((*span, "only one `after` clause is allowed".into()));
@@ -645,14 +712,14 @@ impl Assembler {
                     if !ok {
                         return Err((
                             t.span,
-                            "`after` takes milliseconds (an integer >= 0), a register or :infinity".into(),
+                            "`after` takes milliseconds (an integer >= 0), a register or :infinity"
+                                .into(),
                         ));
                     }
                     let timeout = self.src(t)?;
                     table.after = Some(After { timeout, target });
                 }
             }
-            let _ = n;
         }
         self.module.clauses.push(table);
         Ok(ClausesId(self.module.clauses.len() as u32 - 1))
@@ -711,6 +778,3 @@ pub fn assemble_str(name: &str, text: &str) -> Result<Module, AsmErrors> {
         dir: None,
     })
 }
-
-#[allow(dead_code)]
-fn unused(_: HashMap<(), ()>) {}

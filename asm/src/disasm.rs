@@ -157,7 +157,11 @@ impl Disasm<'_> {
                 Operand::Clauses(t) => {
                     let table = &self.m.clauses[t.0 as usize];
                     for c in &table.clauses {
-                        let _ = write!(clauses, "\n      | {}", self.node(&self.m.patterns[c.pattern.0 as usize]));
+                        let _ = write!(
+                            clauses,
+                            "\n      | {}",
+                            self.node(&self.m.patterns[c.pattern.0 as usize])
+                        );
                         if let Some(l) = c.target {
                             let _ = write!(clauses, " -> {}", self.label(unit, l));
                         }

@@ -340,7 +340,18 @@ mod tests {
         let spans: Vec<(usize, usize)> = toks.iter().map(|t| (t.span.start, t.span.end)).collect();
         assert_eq!(
             spans,
-            vec![(2, 6), (7, 9), (9, 10), (11, 12), (12, 13), (13, 15), (15, 16), (17, 21), (21, 22), (22, 23)]
+            vec![
+                (2, 6),
+                (7, 9),
+                (9, 10),
+                (11, 12),
+                (12, 13),
+                (13, 15),
+                (15, 16),
+                (17, 21),
+                (21, 22),
+                (22, 23)
+            ]
         );
         // `:é` is not an atom (identifiers are ASCII): `:` then an unexpected character.
         assert_eq!(toks[4].kind, Colon);

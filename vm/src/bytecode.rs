@@ -273,11 +273,9 @@ impl<'a> Reader<'a> {
     fn u32_leb(&mut self, what: &str) -> Res<u32> {
         let at = self.pos;
         let v = self.uleb(what)?;
-        u32::try_from(v).or_else(|_| {
-            Err(DecodeError {
-                offset: at,
-                message: format!("{what}: {v} is out of range"),
-            })
+        u32::try_from(v).map_err(|_| DecodeError {
+            offset: at,
+            message: format!("{what}: {v} is out of range"),
         })
     }
     fn sleb(&mut self, what: &str) -> Res<i64> {
@@ -467,7 +465,9 @@ impl Module {
         if version != VERSION {
             return Err(DecodeError {
                 offset: 4,
-                message: format!("unsupported bytecode version {version} (this Ember reads {VERSION})"),
+                message: format!(
+                    "unsupported bytecode version {version} (this Ember reads {VERSION})"
+                ),
             });
         }
         if r.u16("header")? != 0 {
@@ -502,10 +502,8 @@ impl Module {
             let k = r.count("clause count")?;
             for c in 0..k {
                 let pattern = PatId(r.u32_leb("pattern index")?);
-                let at = r.pos;
                 if let Some(l) = r.opt_label("clause target")? {
                     raw_clause_labels.push((t, Some(c), l));
-                    let _ = at;
                 }
                 table.clauses.push(Clause {
                     pattern,
@@ -580,10 +578,8 @@ impl Module {
                 at: Label(0),
             });
         }
-        let code_start = r.pos;
         let code_bytes = r.bytes("code")?;
         let code_base = r.pos - code_bytes.len();
-        let _ = code_start;
         // Decode instructions with raw byte-offset labels, remembering where each starts.
         let mut starts: Vec<u32> = Vec::new();
         let mut raw_code = Vec::new();
@@ -658,7 +654,10 @@ impl Module {
             m.lines.extend(std::iter::repeat_n(line, k as usize));
         }
         if r.pos != bytes.len() {
-            return r.err(format!("{} unexpected bytes after the line table", bytes.len() - r.pos));
+            return r.err(format!(
+                "{} unexpected bytes after the line table",
+                bytes.len() - r.pos
+            ));
         }
         Ok(m)
     }
@@ -671,9 +670,9 @@ fn encode_instr(w: &mut Writer, instr: &Instr, label_offset: &dyn Fn(Label) -> u
             Operand::Reg(r) => w.uleb(r.0 as u64),
             Operand::Src(s) => w.uleb(s.raw() as u64),
             Operand::Label(l) => w.u32(label_offset(l)),
-            Operand::Pattern(PatId(i)) | Operand::Clauses(ClausesId(i)) | Operand::Args(ArgsId(i)) => {
-                w.uleb(i as u64)
-            }
+            Operand::Pattern(PatId(i))
+            | Operand::Clauses(ClausesId(i))
+            | Operand::Args(ArgsId(i)) => w.uleb(i as u64),
         }
     }
 }

@@ -26,7 +26,10 @@ pub enum Outcome {
     Wait,
     /// The process ended; `raised_at` is the pc of the instruction when the VM raised the
     /// reason (`:badarith`, ...), which is then reported on stderr.
-    Exit { reason: Term, raised_at: Option<u32> },
+    Exit {
+        reason: Term,
+        raised_at: Option<u32>,
+    },
     /// `halt n`.
     Halt(i32),
 }
@@ -119,7 +122,13 @@ fn commit(regs: &mut [Term], binds: &Binds) {
 }
 
 /// The first clause of `table` matching `v`, with its bindings in `binds`.
-fn select<'t>(prog: &Program, table: &'t ClauseTable, v: Term, regs: &[Term], binds: &mut Binds) -> Option<&'t crate::bytecode::Clause> {
+fn select<'t>(
+    prog: &Program,
+    table: &'t ClauseTable,
+    v: Term,
+    regs: &[Term],
+    binds: &mut Binds,
+) -> Option<&'t crate::bytecode::Clause> {
     table.clauses.iter().find(|c| {
         binds.clear();
         matches(&prog.patterns[c.pattern.0 as usize], v, regs, binds)
@@ -177,7 +186,13 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
 
 /// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
 /// it spent.
-pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget: u32, probe: &mut P) -> (Outcome, u32) {
+pub fn run_slice<P: Probe>(
+    prog: &Program,
+    vm: &mut Vm,
+    p: &mut Process,
+    budget: u32,
+    probe: &mut P,
+) -> (Outcome, u32) {
     let code = &prog.code[..];
     let mut pc = p.pc as usize;
     let mut reds = budget;
@@ -268,7 +283,11 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                 _ => term::compare(a, b, &names),
             };
             let test: fn(Ordering) -> bool = $test;
-            pc = if test(ord) { $target.0 as usize } else { pc + 1 };
+            pc = if test(ord) {
+                $target.0 as usize
+            } else {
+                pc + 1
+            };
             gc_point!();
         }};
     }
@@ -313,12 +332,20 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
             Instr::Jump { target } => pc = target.0 as usize,
             Instr::Jeq { a, b, target } => {
                 let (a, b) = (read!(a), read!(b));
-                pc = if term::eq(a, b) { target.0 as usize } else { pc + 1 };
+                pc = if term::eq(a, b) {
+                    target.0 as usize
+                } else {
+                    pc + 1
+                };
                 gc_point!();
             }
             Instr::Jne { a, b, target } => {
                 let (a, b) = (read!(a), read!(b));
-                pc = if term::eq(a, b) { pc + 1 } else { target.0 as usize };
+                pc = if term::eq(a, b) {
+                    pc + 1
+                } else {
+                    target.0 as usize
+                };
                 gc_point!();
             }
             Instr::Jlt { a, b, target } => compare_jump!(a, b, target, |o| o == Ordering::Less),
@@ -432,7 +459,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
             Instr::Elem { d, t, i } => {
                 let (t, i) = (read!(t), read!(i));
                 let v = match (t.view(), i.as_int()) {
-                    (View::Tuple(elems), Some(i)) if i >= 0 && (i as usize) < elems.len() => elems[i as usize],
+                    (View::Tuple(elems), Some(i)) if i >= 0 && (i as usize) < elems.len() => {
+                        elems[i as usize]
+                    }
                     _ => badarg!(),
                 };
                 p.regs[d.0 as usize] = v;
@@ -442,7 +471,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
             Instr::Setelem { d, t, i, v } => {
                 let (t, i, v) = (read!(t), read!(i), read!(v));
                 let mut elems: SmallVec<[Term; 8]> = match (t.view(), i.as_int()) {
-                    (View::Tuple(elems), Some(i)) if i >= 0 && (i as usize) < elems.len() => elems.iter().copied().collect(),
+                    (View::Tuple(elems), Some(i)) if i >= 0 && (i as usize) < elems.len() => {
+                        elems.iter().copied().collect()
+                    }
                     _ => badarg!(),
                 };
                 elems[i.as_int().unwrap_or(0) as usize] = v;
@@ -651,7 +682,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                 gc_point!();
             }
             Instr::Link { p: other } => {
-                let Some(other) = read!(other).as_pid() else { badarg!() };
+                let Some(other) = read!(other).as_pid() else {
+                    badarg!()
+                };
                 if other != p.pid {
                     if vm.is_alive(other, p) {
                         if !p.links.contains(&other) {
@@ -674,7 +707,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                 gc_point!();
             }
             Instr::Unlink { p: other } => {
-                let Some(other) = read!(other).as_pid() else { badarg!() };
+                let Some(other) = read!(other).as_pid() else {
+                    badarg!()
+                };
                 let me = p.pid;
                 p.links.retain(|&l| l != other);
                 if let Some(o) = vm.proc_mut(p, other) {
@@ -717,7 +752,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                 gc_point!();
             }
             Instr::Demonitor { r } => {
-                let Some(r) = read!(r).as_ref() else { badarg!() };
+                let Some(r) = read!(r).as_ref() else {
+                    badarg!()
+                };
                 if let Some(i) = p.monitors.iter().position(|&(mr, _)| mr == r) {
                     let (_, target) = p.monitors.swap_remove(i);
                     if let Some(t) = vm.proc_mut(p, target) {
@@ -725,7 +762,11 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                     }
                 }
                 p.mailbox.remove_where(|m| match m.view() {
-                    View::Tuple(e) => e.len() == 5 && e[0].as_atom() == Some(atom::DOWN) && e[1].as_ref() == Some(r),
+                    View::Tuple(e) => {
+                        e.len() == 5
+                            && e[0].as_atom() == Some(atom::DOWN)
+                            && e[1].as_ref() == Some(r)
+                    }
                     _ => false,
                 });
                 pc += 1;
@@ -751,7 +792,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
             }
             Instr::Register { name, p: who } => {
                 let (name, who) = (read!(name), read!(who));
-                let (Some(name), Some(pid)) = (name.as_atom(), who.as_pid()) else { badarg!() };
+                let (Some(name), Some(pid)) = (name.as_atom(), who.as_pid()) else {
+                    badarg!()
+                };
                 let taken = vm.registry.contains_key(&name);
                 let ok = name != atom::UNDEFINED && !taken && vm.is_alive(pid, p);
                 match vm.proc_mut(p, pid) {
@@ -765,8 +808,12 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                 gc_point!();
             }
             Instr::Unregister { name } => {
-                let Some(name) = read!(name).as_atom() else { badarg!() };
-                let Some(pid) = vm.registry.remove(&name) else { badarg!() };
+                let Some(name) = read!(name).as_atom() else {
+                    badarg!()
+                };
+                let Some(pid) = vm.registry.remove(&name) else {
+                    badarg!()
+                };
                 if let Some(t) = vm.proc_mut(p, pid) {
                     t.name = None;
                 }
@@ -774,7 +821,9 @@ pub fn run_slice<P: Probe>(prog: &Program, vm: &mut Vm, p: &mut Process, budget:
                 gc_point!();
             }
             Instr::Whereis { d, name } => {
-                let Some(name) = read!(name).as_atom() else { badarg!() };
+                let Some(name) = read!(name).as_atom() else {
+                    badarg!()
+                };
                 p.regs[d.0 as usize] = match vm.registry.get(&name) {
                     Some(&pid) => Term::pid(pid),
                     None => Term::atom(atom::UNDEFINED),

@@ -269,33 +269,96 @@ macro_rules! for_each_instr {
 }
 
 macro_rules! isa_ty {
-    (Dst) => { Reg };
-    (Src) => { Src };
-    (Num) => { Src };
-    (Label) => { Label };
-    (Pattern) => { PatId };
-    (Clauses) => { ClausesId };
-    (Args) => { ArgsId };
+    (Dst) => {
+        Reg
+    };
+    (Src) => {
+        Src
+    };
+    (Num) => {
+        Src
+    };
+    (Label) => {
+        Label
+    };
+    (Pattern) => {
+        PatId
+    };
+    (Clauses) => {
+        ClausesId
+    };
+    (Args) => {
+        ArgsId
+    };
 }
 
 macro_rules! isa_operand {
-    (Dst, $v:expr) => { Operand::Reg($v) };
-    (Src, $v:expr) => { Operand::Src($v) };
-    (Num, $v:expr) => { Operand::Src($v) };
-    (Label, $v:expr) => { Operand::Label($v) };
-    (Pattern, $v:expr) => { Operand::Pattern($v) };
-    (Clauses, $v:expr) => { Operand::Clauses($v) };
-    (Args, $v:expr) => { Operand::Args($v) };
+    (Dst, $v:expr) => {
+        Operand::Reg($v)
+    };
+    (Src, $v:expr) => {
+        Operand::Src($v)
+    };
+    (Num, $v:expr) => {
+        Operand::Src($v)
+    };
+    (Label, $v:expr) => {
+        Operand::Label($v)
+    };
+    (Pattern, $v:expr) => {
+        Operand::Pattern($v)
+    };
+    (Clauses, $v:expr) => {
+        Operand::Clauses($v)
+    };
+    (Args, $v:expr) => {
+        Operand::Args($v)
+    };
 }
 
 macro_rules! isa_take {
-    (Dst, $v:expr) => { match $v { Operand::Reg(x) => *x, _ => return None } };
-    (Src, $v:expr) => { match $v { Operand::Src(x) => *x, _ => return None } };
-    (Num, $v:expr) => { match $v { Operand::Src(x) => *x, _ => return None } };
-    (Label, $v:expr) => { match $v { Operand::Label(x) => *x, _ => return None } };
-    (Pattern, $v:expr) => { match $v { Operand::Pattern(x) => *x, _ => return None } };
-    (Clauses, $v:expr) => { match $v { Operand::Clauses(x) => *x, _ => return None } };
-    (Args, $v:expr) => { match $v { Operand::Args(x) => *x, _ => return None } };
+    (Dst, $v:expr) => {
+        match $v {
+            Operand::Reg(x) => *x,
+            _ => return None,
+        }
+    };
+    (Src, $v:expr) => {
+        match $v {
+            Operand::Src(x) => *x,
+            _ => return None,
+        }
+    };
+    (Num, $v:expr) => {
+        match $v {
+            Operand::Src(x) => *x,
+            _ => return None,
+        }
+    };
+    (Label, $v:expr) => {
+        match $v {
+            Operand::Label(x) => *x,
+            _ => return None,
+        }
+    };
+    (Pattern, $v:expr) => {
+        match $v {
+            Operand::Pattern(x) => *x,
+            _ => return None,
+        }
+    };
+    (Clauses, $v:expr) => {
+        match $v {
+            Operand::Clauses(x) => *x,
+            _ => return None,
+        }
+    };
+    (Args, $v:expr) => {
+        match $v {
+            Operand::Args(x) => *x,
+            _ => return None,
+        }
+    };
 }
 
 macro_rules! isa_default {

@@ -42,7 +42,9 @@ impl Tracer {
         self.emit(json!({"ev": "exit", "pid": pid, "reason": reason}));
     }
     pub fn slice(&mut self, pid: u32, reds: u64, outcome: &str, queue: &[u32]) {
-        self.emit(json!({"ev": "slice", "pid": pid, "reds": reds, "outcome": outcome, "queue": queue}));
+        self.emit(
+            json!({"ev": "slice", "pid": pid, "reds": reds, "outcome": outcome, "queue": queue}),
+        );
     }
 
     pub fn flush(&mut self) {

@@ -119,7 +119,9 @@ impl Checker<'_> {
                 Node::Atom(a) if *a as usize >= atoms => {
                     Some(format!("atom index {a} out of range ({atoms} atoms)"))
                 }
-                Node::Reg(r) if usage == NodeUse::Literal => Some(format!("register r{r} in a literal")),
+                Node::Reg(r) if usage == NodeUse::Literal => {
+                    Some(format!("register r{r} in a literal"))
+                }
                 Node::Pin(_) | Node::Wild if usage != NodeUse::Pattern => {
                     Some("`^r`/`_` outside a pattern".to_string())
                 }
@@ -238,7 +240,10 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
     }
     for (i, l) in m.labels.iter().enumerate() {
         let Some(u) = m.units.get(l.unit as usize) else {
-            return bad(format!("label {i} (`{}`): unit {} out of range", l.name, l.unit));
+            return bad(format!(
+                "label {i} (`{}`): unit {} out of range",
+                l.name, l.unit
+            ));
         };
         if l.at.0 < u.start || l.at.0 >= u.end {
             return bad(format!(
@@ -249,8 +254,15 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
     }
     for u in &m.units {
         for e in &u.exports {
-            if !m.labels.iter().any(|l| &m.units[l.unit as usize].name == &u.name && &l.name == e) {
-                return bad(format!("unit `{}` exports `{e}`, which is not one of its labels", u.name));
+            if !m
+                .labels
+                .iter()
+                .any(|l| m.units[l.unit as usize].name == u.name && &l.name == e)
+            {
+                return bad(format!(
+                    "unit `{}` exports `{e}`, which is not one of its labels",
+                    u.name
+                ));
             }
         }
     }

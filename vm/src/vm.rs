@@ -230,11 +230,17 @@ impl Vm {
     }
 
     /// The process `pid`: the running one or one in the table.
-    pub(crate) fn proc_mut<'a>(&'a mut self, cur: &'a mut Process, pid: u32) -> Option<&'a mut Process> {
+    pub(crate) fn proc_mut<'a>(
+        &'a mut self,
+        cur: &'a mut Process,
+        pid: u32,
+    ) -> Option<&'a mut Process> {
         if pid == cur.pid {
             Some(cur)
         } else {
-            self.procs.get_mut(pid as usize).and_then(|p| p.as_deref_mut())
+            self.procs
+                .get_mut(pid as usize)
+                .and_then(|p| p.as_deref_mut())
         }
     }
 
@@ -280,7 +286,14 @@ impl Vm {
 
     /// Sends exit signal `reason` from `from` to `to`, by the rules of spec §5. `via_link` marks
     /// signals that come from a link (never untrappable, whatever the reason).
-    pub(crate) fn exit_signal(&mut self, cur: &mut Process, from: u32, to: u32, reason: Term, via_link: bool) {
+    pub(crate) fn exit_signal(
+        &mut self,
+        cur: &mut Process,
+        from: u32,
+        to: u32,
+        reason: Term,
+        via_link: bool,
+    ) {
         let mut scratch = Heap::new();
         let reason = scratch.copy_into(reason, &self.prog.literals);
         let mut dying = Vec::new();
@@ -310,7 +323,8 @@ impl Vm {
         } else if trap {
             self.deliver_exit_message(cur, to, from, reason);
             None
-        } else if reason.as_atom() == Some(atom::NORMAL) && !(to == from && !via_link) {
+        } else if reason.as_atom() == Some(atom::NORMAL) && (via_link || to != from) {
+            // `:normal` is ignored, except `exit self, :normal`, which ends the caller.
             None
         } else {
             Some(reason)
@@ -353,7 +367,11 @@ impl Vm {
 
     /// Processes exits one after another: links get exit signals, monitors get `:DOWN`.
     fn cascade(&mut self, cur: &mut Process, mut dying: Vec<Dying>, scratch: &mut Heap) {
-        while let Some(Dying { proc: mut p, reason }) = dying.pop() {
+        while let Some(Dying {
+            proc: mut p,
+            reason,
+        }) = dying.pop()
+        {
             let pid = p.pid;
             self.record_exit(&p, reason);
             if let Some(name) = p.name.take() {
