@@ -74,43 +74,66 @@ fn program_strategy() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![reg.clone(), atom, int, string, Just("[]".to_string())];
     let value = leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("{{{}}}", v.join(", "))),
+            prop::collection::vec(inner.clone(), 0..4)
+                .prop_map(|v| format!("{{{}}}", v.join(", "))),
             prop::collection::vec(inner.clone(), 1..4).prop_map(|v| format!("[{}]", v.join(", "))),
-            (prop::collection::vec(inner.clone(), 1..3), inner).prop_map(|(v, t)| format!("[{} | {}]", v.join(", "), t)),
+            (prop::collection::vec(inner.clone(), 1..3), inner).prop_map(|(v, t)| format!(
+                "[{} | {}]",
+                v.join(", "),
+                t
+            )),
         ]
     });
-    let pattern = value.clone().prop_map(|v| v.replacen("r1", "^r1", 1).replacen("r2", "_", 1));
+    let pattern = value
+        .clone()
+        .prop_map(|v| v.replacen("r1", "^r1", 1).replacen("r2", "_", 1));
     let label = (0usize..6).prop_map(|l| format!("l{l}"));
     let instr = prop_oneof![
         (reg.clone(), value.clone()).prop_map(|(d, v)| format!("move {d}, {v}")),
-        (reg.clone(), reg.clone(), value.clone()).prop_map(|(d, a, b)| format!("add {d}, {a}, {b}")),
-        (value.clone(), value.clone(), label.clone()).prop_map(|(a, b, l)| format!("jlt {a}, {b}, {l}")),
+        (reg.clone(), reg.clone(), value.clone())
+            .prop_map(|(d, a, b)| format!("add {d}, {a}, {b}")),
+        (value.clone(), value.clone(), label.clone())
+            .prop_map(|(a, b, l)| format!("jlt {a}, {b}, {l}")),
         (value.clone(), pattern.clone()).prop_map(|(a, p)| format!("match {a}, {p}")),
-        (value.clone(), prop::collection::vec((pattern.clone(), prop::option::of(label.clone())), 1..4)).prop_map(|(a, cs)| {
-            let mut s = format!("case {a}");
-            for (p, l) in cs {
-                s.push_str(&format!("\n  | {p}"));
-                if let Some(l) = l {
-                    s.push_str(&format!(" -> {l}"));
+        (
+            value.clone(),
+            prop::collection::vec((pattern.clone(), prop::option::of(label.clone())), 1..4)
+        )
+            .prop_map(|(a, cs)| {
+                let mut s = format!("case {a}");
+                for (p, l) in cs {
+                    s.push_str(&format!("\n  | {p}"));
+                    if let Some(l) = l {
+                        s.push_str(&format!(" -> {l}"));
+                    }
                 }
-            }
-            s
-        }),
-        (prop::collection::vec(pattern, 0..3), 0u32..5000, label.clone()).prop_map(|(ps, t, l)| {
-            let mut s = "receive".to_string();
-            for p in ps {
-                s.push_str(&format!("\n  | {p} -> {l}"));
-            }
-            s.push_str(&format!("\n  | after {t}"));
-            s
-        }),
-        (reg.clone(), label.clone(), prop::collection::vec(value.clone(), 0..3)).prop_map(|(d, l, args)| {
-            let mut s = format!("spawn {d}, {l}");
-            for a in args {
-                s.push_str(&format!(", {a}"));
-            }
-            s
-        }),
+                s
+            }),
+        (
+            prop::collection::vec(pattern, 0..3),
+            0u32..5000,
+            label.clone()
+        )
+            .prop_map(|(ps, t, l)| {
+                let mut s = "receive".to_string();
+                for p in ps {
+                    s.push_str(&format!("\n  | {p} -> {l}"));
+                }
+                s.push_str(&format!("\n  | after {t}"));
+                s
+            }),
+        (
+            reg.clone(),
+            label.clone(),
+            prop::collection::vec(value.clone(), 0..3)
+        )
+            .prop_map(|(d, l, args)| {
+                let mut s = format!("spawn {d}, {l}");
+                for a in args {
+                    s.push_str(&format!(", {a}"));
+                }
+                s
+            }),
         value.clone().prop_map(|v| format!("print {v}")),
         label.clone().prop_map(|l| format!("call {l}")),
         Just("ret".to_string()),
@@ -194,12 +217,17 @@ fn mutated_bytecode_is_rejected_or_loads_but_never_panics() {
             }
         }
     }
-    assert!(rejected > 1000, "mutations should mostly be rejected ({rejected} rejected, {loaded} loaded)");
+    assert!(
+        rejected > 1000,
+        "mutations should mostly be rejected ({rejected} rejected, {loaded} loaded)"
+    );
 }
 
 #[test]
 fn each_class_of_bad_file_gets_its_own_message() {
-    let good = ember_asm::assemble_str("t.basm", "main:\n    jump main\n").unwrap().encode();
+    let good = ember_asm::assemble_str("t.basm", "main:\n    jump main\n")
+        .unwrap()
+        .encode();
     let err = |b: &[u8]| verify::load(b).unwrap_err().to_string();
     assert!(err(b"NOPE").contains("bad magic"));
     let mut v = good.clone();
@@ -228,7 +256,10 @@ fn verifier_rejects_inconsistent_modules() {
         assert!(e.contains(want), "expected `{want}` in `{e}`");
     };
     let mut m = base.clone();
-    m.code[0] = Instr::Move { d: Reg(0), v: Src::constant(77) };
+    m.code[0] = Instr::Move {
+        d: Reg(0),
+        v: Src::constant(77),
+    };
     check(m, "literal index 77 out of range");
     let mut m = base.clone();
     m.code[0] = Instr::Jump { target: Label(9) };
@@ -243,6 +274,8 @@ fn verifier_rejects_inconsistent_modules() {
     m.lines.pop();
     check(m, "line table");
     let mut m = base;
-    m.code[0] = Instr::Work { n: Src::constant(0) };
+    m.code[0] = Instr::Work {
+        n: Src::constant(0),
+    };
     check(m, "integer or a register");
 }

@@ -327,7 +327,7 @@ impl Heap {
             pending: Vec::new(),
             forward: false,
         };
-        copier.copy(&self.arena, &mut self.used, t)
+        copier.copy(&self.arena, &mut self.used, None, t)
     }
 
     /// Bytes of objects in the arena: what survived the last collection plus what was
@@ -414,7 +414,8 @@ impl Collector<'_> {
             // The first object to copy (to-space is still empty: `first_chunk` is reset).
             self.to = Bump::with_capacity(std::mem::take(&mut self.first_chunk));
         }
-        self.copier.copy(&self.to, &mut self.live, t)
+        self.copier
+            .copy(&self.to, &mut self.live, Some(&self.heap.arena), t)
     }
 
     /// `copy` for every term of a slice of roots, in place.
@@ -452,14 +453,15 @@ struct Copier<'l> {
 }
 
 impl Copier<'_> {
-    /// Copies everything reachable from `t` into `arena`; the term for the copy.
-    fn copy(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Term {
-        let new = self.copy_one(arena, used, t);
+    /// Copies everything reachable from `t` into `arena`; the term for the copy. `from` is
+    /// from-space when collecting, used by a debug-build check.
+    fn copy(&mut self, arena: &Bump, used: &mut usize, from: Option<&Bump>, t: Term) -> Term {
+        let new = self.copy_one(arena, used, from, t);
         while let Some(field) = self.pending.pop() {
             // SAFETY: `field` is a word of a copy made by this copier in `arena`, which is alive
             // (borrowed by us) and which no one else can see yet.
             let old = Term::from_raw(unsafe { field.read() });
-            let copied = self.copy_one(arena, used, old);
+            let copied = self.copy_one(arena, used, from, old);
             // SAFETY: as above.
             unsafe { field.write(copied.raw()) };
         }
@@ -469,9 +471,20 @@ impl Copier<'_> {
     /// Copies the one object `t` points to (not what it points to: its pointer fields go on
     /// `pending`) and returns the term for the copy. Immediates and literals are returned as
     /// they are; with `forward`, an object already copied is found through its marker.
-    fn copy_one(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Term {
+    fn copy_one(&mut self, arena: &Bump, used: &mut usize, from: Option<&Bump>, t: Term) -> Term {
         if !t.is_pointer() || self.lits.contains(t.addr()) {
             return t;
+        }
+        if cfg!(debug_assertions) {
+            // The collector would write a forwarding marker into whatever `t` points to: catch
+            // a broken invariant 4 here, in debug builds, rather than corrupt memory.
+            if let Some(from) = from {
+                assert!(
+                    arena_contains(from, t.addr()),
+                    "collector: {t:?} points neither into this heap nor into the literal area \
+                     (a term of another heap, or one kept across a collection)"
+                );
+            }
         }
         let src = ptr_at(t.addr());
         // SAFETY: a pointer term points to an initialised object of at least one word
@@ -521,6 +534,15 @@ impl Copier<'_> {
         }
         t.same_kind_at(addr_of(dst))
     }
+}
+
+/// Is `addr` inside the allocated part of one of `arena`'s chunks? (O(chunks): debug checks.)
+fn arena_contains(arena: &Bump, addr: u64) -> bool {
+    // SAFETY: nothing is allocated in `arena` while the iterator lives (we only compare
+    // addresses, and the collector allocates into to-space, another arena); no chunk memory is
+    // read through the pointers.
+    let mut chunks = unsafe { arena.iter_allocated_chunks_raw() };
+    chunks.any(|(start, len)| addr.wrapping_sub(start.addr() as u64) < len as u64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1078,6 +1100,20 @@ mod tests {
             View::Tuple(elems) => assert!(elems.iter().all(|&e| lits.contains_term(e))),
             _ => unreachable!(),
         }
+    }
+
+    /// Debug builds catch a root that is not a term of the heap being collected.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "points neither into this heap")]
+    fn collector_rejects_foreign_terms() {
+        let lits = Literals::empty();
+        let mut a = Heap::new();
+        let mut b = Heap::new();
+        a.tuple(&[int(1)]);
+        let foreign = b.tuple(&[int(2)]);
+        let mut c = a.collect(&lits);
+        c.copy(foreign);
     }
 
     /// The VM's loop: an instruction allocates, between instructions the VM collects when

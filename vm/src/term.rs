@@ -469,10 +469,18 @@ pub fn format<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str, out: &mut Vec<u8
                 }
             },
             Job::Term(t) => match t.view() {
-                View::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+                View::Int(i) => write_display(out, i),
                 View::Atom(a) => format_atom(atom_names(a), out),
-                View::Pid(n) => out.extend_from_slice(format!("<0.{n}>").as_bytes()),
-                View::Ref(n) => out.extend_from_slice(format!("#Ref<{n}>").as_bytes()),
+                View::Pid(n) => {
+                    out.extend_from_slice(b"<0.");
+                    write_display(out, n);
+                    out.push(b'>');
+                }
+                View::Ref(n) => {
+                    out.extend_from_slice(b"#Ref<");
+                    write_display(out, n);
+                    out.push(b'>');
+                }
                 View::Nil => out.extend_from_slice(b"[]"),
                 View::Binary(bytes) => format_string(bytes, out),
                 View::Tuple(elems) => {
@@ -494,6 +502,12 @@ pub fn format<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str, out: &mut Vec<u8
             },
         }
     }
+}
+
+/// Appends a number's decimal form (without a temporary `String`).
+fn write_display(out: &mut Vec<u8>, n: impl fmt::Display) {
+    use std::io::Write;
+    write!(out, "{n}").expect("writing to a Vec can't fail");
 }
 
 /// `:name` when the name is identifier-like (`[A-Za-z_][A-Za-z0-9_]*`), else `:"..."` with the

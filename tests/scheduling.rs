@@ -1,0 +1,196 @@
+//! One test per scheduling rule of spec §5, checked on the trace events a user sees, and the
+//! blog examples' traces.
+
+mod common;
+use common::{budget, ember, run_src, slices};
+
+fn slice(pid: u64, reds: u64, outcome: &str, queue: &[u64]) -> (u64, u64, String, Vec<u64>) {
+    (pid, reds, outcome.to_string(), queue.to_vec())
+}
+
+#[test]
+fn every_instruction_costs_one_reduction() {
+    let r = run_src(
+        "main:\n    nop\n    move r0, 1\n    add r0, r0, 1\n    end\n",
+        budget(100),
+    );
+    assert_eq!(slices(&r.trace), vec![slice(0, 4, "exit", &[])]);
+}
+
+#[test]
+fn a_process_whose_budget_runs_out_goes_to_the_back_of_the_queue() {
+    let src = "main:\n    spawn r0, child\n    nop\n    nop\n    nop\n    end\nchild:\n    nop\n    nop\n    nop\n    end\n";
+    let r = run_src(src, budget(2));
+    assert_eq!(
+        slices(&r.trace),
+        vec![
+            slice(0, 2, "yield", &[1, 0]),
+            slice(1, 2, "yield", &[0, 1]),
+            slice(0, 2, "yield", &[1, 0]),
+            slice(1, 2, "exit", &[0]),
+            slice(0, 1, "exit", &[]),
+        ]
+    );
+}
+
+#[test]
+fn spawn_queues_the_child_at_the_back_at_once_and_the_queue_is_fifo() {
+    let src = "main:\n    spawn r0, child\n    spawn r0, child\n    spawn r0, child\n    end\nchild:\n    end\n";
+    let r = run_src(src, budget(100));
+    assert_eq!(
+        slices(&r.trace),
+        vec![
+            slice(0, 4, "exit", &[1, 2, 3]),
+            slice(1, 1, "exit", &[2, 3]),
+            slice(2, 1, "exit", &[3]),
+            slice(3, 1, "exit", &[]),
+        ]
+    );
+    let spawns: Vec<_> = r.trace.iter().filter(|e| e["ev"] == "spawn").collect();
+    assert_eq!(spawns.len(), 3);
+    assert_eq!(spawns[0]["child"], 1);
+    assert_eq!(spawns[0]["link"], false);
+}
+
+#[test]
+fn work_costs_n_and_is_split_across_slices() {
+    let r = run_src("main:\n    work 10\n    end\n", budget(4));
+    assert_eq!(
+        slices(&r.trace),
+        vec![
+            slice(0, 4, "yield", &[0]),
+            slice(0, 4, "yield", &[0]),
+            slice(0, 3, "exit", &[]),
+        ]
+    );
+}
+
+#[test]
+fn a_receive_without_a_match_waits_and_a_message_queues_the_waiter_at_the_back() {
+    let src = "main:\n    self r1\n    spawn r0, child, r1\n    receive\n      | :go -> got\ngot:\n    end\nchild:\n    nop\n    send r0, :go\n    end\n";
+    let r = run_src(src, budget(100));
+    assert_eq!(
+        slices(&r.trace),
+        vec![
+            slice(0, 3, "wait", &[1]),
+            slice(1, 3, "exit", &[0]),
+            slice(0, 2, "exit", &[]),
+        ]
+    );
+}
+
+#[test]
+fn a_process_is_never_in_the_queue_twice() {
+    // Two messages reach the waiting pid 0 during one slice of pid 1: it is queued once.
+    let src = "main:\n    self r1\n    spawn r0, child, r1\n    receive\n      | :a -> a\na:\n    receive\n      | :b -> b\nb:\n    end\nchild:\n    send r0, :a\n    send r0, :b\n    nop\n    end\n";
+    let r = run_src(src, budget(100));
+    let s = slices(&r.trace);
+    assert_eq!(s[0], slice(0, 3, "wait", &[1]));
+    assert_eq!(s[1], slice(1, 4, "exit", &[0]));
+    assert_eq!(s.len(), 3);
+    for (_, _, _, q) in &s {
+        let mut seen = q.clone();
+        seen.dedup();
+        assert_eq!(seen.len(), q.len(), "a pid appears twice in {q:?}");
+    }
+}
+
+#[test]
+fn a_slice_ends_when_the_process_exits_or_waits_and_events_are_in_order() {
+    let src = "main:\n    self r1\n    spawn r0, child, r1\n    send r0, {:ping, r1}\n    receive\n      | :pong -> done\ndone:\n    end\nchild:\n    receive\n      | {:ping, r2} -> ping\nping:\n    send r2, :pong\n    end\n";
+    let r = run_src(src, budget(100));
+    let evs: Vec<String> = r
+        .trace
+        .iter()
+        .map(|e| e["ev"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        evs,
+        [
+            "spawn", "send", "slice", "receive", "send", "exit", "slice", "receive", "exit",
+            "slice"
+        ]
+    );
+    let send = &r.trace[1];
+    assert_eq!(send["from"], 0);
+    assert_eq!(send["to"], 1);
+    assert_eq!(send["msg"], "{:ping, <0.0>}");
+}
+
+#[test]
+fn blog_ex4_with_budget_7_slices_as_the_post_describes() {
+    let trace = std::env::temp_dir().join(format!("ember-ex4-{}.jsonl", std::process::id()));
+    let (_, _, status) = ember(&[
+        "run",
+        "examples/blog/ex4.basm",
+        "--budget",
+        "7",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0);
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(&trace);
+    let s = slices(&events);
+    assert_eq!(s[0], slice(0, 7, "yield", &[1, 0]));
+    assert_eq!(s[1], slice(1, 7, "yield", &[0, 1]));
+    assert_eq!(s[2], slice(0, 5, "exit", &[1]));
+    assert!(
+        s[3..].iter().all(|(pid, _, _, _)| *pid == 1),
+        "then pid 1 runs alone"
+    );
+    assert_eq!(s.last().unwrap().2, "exit");
+}
+
+#[test]
+fn blog_ex7_deadlocks_under_budget_1_and_works_under_the_default() {
+    let (out, err, status) = ember(&["run", "examples/blog/ex7.basm", "--budget", "1"]);
+    assert_eq!(status, 4, "stdout: {out}\nstderr: {err}");
+    assert!(err.contains("deadlock"), "{err}");
+    assert!(
+        err.contains("<0.0> waiting in receive at examples/blog/ex7.basm:"),
+        "{err}"
+    );
+    let (out, _, status) = ember(&["run", "examples/blog/ex7.basm"]);
+    assert_eq!(status, 0);
+    assert_eq!(out, "CRASH: <0.1>\n");
+}
+
+#[test]
+fn blog_ex7b_works_under_every_budget_from_1_to_10() {
+    for b in 1..=10 {
+        let (out, err, status) =
+            ember(&["run", "examples/blog/ex7b.basm", "--budget", &b.to_string()]);
+        assert_eq!(
+            (status, out.as_str()),
+            (0, "CRASH: <0.1>\n"),
+            "budget {b}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_trace_file_is_json_lines_with_the_documented_fields() {
+    let r = run_src("main:\n    spawn r0, c\n    send r0, :hi\n    end\nc:\n    receive\n      | _ -> d\nd:\n    crash :boom\n", budget(100));
+    for e in &r.trace {
+        match e["ev"].as_str().unwrap() {
+            "spawn" => assert!(e["pid"].is_u64() && e["child"].is_u64() && e["link"].is_boolean()),
+            "send" => assert!(e["from"].is_u64() && e["to"].is_u64() && e["msg"].is_string()),
+            "exit" => assert!(e["pid"].is_u64() && e["reason"].is_string()),
+            "slice" => assert!(e["reds"].is_u64() && e["queue"].is_array()),
+            "receive" => assert!(e["msg"].is_string()),
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    let exits: Vec<_> = r
+        .trace
+        .iter()
+        .filter(|e| e["ev"] == "exit")
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert_eq!(exits, vec![":normal", ":boom"]);
+}
