@@ -214,7 +214,7 @@ for w in "${WORKLOADS[@]}"; do
                 mb = live * 16 / 1e6; p = (n > 0) ? t / n : 0
                 printf "gc (Ember, from ember prof): %d collections, %.1f ms in GC, %.3f ms per pause, %.3f ms pause per MB live (%.1f MB live)", n, t, p, (mb > 0 ? p / mb : 0), mb }')")
         fi
-        [ -n "$R_LINE" ] && NOTES+=("gc (Erlang): $(field gcs "$R_LINE") collections of the churning process (generational: the live list is promoted once, minor GCs skip it)")
+        [ -n "$R_LINE" ] && NOTES+=("gc (Erlang): $(field gcs "$R_LINE") garbage collections in the VM during the loop (generational: once the live list is promoted, minor collections skip it)")
         ;;
     esac
 done

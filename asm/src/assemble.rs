@@ -136,6 +136,8 @@ struct Assembler {
     templates: IndexMap<Node, u32>,
     patterns: IndexMap<Node, u32>,
     module: Module,
+    /// The unit being emitted (labels used as values resolve in it).
+    current: usize,
 }
 
 /// Where an import can come from.
@@ -369,16 +371,14 @@ impl Assembler {
             ExprKind::Pin(_) | ExprKind::Wild => {
                 return Err((e.span, "`^rN` and `_` are only allowed in patterns".into()))
             }
-            ExprKind::Label(l) => {
-                return Err((
-                    e.span,
-                    format!(
-                        "expected a value, found label `{}` (atoms are written `:{}`)",
-                        label_text(l),
-                        l.name
-                    ),
-                ))
-            }
+            // A label used as a value is a function reference (for `call_fun`, `spawn_fun`).
+            ExprKind::Label(l) => match self.label(self.current, l) {
+                Ok(at) => Node::Fun(at.0),
+                Err((span, msg)) if l.module.is_none() => {
+                    return Err((span, format!("{msg} (atoms are written `:{}`)", l.name)))
+                }
+                Err(e) => return Err(e),
+            },
         })
     }
 
@@ -452,6 +452,7 @@ impl Assembler {
     }
 
     fn emit_unit(&mut self, unit: usize) {
+        self.current = unit;
         let u = &self.units[unit];
         let file = u.file;
         let text = self.files[file].text.clone();

@@ -17,6 +17,7 @@ pub fn disassemble(m: &Module) -> String {
         line: 1,
         shift: 0,
         names: BTreeMap::new(),
+        unit: 0,
     };
     d.collect_names();
     for u in 0..m.units.len() {
@@ -34,6 +35,8 @@ struct Disasm<'m> {
     shift: i64,
     /// Instruction index → label names defined there (in table order), with their unit.
     names: BTreeMap<u32, Vec<(u32, String)>>,
+    /// The unit being printed (function references print relative to it).
+    unit: usize,
 }
 
 impl Disasm<'_> {
@@ -57,6 +60,19 @@ impl Disasm<'_> {
                     see(l);
                 }
             }
+        }
+        for n in self
+            .m
+            .literals
+            .iter()
+            .chain(&self.m.templates)
+            .chain(&self.m.patterns)
+        {
+            n.walk(&mut |n| {
+                if let Node::Fun(at) = n {
+                    see(Label(*at));
+                }
+            });
         }
         for t in &self.m.clauses {
             t.clauses.iter().filter_map(|c| c.target).for_each(&mut see);
@@ -86,6 +102,7 @@ impl Disasm<'_> {
     }
 
     fn unit(&mut self, u: usize) {
+        self.unit = u;
         let unit = &self.m.units[u];
         if u > 0 {
             self.writeln("");
@@ -236,6 +253,7 @@ impl Disasm<'_> {
                 let _ = write!(out, "^r{r}");
             }
             Node::Wild => out.push('_'),
+            Node::Fun(at) => out.push_str(&self.label(self.unit, Label(*at))),
         }
     }
 }

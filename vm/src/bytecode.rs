@@ -32,6 +32,8 @@ pub enum Node {
     Pin(u8),
     /// `_` in a pattern.
     Wild,
+    /// A function reference: a label used as a value (an instruction index).
+    Fun(u32),
 }
 
 impl Node {
@@ -140,6 +142,7 @@ mod tag {
     pub const REG: u8 = 6;
     pub const PIN: u8 = 7;
     pub const WILD: u8 = 8;
+    pub const FUN: u8 = 9;
 }
 
 struct Writer {
@@ -213,6 +216,10 @@ impl Writer {
                 self.uleb(*r as u64);
             }
             Node::Wild => self.u8(tag::WILD),
+            Node::Fun(at) => {
+                self.u8(tag::FUN);
+                self.uleb(*at as u64);
+            }
         }
     }
 }
@@ -345,6 +352,7 @@ impl<'a> Reader<'a> {
             tag::REG => Node::Reg(self.reg("register")?),
             tag::PIN => Node::Pin(self.reg("register")?),
             tag::WILD => Node::Wild,
+            tag::FUN => Node::Fun(self.u32_leb("function reference")?),
             t => {
                 return Err(DecodeError {
                     offset: at,

@@ -654,7 +654,13 @@ impl Drop for Literals {
 fn node_words(n: &Node) -> usize {
     match n {
         Node::Int(i) if Term::small_int(*i).is_none() => 2,
-        Node::Int(_) | Node::Atom(_) | Node::Nil | Node::Reg(_) | Node::Pin(_) | Node::Wild => 0,
+        Node::Int(_)
+        | Node::Atom(_)
+        | Node::Fun(_)
+        | Node::Nil
+        | Node::Reg(_)
+        | Node::Pin(_)
+        | Node::Wild => 0,
         Node::Binary(b) => 1 + b.len().div_ceil(WORD),
         Node::Tuple(items) => 1 + items.len() + items.iter().map(node_words).sum::<usize>(),
         Node::List(items, tail) => {
@@ -695,6 +701,7 @@ impl Filler {
                 Term::boxed_at(addr_of(p))
             }),
             Node::Atom(a) => Term::atom(atom_map(*a)),
+            Node::Fun(at) => Term::fun(*at),
             Node::Nil | Node::Reg(_) | Node::Pin(_) | Node::Wild => Term::NIL,
             Node::Binary(bytes) => {
                 let p = self.take(1 + bytes.len().div_ceil(WORD));

@@ -303,6 +303,33 @@ pub fn run_slice<P: Probe>(
         };
     }
 
+    // A new process at `$at`; arguments are copied into its r0, r1, ...
+    macro_rules! spawn {
+        ($d:expr, $at:expr, $args:expr, $link:expr) => {{
+            let (at, link): (u32, bool) = ($at, $link);
+            let child = vm.procs.len() as u32;
+            let mut c = Box::new(Process::new(child, at, prog.registers.max(1)));
+            for (i, a) in prog.args[$args.0 as usize].iter().enumerate() {
+                let v = read!(*a);
+                c.regs[i] = c.heap.copy_into(v, &prog.literals);
+            }
+            if link {
+                c.links.push(p.pid);
+                p.links.push(child);
+            }
+            c.queued = true;
+            vm.procs.push(Some(c));
+            vm.queue.push_back(child);
+            vm.stats.spawns += 1;
+            if let Some(t) = vm.trace.as_mut() {
+                t.spawn(p.pid, child, link);
+            }
+            p.regs[$d.0 as usize] = Term::pid(child);
+            pc += 1;
+            gc_point!();
+        }};
+    }
+
     loop {
         if reds == 0 {
             done!(Outcome::Yield);
@@ -531,7 +558,7 @@ pub fn run_slice<P: Probe>(
             Instr::ToStr { d, v } => {
                 let v = read!(v);
                 let mut out = Vec::new();
-                term::format(v, &names, &mut out);
+                prog.format(v, &mut out);
                 p.regs[d.0 as usize] = p.heap.binary(&out);
                 pc += 1;
                 gc_point!();
@@ -553,7 +580,7 @@ pub fn run_slice<P: Probe>(
                 let mut line = Vec::new();
                 match v.view() {
                     View::Binary(b) => line.extend_from_slice(b),
-                    _ => term::format(v, &names, &mut line),
+                    _ => prog.format(v, &mut line),
                 }
                 line.push(b'\n');
                 let _ = vm.out.write_all(&line);
@@ -579,27 +606,25 @@ pub fn run_slice<P: Probe>(
                 p.regs[d.0 as usize] = Term::pid(p.pid);
                 pc += 1;
             }
-            Instr::Spawn { d, target, args } | Instr::SpawnLink { d, target, args } => {
-                let link = matches!(instr, Instr::SpawnLink { .. });
-                let child = vm.procs.len() as u32;
-                let mut c = Box::new(Process::new(child, target.0, prog.registers.max(1)));
-                for (i, a) in prog.args[args.0 as usize].iter().enumerate() {
-                    let v = read!(*a);
-                    c.regs[i] = c.heap.copy_into(v, &prog.literals);
+            Instr::Spawn { d, target, args } => spawn!(d, target.0, args, false),
+            Instr::SpawnLink { d, target, args } => spawn!(d, target.0, args, true),
+            Instr::SpawnFun { d, f, args } => match read!(f).as_fun() {
+                Some(at) => spawn!(d, at, args, false),
+                None => badarg!(),
+            },
+            Instr::SpawnLinkFun { d, f, args } => match read!(f).as_fun() {
+                Some(at) => spawn!(d, at, args, true),
+                None => badarg!(),
+            },
+            Instr::CallFun { f } => {
+                let Some(at) = read!(f).as_fun() else {
+                    badarg!()
+                };
+                if p.frames.len() >= vm.config.max_stack {
+                    crash!(Term::atom(atom::STACK_OVERFLOW));
                 }
-                if link {
-                    c.links.push(p.pid);
-                    p.links.push(child);
-                }
-                c.queued = true;
-                vm.procs.push(Some(c));
-                vm.queue.push_back(child);
-                vm.stats.spawns += 1;
-                if let Some(t) = vm.trace.as_mut() {
-                    t.spawn(p.pid, child, link);
-                }
-                p.regs[d.0 as usize] = Term::pid(child);
-                pc += 1;
+                p.frames.push(pc as u32 + 1);
+                pc = at as usize;
                 gc_point!();
             }
             Instr::Send { p: to, v } => {

@@ -264,6 +264,9 @@ macro_rules! for_each_instr {
             Unregister "unregister" (name: Src) [ALLOC] "processes" "Remove a registered name.";
             Whereis "whereis" (d: Dst, name: Src) [ALLOC] "processes" "`d :=` the pid registered as `name`, or `:undefined`.";
             MakeRef "make_ref" (d: Dst) [] "processes" "`d :=` a fresh unique reference.";
+            CallFun "call_fun" (f: Src) [BRANCH ALLOC] "control" "Like `call`, at the function reference in `f` (a label used as a value); otherwise `:badarg`.";
+            SpawnFun "spawn_fun" (d: Dst, f: Src, args: Args) [ALLOC] "processes" "Like `spawn`, at the function reference in `f`.";
+            SpawnLinkFun "spawn_link_fun" (d: Dst, f: Src, args: Args) [ALLOC] "processes" "Like `spawn_link`, at the function reference in `f`.";
         }
     };
 }

@@ -6,7 +6,7 @@ use crate::atoms::AtomTable;
 use crate::bytecode::{ClauseTable, Node};
 use crate::heap::Literals;
 use crate::isa::{Instr, Label, Src};
-use crate::term::Term;
+use crate::term::{self, Term};
 use crate::verify::VerifiedModule;
 
 /// A template: builds a term from registers.
@@ -149,6 +149,21 @@ impl Program {
             literals,
             module,
         }
+    }
+
+    /// `mod:label` of the label at instruction `at` (how function references print).
+    pub fn fun_name(&self, at: u32) -> String {
+        let m = self.module.module();
+        let unit = &m.units[self.module.unit_of(at)];
+        match m.labels.iter().find(|l| l.at.0 == at) {
+            Some(l) => format!("{}:{}", unit.name, l.name),
+            None => format!("{}:{at}", unit.name),
+        }
+    }
+
+    /// Appends the printed form of `t` (spec §1).
+    pub fn format(&self, t: Term, out: &mut Vec<u8>) {
+        term::format_with(t, &|a| self.atoms.name(a), &|at| self.fun_name(at), out);
     }
 
     /// The position of `main` in the program's first unit.

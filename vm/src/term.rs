@@ -28,7 +28,8 @@
 //! | `..10_11` | pid | u32 spawn number in bits `35..4` |
 //! | `00_11_11` | `[]` | none: the word is exactly `0x0f` |
 //! | `01_11_11` | reference | 58-bit counter in bits `63..6` |
-//! | `1x_11_11` | unused | |
+//! | `10_11_11` | function reference | u32 instruction index in bits `37..6` |
+//! | `11_11_11` | unused | |
 //!
 //! Header words, object layouts and the collector's forwarding marker are described in `heap.rs`.
 //!
@@ -65,6 +66,7 @@ const IMM_OTHER: u64 = 0b11_11;
 const OTHER_MASK: u64 = 0b11_11_11;
 const OTHER_NIL: u64 = 0b00_11_11;
 const OTHER_REF: u64 = 0b01_11_11;
+const OTHER_FUN: u64 = 0b10_11_11;
 
 /// Small integers: the payload starts at bit 4, so 60 bits remain.
 const SMALL_SHIFT: u32 = 4;
@@ -83,6 +85,8 @@ pub enum View<'a> {
     Atom(u32),
     Pid(u32),
     Ref(u64),
+    /// A function reference: a label used as a value (its instruction index).
+    Fun(u32),
     Nil,
     Tuple(&'a [Term]),
     /// A list cell: head, tail.
@@ -107,6 +111,15 @@ impl Term {
     pub fn reference(n: u64) -> Term {
         assert!(n <= REF_MAX, "reference counter {n} does not fit 58 bits");
         Term((n << REF_SHIFT) | OTHER_REF)
+    }
+
+    /// A function reference to instruction `at`.
+    pub const fn fun(at: u32) -> Term {
+        Term(((at as u64) << REF_SHIFT) | OTHER_FUN)
+    }
+
+    pub fn as_fun(self) -> Option<u32> {
+        (self.0 & OTHER_MASK == OTHER_FUN).then_some((self.0 >> REF_SHIFT) as u32)
     }
 
     /// The small integer `i`, or `None` if it does not fit 60 bits (then it needs
@@ -196,6 +209,7 @@ impl Term {
                 IMM_OTHER => match self.0 & OTHER_MASK {
                     OTHER_NIL => View::Nil,
                     OTHER_REF => View::Ref(self.0 >> REF_SHIFT),
+                    OTHER_FUN => View::Fun((self.0 >> REF_SHIFT) as u32),
                     _ => unreachable!("unused immediate tag in {self:?}"),
                 },
                 _ => unreachable!("two bits have four values"),
@@ -257,6 +271,9 @@ impl fmt::Debug for Term {
                 _ if *self == Term::NIL => write!(f, "Term([])"),
                 _ if self.0 & OTHER_MASK == OTHER_REF => {
                     write!(f, "Term(#Ref<{}>)", self.0 >> REF_SHIFT)
+                }
+                _ if self.0 & OTHER_MASK == OTHER_FUN => {
+                    write!(f, "Term(#Fun<{}>)", self.0 >> REF_SHIFT)
                 }
                 _ => write!(f, "Term(bad immediate {:#x})", self.0),
             },
@@ -381,18 +398,19 @@ pub fn eq(a: Term, b: Term) -> bool {
     }
 }
 
-/// Position of a kind in the term order: integer < atom < reference < pid < tuple < `[]` <
-/// non-empty list < binary.
+/// Position of a kind in the term order: integer < atom < reference < function < pid < tuple <
+/// `[]` < non-empty list < binary (functions sit where Erlang puts funs).
 fn rank(v: &View) -> u8 {
     match v {
         View::Int(_) => 0,
         View::Atom(_) => 1,
         View::Ref(_) => 2,
-        View::Pid(_) => 3,
-        View::Tuple(_) => 4,
-        View::Nil => 5,
-        View::Cons(..) => 6,
-        View::Binary(_) => 7,
+        View::Fun(_) => 3,
+        View::Pid(_) => 4,
+        View::Tuple(_) => 5,
+        View::Nil => 6,
+        View::Cons(..) => 7,
+        View::Binary(_) => 8,
     }
 }
 
@@ -410,6 +428,7 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
                 (View::Int(x), View::Int(y)) => x.cmp(&y),
                 (View::Atom(x), View::Atom(y)) => atom_names(x).cmp(atom_names(y)),
                 (View::Ref(x), View::Ref(y)) => x.cmp(&y),
+                (View::Fun(x), View::Fun(y)) => x.cmp(&y),
                 (View::Pid(x), View::Pid(y)) => x.cmp(&y),
                 (View::Binary(x), View::Binary(y)) => x.cmp(y),
                 (View::Tuple(xs), View::Tuple(ys)) => match xs.len().cmp(&ys.len()) {
@@ -445,6 +464,16 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
 /// Appends the printed form of `t` (spec §1) to `out`. Iterative: an explicit stack of what is
 /// left to print, so no shape of term can overflow the Rust stack.
 pub fn format<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str, out: &mut Vec<u8>) {
+    format_with(t, atom_names, &|at| at.to_string(), out)
+}
+
+/// [`format`], naming function references with `fun_names` (`#Fun<mod:label>`).
+pub fn format_with<'n>(
+    t: Term,
+    atom_names: &dyn Fn(u32) -> &'n str,
+    fun_names: &dyn Fn(u32) -> String,
+    out: &mut Vec<u8>,
+) {
     enum Job {
         Term(Term),
         Text(&'static str),
@@ -479,6 +508,11 @@ pub fn format<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str, out: &mut Vec<u8
                 View::Ref(n) => {
                     out.extend_from_slice(b"#Ref<");
                     write_display(out, n);
+                    out.push(b'>');
+                }
+                View::Fun(at) => {
+                    out.extend_from_slice(b"#Fun<");
+                    out.extend_from_slice(fun_names(at).as_bytes());
                     out.push(b'>');
                 }
                 View::Nil => out.extend_from_slice(b"[]"),

@@ -113,6 +113,7 @@ impl Checker<'_> {
     fn node(&mut self, n: &Node, usage: NodeUse, what: &str) -> Result<(), VerifyError> {
         let mut err = None;
         let atoms = self.m.atoms.len();
+        let code = self.m.code.len();
         let mut regs = Vec::new();
         n.walk(&mut |n| {
             let problem = match n {
@@ -126,6 +127,9 @@ impl Checker<'_> {
                     Some("`^r`/`_` outside a pattern".to_string())
                 }
                 Node::List(items, _) if items.is_empty() => Some("empty list node".to_string()),
+                Node::Fun(at) if *at as usize >= code => Some(format!(
+                    "function reference to instruction {at} is outside the code ({code} instructions)"
+                )),
                 Node::Reg(r) | Node::Pin(r) => {
                     regs.push(*r);
                     None

@@ -10,7 +10,7 @@ use crate::heap::Heap;
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{Process, Status};
 use crate::program::Program;
-use crate::term::{self, Term};
+use crate::term::Term;
 use crate::trace::Tracer;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -221,7 +221,7 @@ impl Vm {
 
     pub(crate) fn format(&self, t: Term) -> String {
         let mut out = Vec::new();
-        term::format(t, &|a| self.prog.atoms.name(a), &mut out);
+        self.prog.format(t, &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 
