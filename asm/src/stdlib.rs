@@ -2,7 +2,13 @@
 //! when no `NAME.basm` lies beside the importing file.
 
 /// (module name, source) of every stdlib module.
-pub static MODULES: &[(&str, &str)] = &[];
+pub static MODULES: &[(&str, &str)] = &[
+    ("lists", include_str!("../../stdlib/lists.basm")),
+    ("timer", include_str!("../../stdlib/timer.basm")),
+    ("server", include_str!("../../stdlib/server.basm")),
+    ("supervisor", include_str!("../../stdlib/supervisor.basm")),
+    ("registry", include_str!("../../stdlib/registry.basm")),
+];
 
 /// The source of stdlib module `name`.
 pub fn source(name: &str) -> Option<&'static str> {
