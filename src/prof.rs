@@ -178,6 +178,7 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
     let _ = writeln!(r, "  processes spawned   {}", st.spawns);
     let _ = writeln!(r, "  messages sent       {}", st.messages_sent);
     let _ = writeln!(r, "  messages received   {}", st.messages_received);
+    let _ = writeln!(r, "  messages tested     {}", st.messages_tested);
     let mailbox_max = st
         .processes
         .iter()

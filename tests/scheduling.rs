@@ -194,3 +194,38 @@ fn the_trace_file_is_json_lines_with_the_documented_fields() {
         .collect();
     assert_eq!(exits, vec![":normal", ":boom"]);
 }
+
+#[test]
+fn a_woken_receive_tests_only_the_messages_it_has_not_tested() {
+    // 1,000 unmatched messages wait in pid 0's mailbox; then 100 more unmatched ones arrive one
+    // per slice of the sender, waking pid 0 each time, and finally the wanted one.
+    let src = "
+main:
+    self r0
+    move r1, 1000
+junk:
+    send r0, {:junk, r1}
+    sub r1, r1, 1
+    jgt r1, 0, junk
+    spawn r2, sender, r0
+    receive
+      | :wanted -> done
+done:
+    end
+sender:
+    move r1, 100
+more:
+    send r0, {:junk, r1}
+    work 10
+    sub r1, r1, 1
+    jgt r1, 0, more
+    send r0, :wanted
+    end
+";
+    let r = run_src(src, budget(5));
+    assert_eq!(r.status, 0);
+    // Each message is tested once: 1,000 + 100 + the wanted one (not 1,000 per wake-up).
+    assert_eq!(r.vm.stats.messages_tested, 1101);
+    let waits = slices(&r.trace).iter().filter(|s| s.0 == 0 && s.2 == "wait").count();
+    assert!(waits >= 50, "pid 0 was woken many times ({waits})");
+}

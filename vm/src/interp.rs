@@ -655,6 +655,7 @@ pub fn run_slice<P: Probe>(
                 let mut c = p.mailbox.resume();
                 let mut chosen = None;
                 while let Some(msg) = p.mailbox.peek(c) {
+                    vm.stats.messages_tested += 1;
                     if let Some(clause) = select(prog, table, msg, &p.regs, &mut binds) {
                         chosen = Some(clause.target);
                         break;

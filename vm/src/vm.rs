@@ -76,6 +76,8 @@ pub struct Stats {
     pub spawns: u64,
     pub messages_sent: u64,
     pub messages_received: u64,
+    /// Messages a `receive` tested against its clauses (each at most once per receive).
+    pub messages_tested: u64,
     pub gc_runs: u64,
     pub gc_nanos: u64,
     pub reductions: u64,
