@@ -226,6 +226,9 @@ more:
     assert_eq!(r.status, 0);
     // Each message is tested once: 1,000 + 100 + the wanted one (not 1,000 per wake-up).
     assert_eq!(r.vm.stats.messages_tested, 1101);
-    let waits = slices(&r.trace).iter().filter(|s| s.0 == 0 && s.2 == "wait").count();
+    let waits = slices(&r.trace)
+        .iter()
+        .filter(|s| s.0 == 0 && s.2 == "wait")
+        .count();
     assert!(waits >= 50, "pid 0 was woken many times ({waits})");
 }

@@ -98,10 +98,8 @@ pub fn assemble_path(path: &Path) -> Result<Module, AsmErrors> {
 /// (when it has a directory) and then in the embedded stdlib.
 pub fn assemble(main: SourceFile) -> Result<Module, AsmErrors> {
     let mut asm = Assembler::default();
+    // Emit even after parse or import errors, so independent errors elsewhere are reported too.
     asm.load_program(main);
-    if asm.errors.count() > 0 {
-        return Err(asm.errors);
-    }
     let module = asm.emit();
     if asm.errors.count() > 0 {
         return Err(asm.errors);
@@ -138,6 +136,11 @@ struct Assembler {
     module: Module,
     /// The unit being emitted (labels used as values resolve in it).
     current: usize,
+    /// Per file, where the parser reported errors: a clause line it dropped must not also
+    /// make its instruction look clause-less.
+    parse_errors: Vec<Vec<usize>>,
+    /// Byte range between the instruction being assembled and the next item.
+    clause_zone: (usize, usize),
 }
 
 /// Where an import can come from.
@@ -221,6 +224,8 @@ impl Assembler {
         let file = self.files.len();
         let (program, diags) = parser::parse(&src.text);
         self.files.push(src);
+        self.parse_errors
+            .push(diags.iter().map(|d| d.span.start).collect());
         for d in diags {
             let s = self.files[file].clone();
             self.errors.push(&s, d);
@@ -492,7 +497,12 @@ impl Assembler {
         // `.line N`: the next source line counts as line N.
         let mut line_shift: i64 = 0;
         let mut last_line = 0u32;
-        for item in &items {
+        for (n, item) in items.iter().enumerate() {
+            let next_start = items[n + 1..]
+                .iter()
+                .find(|i| matches!(i, Item::Instr(_)))
+                .map_or(text.len(), |i| i.span().start);
+            self.clause_zone = (item.span().end, next_start);
             match item {
                 Item::Line { line, span } => {
                     let physical = lines.line(span.start) as i64;
@@ -669,7 +679,10 @@ impl Assembler {
         op: Opcode,
         i: &ast::Instr,
     ) -> Result<ClausesId, (Span, String)> {
-        if i.clauses.is_empty() {
+        let dropped_clause = self.parse_errors[self.units[unit].file]
+            .iter()
+            .any(|&e| e >= self.clause_zone.0 && e < self.clause_zone.1);
+        if i.clauses.is_empty() && !dropped_clause {
             return Err((
                 i.span,
                 format!(
@@ -679,6 +692,7 @@ impl Assembler {
             ));
         }
         let mut table = ClauseTable::default();
+        let mut after_span = None;
         for Clause { kind, target, span } in &i.clauses {
             let target = match target {
                 Some(l) => Some(self.label(unit, l)?),
@@ -686,8 +700,8 @@ impl Assembler {
             };
             match kind {
                 ClauseKind::Pattern(p) => {
-                    if table.after.is_some() {
-                        return Err((*span, "the `after` clause must be the last one".into()));
+                    if let Some(after) = after_span {
+                        return Err((after, "the `after` clause must be the last one".into()));
                     }
                     let pattern = self.pattern(p)?;
                     table
@@ -719,6 +733,7 @@ impl Assembler {
                     }
                     let timeout = self.src(t)?;
                     table.after = Some(After { timeout, target });
+                    after_span = Some(*span);
                 }
             }
         }

@@ -211,7 +211,10 @@ impl Parser<'_> {
     }
 
     fn label_def(&mut self, name: String, span: Span) {
-        self.attach = Attach::Label(name.clone());
+        // With no instruction before it, a clause after a label has simply no instruction.
+        if !matches!(self.attach, Attach::Nothing) {
+            self.attach = Attach::Label(name.clone());
+        }
         self.items.push(Item::Label { name, span });
     }
 

@@ -139,25 +139,30 @@ fn int_result(p: &mut Process, r: Option<i64>) -> Option<Term> {
     r.map(|i| p.heap.int(i))
 }
 
+/// `a bsl b`: a negative `b` shifts right; a result outside 64 bits is `None` (`:badarith`).
 fn shift_left(a: i64, b: i64) -> Option<i64> {
     if b < 0 {
-        return Some(shift_right(a, b.checked_neg().unwrap_or(i64::MAX)));
+        return Some(a >> b.unsigned_abs().min(63));
     }
     if a == 0 {
         return Some(0);
     }
-    if b >= 63 {
+    if b >= 64 {
         return None;
     }
-    let r = a << b;
-    (r >> b == a).then_some(r)
+    i64::try_from((a as i128) << b).ok()
 }
 
-fn shift_right(a: i64, b: i64) -> i64 {
+/// `a bsr b`: arithmetic; a negative `b` shifts left (and may overflow).
+fn shift_right(a: i64, b: i64) -> Option<i64> {
     if b < 0 {
-        return shift_left(a, b.checked_neg().unwrap_or(i64::MAX)).unwrap_or(0);
+        return match b.checked_neg() {
+            Some(n) => shift_left(a, n),
+            None if a == 0 => Some(0),
+            None => None,
+        };
     }
-    a >> b.min(63)
+    Some(a >> b.min(63))
 }
 
 /// Proper list length, or `None` for an improper list or a non-list.
@@ -197,6 +202,8 @@ pub fn run_slice<P: Probe>(
     let mut pc = p.pc as usize;
     let mut reds = budget;
     let mut binds = Binds::new();
+    // The instruction running now, for crash reports (pc may already point past it).
+    let mut here: usize;
     let names = |a: u32| prog.atoms.name(a);
 
     // Reads an operand; a template builds its term on the process heap.
@@ -223,7 +230,7 @@ pub fn run_slice<P: Probe>(
             return (
                 Outcome::Exit {
                     reason,
-                    raised_at: Some(pc as u32),
+                    raised_at: Some(here as u32),
                 },
                 budget - reds,
             );
@@ -335,6 +342,7 @@ pub fn run_slice<P: Probe>(
             done!(Outcome::Yield);
         }
         let instr = code[pc];
+        here = pc;
         reds -= 1;
         probe.instr(p.pid, p.entry, &p.frames, pc as u32, instr.opcode());
         match instr {
@@ -468,12 +476,15 @@ pub fn run_slice<P: Probe>(
             Instr::Sub { d, a, b } => arith!(d, a, b, i64::checked_sub),
             Instr::Mul { d, a, b } => arith!(d, a, b, i64::checked_mul),
             Instr::Div { d, a, b } => arith!(d, a, b, i64::checked_div),
-            Instr::Rem { d, a, b } => arith!(d, a, b, i64::checked_rem),
+            Instr::Rem { d, a, b } => {
+                // i64::MIN rem -1 is 0, not an overflow.
+                arith!(d, a, b, |a, b| (b != 0).then(|| a.wrapping_rem(b)))
+            }
             Instr::Band { d, a, b } => arith!(d, a, b, |a, b| Some(a & b)),
             Instr::Bor { d, a, b } => arith!(d, a, b, |a, b| Some(a | b)),
             Instr::Bxor { d, a, b } => arith!(d, a, b, |a, b| Some(a ^ b)),
             Instr::Bsl { d, a, b } => arith!(d, a, b, shift_left),
-            Instr::Bsr { d, a, b } => arith!(d, a, b, |a, b| Some(shift_right(a, b))),
+            Instr::Bsr { d, a, b } => arith!(d, a, b, shift_right),
             Instr::Neg { d, a } => {
                 let a = int!(a);
                 match int_result(p, a.checked_neg()) {
