@@ -39,6 +39,10 @@ struct RunFlags {
     /// Let the clock jump to the next timeout when nothing can run, so runs repeat exactly.
     #[arg(long)]
     virtual_time: bool,
+    /// A process whose live heap exceeds this many bytes after a collection crashes
+    /// `:heap_limit`.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    max_heap: usize,
 }
 
 #[derive(Subcommand)]
@@ -111,6 +115,7 @@ fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> 
         budget: flags.budget,
         virtual_time: flags.virtual_time,
         seed: flags.seed,
+        max_heap_bytes: flags.max_heap,
         ..Default::default()
     };
     let program = ember_vm::program::Program::new(module);
