@@ -232,3 +232,64 @@ more:
         .count();
     assert!(waits >= 50, "pid 0 was woken many times ({waits})");
 }
+
+#[test]
+fn a_receive_site_without_pins_never_retests_messages_it_rejected_before() {
+    // 1,000 junk messages, then 100 wanted ones: each later receive at the same site starts
+    // after the junk it already rejected.
+    let src = "
+main:
+    self r0
+    move r1, 1000
+junk:
+    send r0, {:junk, r1}
+    sub r1, r1, 1
+    jgt r1, 0, junk
+    move r1, 100
+wanted:
+    send r0, {:wanted, r1}
+    sub r1, r1, 1
+    jgt r1, 0, wanted
+    move r1, 100
+loop:
+    receive
+      | {:wanted, _}
+    sub r1, r1, 1
+    jgt r1, 0, loop
+    len r2, [1]
+    print r1
+    end
+";
+    let r = run_src(src, budget(4000));
+    assert_eq!(r.stdout, "0\n");
+    // The first receive tests the 1,000 junk messages and one wanted; the other 99 test one each.
+    assert_eq!(r.vm.stats.messages_tested, 1000 + 100);
+}
+
+#[test]
+fn a_receive_pinning_a_fresh_reference_skips_older_messages() {
+    let src = "
+main:
+    self r0
+    move r1, 1000
+junk:
+    send r0, {:junk, r1}
+    sub r1, r1, 1
+    jgt r1, 0, junk
+    move r1, 100
+call:
+    make_ref r2
+    send r0, {:reply, r2, r1}
+    receive
+      | {:reply, ^r2, r3} -> got
+got:
+    sub r1, r1, 1
+    jgt r1, 0, call
+    print r3
+    end
+";
+    let r = run_src(src, budget(4000));
+    assert_eq!(r.stdout, "1\n");
+    // Each of the 100 calls tests only its own reply, never the 1,000 older messages.
+    assert_eq!(r.vm.stats.messages_tested, 100);
+}

@@ -103,6 +103,8 @@ impl Disasm<'_> {
 
     fn unit(&mut self, u: usize) {
         self.unit = u;
+        // The assembler starts every unit without a `.line` shift.
+        self.shift = 0;
         let unit = &self.m.units[u];
         if u > 0 {
             self.writeln("");

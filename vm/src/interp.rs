@@ -663,7 +663,15 @@ pub fn run_slice<P: Probe>(
             }
             Instr::Receive { clauses } => {
                 let table = &prog.clauses[clauses.0 as usize];
-                let mut c = p.mailbox.resume();
+                let site = &prog.sites[clauses.0 as usize];
+                let past_mark = match p.mailbox.marked_ref() {
+                    Some(r) if !site.pure => site.pins.iter().all(|pins| {
+                        pins.iter()
+                            .any(|&reg| p.regs[reg as usize].as_ref() == Some(r))
+                    }),
+                    _ => false,
+                };
+                let mut c = p.mailbox.resume(site.pure.then_some(clauses.0), past_mark);
                 let mut chosen = None;
                 while let Some(msg) = p.mailbox.peek(c) {
                     vm.stats.messages_tested += 1;
@@ -765,6 +773,7 @@ pub fn run_slice<P: Probe>(
                     badarg!()
                 };
                 let r = vm.fresh_ref();
+                p.mailbox.mark_ref(r);
                 let me = p.pid;
                 match watched {
                     Some(w) if vm.is_alive(w, p) => {
@@ -869,7 +878,9 @@ pub fn run_slice<P: Probe>(
                 gc_point!();
             }
             Instr::MakeRef { d } => {
-                p.regs[d.0 as usize] = Term::reference(vm.fresh_ref());
+                let r = vm.fresh_ref();
+                p.mailbox.mark_ref(r);
+                p.regs[d.0 as usize] = Term::reference(r);
                 pc += 1;
             }
         }

@@ -7,20 +7,43 @@ const NONE: u32 = u32::MAX;
 
 /// A mailbox: messages in arrival order, in a singly linked list over a slab so that selective
 /// receive removes a message from the middle in O(1) and remembers where it stopped testing.
-#[derive(Default)]
+///
+/// Three positions let a receive skip messages it need not test:
+/// - `saved`: the receive in progress has rejected everything up to here (a process woken by a
+///   new message tests only the new ones);
+/// - `site_saved`: the receive site `site`, whose patterns pin no registers, rejected every
+///   message from the head up to here, and would reject them again;
+/// - `mark`: the newest reference this process made (`make_ref`, `monitor`) and the last
+///   message that arrived before it; a receive whose every clause pins that reference skips them,
+///   since no older message can contain it.
 pub struct Mailbox {
     slots: Vec<Slot>,
     head: u32,
     tail: u32,
     free: u32,
     len: u32,
-    /// The last message the current receive has tested and rejected (`NONE`: none yet).
+    next_seq: u64,
     saved: u32,
+    /// What the scan in progress may record in the site cache.
+    scan: Scan,
+    site: u32,
+    site_saved: u32,
+    mark: Option<(u64, u32)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// A scan that did not start at the head of a site's rejected prefix.
+    Plain,
+    /// A scan by a site without pins, contiguous from the head.
+    Site(u32),
 }
 
 struct Slot {
     msg: Term,
     next: u32,
+    /// Arrival number: a larger one is a newer message.
+    seq: u64,
 }
 
 /// A position in the mailbox during a receive scan.
@@ -28,6 +51,12 @@ struct Slot {
 pub struct Cursor {
     prev: u32,
     cur: u32,
+}
+
+impl Default for Mailbox {
+    fn default() -> Self {
+        Mailbox::new()
+    }
 }
 
 impl Mailbox {
@@ -38,7 +67,12 @@ impl Mailbox {
             tail: NONE,
             free: NONE,
             len: 0,
+            next_seq: 0,
             saved: NONE,
+            scan: Scan::Plain,
+            site: NONE,
+            site_saved: NONE,
+            mark: None,
         }
     }
 
@@ -51,7 +85,12 @@ impl Mailbox {
     }
 
     pub fn push(&mut self, msg: Term) {
-        let slot = Slot { msg, next: NONE };
+        let slot = Slot {
+            msg,
+            next: NONE,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
         let i = if self.free != NONE {
             let i = self.free;
             self.free = self.slots[i as usize].next;
@@ -70,17 +109,58 @@ impl Mailbox {
         self.len += 1;
     }
 
-    /// Where the current receive resumes: after the last message it rejected.
-    pub fn resume(&self) -> Cursor {
-        let cur = if self.saved == NONE {
-            self.head
-        } else {
-            self.slots[self.saved as usize].next
-        };
+    fn after(&self, node: u32) -> Cursor {
         Cursor {
-            prev: self.saved,
-            cur,
+            prev: node,
+            cur: if node == NONE {
+                self.head
+            } else {
+                self.slots[node as usize].next
+            },
         }
+    }
+
+    fn seq(&self, node: u32) -> Option<u64> {
+        (node != NONE).then(|| self.slots[node as usize].seq)
+    }
+
+    /// Records that reference `r` was just made: every message in the mailbox is older.
+    pub fn mark_ref(&mut self, r: u64) {
+        self.mark = Some((r, self.tail));
+    }
+
+    /// The reference of the mark, if any.
+    pub fn marked_ref(&self) -> Option<u64> {
+        self.mark.map(|(r, _)| r)
+    }
+
+    /// Where a receive resumes or starts. A receive in progress resumes after the last message
+    /// it rejected. A new one starts at the head, or further on: after `site`'s rejected prefix
+    /// when its patterns pin no registers (`site` is `Some`), or after the reference mark when
+    /// every clause pins the marked reference (`past_mark`).
+    pub fn resume(&mut self, site: Option<u32>, past_mark: bool) -> Cursor {
+        if self.saved != NONE {
+            return self.after(self.saved);
+        }
+        let mut start = NONE;
+        self.scan = Scan::Plain;
+        if let Some(s) = site {
+            if self.site != s {
+                self.site = s;
+                self.site_saved = NONE;
+            }
+            start = self.site_saved;
+            self.scan = Scan::Site(s);
+        }
+        if past_mark {
+            if let Some((_, node)) = self.mark {
+                if self.seq(node) > self.seq(start) {
+                    start = node;
+                    self.scan = Scan::Plain;
+                }
+            }
+        }
+        self.after(start)
     }
 
     /// The message under the cursor, if any.
@@ -91,10 +171,12 @@ impl Mailbox {
     /// Marks the message under the cursor as rejected and moves on.
     pub fn skip(&mut self, c: Cursor) -> Cursor {
         self.saved = c.cur;
-        Cursor {
-            prev: c.cur,
-            cur: self.slots[c.cur as usize].next,
+        if let Scan::Site(s) = self.scan {
+            if s == self.site {
+                self.site_saved = c.cur;
+            }
         }
+        self.after(c.cur)
     }
 
     /// Removes the message under the cursor; the receive is over, so the save point resets.
@@ -109,39 +191,43 @@ impl Mailbox {
         if self.tail == c.cur {
             self.tail = c.prev;
         }
+        // Positions that named the removed message move to the one before it.
+        if let Some((r, node)) = self.mark {
+            if node == c.cur {
+                self.mark = Some((r, c.prev));
+            }
+        }
+        // A site's prefix holds only messages it rejects, so its own scans never remove one;
+        // any other removal may have, and the prefix is forgotten.
+        if self.scan != Scan::Site(self.site) || self.site_saved == c.cur {
+            self.site = NONE;
+            self.site_saved = NONE;
+        }
         let msg = std::mem::replace(&mut self.slots[i].msg, Term::NIL);
         self.slots[i].next = self.free;
         self.free = c.cur;
         self.len -= 1;
         self.saved = NONE;
+        self.scan = Scan::Plain;
         msg
     }
 
-    /// Forgets the save point (the receive ended by timeout, or a message was removed).
+    /// Ends a receive without taking a message (its timeout fired).
     pub fn reset_scan(&mut self) {
         self.saved = NONE;
+        self.scan = Scan::Plain;
     }
 
     /// Removes every message for which `f` is true.
     pub fn remove_where(&mut self, mut f: impl FnMut(Term) -> bool) {
-        self.saved = NONE;
-        let mut c = self.resume();
+        self.reset_scan();
+        let mut c = self.after(NONE);
         while let Some(m) = self.peek(c) {
             if f(m) {
                 self.take(c);
-                c = Cursor {
-                    prev: c.prev,
-                    cur: if c.prev == NONE {
-                        self.head
-                    } else {
-                        self.slots[c.prev as usize].next
-                    },
-                };
+                c = self.after(c.prev);
             } else {
-                c = Cursor {
-                    prev: c.cur,
-                    cur: self.slots[c.cur as usize].next,
-                };
+                c = self.after(c.cur);
             }
         }
         self.saved = NONE;
@@ -278,21 +364,22 @@ mod tests {
             m.push(Term::small_int(i).unwrap());
         }
         // Reject 1 and 2, take 3.
-        let mut c = m.resume();
+        let mut c = m.resume(None, false);
         c = m.skip(c);
         c = m.skip(c);
         assert_eq!(m.peek(c).unwrap().as_int(), Some(3));
         m.take(c);
         assert_eq!(ints(&m), vec![1, 2, 4, 5]);
         // A new scan starts from the head again.
-        assert_eq!(m.peek(m.resume()).unwrap().as_int(), Some(1));
+        let c = m.resume(None, false);
+        assert_eq!(m.peek(c).unwrap().as_int(), Some(1));
         // Scan everything, then a new message arrives: only it is left to test.
-        let mut c = m.resume();
+        let mut c = m.resume(None, false);
         while m.peek(c).is_some() {
             c = m.skip(c);
         }
         m.push(Term::small_int(6).unwrap());
-        let c = m.resume();
+        let c = m.resume(None, false);
         assert_eq!(m.peek(c).unwrap().as_int(), Some(6));
         m.take(c);
         m.push(Term::small_int(7).unwrap());

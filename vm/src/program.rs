@@ -46,6 +46,16 @@ impl Pat {
     }
 }
 
+/// What a receive site's patterns depend on, for skipping messages it need not test.
+#[derive(Debug)]
+pub struct SiteInfo {
+    /// No clause pins a register: the patterns depend on the message alone, so a message the
+    /// site rejected once it rejects again.
+    pub pure: bool,
+    /// Per clause, the registers it pins (`^rN`).
+    pub pins: Vec<Vec<u8>>,
+}
+
 /// Everything the interpreter reads while running a program.
 pub struct Program {
     pub module: VerifiedModule,
@@ -54,6 +64,8 @@ pub struct Program {
     pub templates: Vec<Tpl>,
     pub patterns: Vec<Pat>,
     pub clauses: Vec<ClauseTable>,
+    /// Parallel to `clauses`.
+    pub sites: Vec<SiteInfo>,
     pub args: Vec<Vec<Src>>,
     pub atoms: AtomTable,
     pub registers: usize,
@@ -137,7 +149,31 @@ impl Program {
             .iter()
             .map(|n| pat(n, &mut rest, &mut Vec::new()))
             .collect();
+        let sites = m
+            .clauses
+            .iter()
+            .map(|t| {
+                let pins: Vec<Vec<u8>> = t
+                    .clauses
+                    .iter()
+                    .map(|c| {
+                        let mut regs = Vec::new();
+                        m.patterns[c.pattern.0 as usize].walk(&mut |n| {
+                            if let Node::Pin(r) = n {
+                                regs.push(*r);
+                            }
+                        });
+                        regs
+                    })
+                    .collect();
+                SiteInfo {
+                    pure: pins.iter().all(Vec::is_empty),
+                    pins,
+                }
+            })
+            .collect();
         Program {
+            sites,
             code: m.code.clone(),
             consts,
             templates,
