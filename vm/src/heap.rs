@@ -52,6 +52,7 @@ use std::alloc::{self, Layout};
 use std::ptr::{self, NonNull};
 
 use bumpalo::Bump;
+use smallvec::SmallVec;
 
 use crate::bytecode::Node;
 use crate::term::Term;
@@ -324,7 +325,7 @@ impl Heap {
         }
         let mut copier = Copier {
             lits,
-            pending: Vec::new(),
+            pending: SmallVec::new(),
             forward: false,
         };
         copier.copy(&self.arena, &mut self.used, None, t)
@@ -373,7 +374,7 @@ impl Heap {
             live: 0,
             copier: Copier {
                 lits,
-                pending: Vec::new(),
+                pending: SmallVec::new(),
                 forward: true,
             },
         }
@@ -448,7 +449,8 @@ impl Drop for Collector<'_> {
 struct Copier<'l> {
     lits: &'l Literals,
     /// Fields (words inside copies this copier made) still holding a pointer to an original.
-    pending: Vec<*mut u64>,
+    /// Fields still to copy; inline for small terms, so a typical send allocates nothing.
+    pending: SmallVec<[*mut u64; 16]>,
     forward: bool,
 }
 

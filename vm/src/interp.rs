@@ -189,6 +189,130 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
     s.parse().ok()
 }
 
+/// Reads a register or constant operand; `None` for a template (the slow path builds it).
+#[inline(always)]
+fn plain(s: Src, regs: &[Term], consts: &[Term]) -> Option<Term> {
+    match s.kind() {
+        SrcKind::Reg(r) => Some(regs[r as usize]),
+        SrcKind::Const(k) => Some(consts[k as usize]),
+        SrcKind::Template(_) => None,
+    }
+}
+
+/// Both operands as small integers, or `None`.
+#[inline(always)]
+fn small2(a: Src, b: Src, regs: &[Term], consts: &[Term]) -> Option<(i64, i64)> {
+    let x = plain(a, regs, consts)?.as_small_int()?;
+    let y = plain(b, regs, consts)?.as_small_int()?;
+    Some((x, y))
+}
+
+/// Runs the instructions that need neither the heap nor other processes, as long as their
+/// operands are registers, constants and small integers. Returns the pc of the first
+/// instruction it did not run (the caller runs that one) and the budget left; it never
+/// half-runs an instruction, so the slow path sees exactly the state it would have seen.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn fast_loop<P: Probe>(
+    code: &[Instr],
+    consts: &[Term],
+    regs: &mut [Term],
+    frames: &mut Vec<u32>,
+    mut pc: usize,
+    mut reds: u32,
+    max_stack: usize,
+    pid: u32,
+    entry: u32,
+    probe: &mut P,
+) -> (usize, u32) {
+    macro_rules! arith {
+        ($d:expr, $a:expr, $b:expr, $f:expr) => {{
+            let f: fn(i64, i64) -> Option<i64> = $f;
+            match small2($a, $b, regs, consts)
+                .and_then(|(x, y)| f(x, y))
+                .and_then(Term::small_int)
+            {
+                Some(t) => {
+                    regs[$d.0 as usize] = t;
+                    pc + 1
+                }
+                None => break,
+            }
+        }};
+    }
+    macro_rules! cmp {
+        ($a:expr, $b:expr, $target:expr, $test:expr) => {{
+            let test: fn(Ordering) -> bool = $test;
+            match small2($a, $b, regs, consts) {
+                Some((x, y)) if test(x.cmp(&y)) => $target.0 as usize,
+                Some(_) => pc + 1,
+                None => break,
+            }
+        }};
+    }
+    while reds > 0 {
+        let instr = code[pc];
+        let next = match instr {
+            Instr::Nop {} => pc + 1,
+            Instr::Jump { target } => target.0 as usize,
+            Instr::Move { d, v } => match plain(v, regs, consts) {
+                Some(t) => {
+                    regs[d.0 as usize] = t;
+                    pc + 1
+                }
+                None => break,
+            },
+            Instr::Add { d, a, b } => arith!(d, a, b, i64::checked_add),
+            Instr::Sub { d, a, b } => arith!(d, a, b, i64::checked_sub),
+            Instr::Mul { d, a, b } => arith!(d, a, b, i64::checked_mul),
+            Instr::Band { d, a, b } => arith!(d, a, b, |a, b| Some(a & b)),
+            Instr::Bor { d, a, b } => arith!(d, a, b, |a, b| Some(a | b)),
+            Instr::Bxor { d, a, b } => arith!(d, a, b, |a, b| Some(a ^ b)),
+            Instr::Jlt { a, b, target } => cmp!(a, b, target, |o| o == Ordering::Less),
+            Instr::Jle { a, b, target } => cmp!(a, b, target, |o| o != Ordering::Greater),
+            Instr::Jgt { a, b, target } => cmp!(a, b, target, |o| o == Ordering::Greater),
+            Instr::Jge { a, b, target } => cmp!(a, b, target, |o| o != Ordering::Less),
+            // Immediates are equal exactly when their words are; pointers need the slow path.
+            Instr::Jeq { a, b, target } | Instr::Jne { a, b, target } => {
+                let (Some(x), Some(y)) = (plain(a, regs, consts), plain(b, regs, consts)) else {
+                    break;
+                };
+                if !(x.is_immediate() && y.is_immediate()) {
+                    break;
+                }
+                if (x == y) == matches!(instr, Instr::Jeq { .. }) {
+                    target.0 as usize
+                } else {
+                    pc + 1
+                }
+            }
+            // The probe sees the caller's stack for `call` and `ret`, as in the slow path.
+            Instr::Call { target } if frames.len() < max_stack => {
+                probe.instr(pid, entry, frames, pc as u32, instr.opcode());
+                frames.push(pc as u32 + 1);
+                reds -= 1;
+                pc = target.0 as usize;
+                continue;
+            }
+            Instr::Ret {} if !frames.is_empty() => {
+                probe.instr(pid, entry, frames, pc as u32, instr.opcode());
+                reds -= 1;
+                pc = frames.pop().map_or(pc, |r| r as usize);
+                continue;
+            }
+            Instr::SelfPid { d } => {
+                regs[d.0 as usize] = Term::pid(pid);
+                pc + 1
+            }
+            _ => break,
+        };
+        probe.instr(pid, entry, frames, pc as u32, instr.opcode());
+        reds -= 1;
+        pc = next;
+    }
+    (pc, reds)
+}
+
 /// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
 /// it spent.
 pub fn run_slice<P: Probe>(
@@ -270,9 +394,18 @@ pub fn run_slice<P: Probe>(
     }
     macro_rules! arith {
         ($d:expr, $a:expr, $b:expr, $f:expr) => {{
-            let a = int!($a);
-            let b = int!($b);
             let f: fn(i64, i64) -> Option<i64> = $f;
+            let (a, b) = (read!($a), read!($b));
+            // Fast path: small operands, small result; nothing allocated, no GC check.
+            if let (Some(x), Some(y)) = (a.as_small_int(), b.as_small_int()) {
+                if let Some(t) = f(x, y).and_then(Term::small_int) {
+                    p.regs[$d.0 as usize] = t;
+                    pc += 1;
+                    continue;
+                }
+            }
+            let Some(a) = a.as_int() else { badarith!() };
+            let Some(b) = b.as_int() else { badarith!() };
             match int_result(p, f(a, b)) {
                 Some(t) => p.regs[$d.0 as usize] = t,
                 None => badarith!(),
@@ -285,11 +418,17 @@ pub fn run_slice<P: Probe>(
         ($a:expr, $b:expr, $target:expr, $test:expr) => {{
             let a = read!($a);
             let b = read!($b);
-            let ord = match (a.as_small_int(), b.as_small_int()) {
-                (Some(x), Some(y)) => x.cmp(&y),
-                _ => term::compare(a, b, &names),
-            };
             let test: fn(Ordering) -> bool = $test;
+            // Fast path: two small integers (no template was built, so no GC check).
+            if let (Some(x), Some(y)) = (a.as_small_int(), b.as_small_int()) {
+                pc = if test(x.cmp(&y)) {
+                    $target.0 as usize
+                } else {
+                    pc + 1
+                };
+                continue;
+            }
+            let ord = term::compare(a, b, &names);
             pc = if test(ord) {
                 $target.0 as usize
             } else {
@@ -338,6 +477,20 @@ pub fn run_slice<P: Probe>(
     }
 
     loop {
+        // The common register-and-small-integer instructions run in a small loop of their own,
+        // which keeps pc and the budget in machine registers; it stops before anything else.
+        (pc, reds) = fast_loop(
+            code,
+            &prog.consts,
+            &mut p.regs,
+            &mut p.frames,
+            pc,
+            reds,
+            vm.config.max_stack,
+            p.pid,
+            p.entry,
+            probe,
+        );
         if reds == 0 {
             done!(Outcome::Yield);
         }

@@ -42,6 +42,7 @@
 
 #![forbid(unsafe_code)]
 
+use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -355,7 +356,8 @@ pub fn list_len(t: Term) -> Option<usize> {
 /// Exact structural equality. Iterative (an explicit stack), so neither long lists nor deep
 /// nesting use the Rust stack.
 pub fn eq(a: Term, b: Term) -> bool {
-    let mut todo: Vec<(Term, Term)> = Vec::new(); // allocates only for compound terms
+    // Inline for small terms: matching a message against a constant allocates nothing.
+    let mut todo: SmallVec<[(Term, Term); 8]> = SmallVec::new();
     let (mut a, mut b) = (a, b);
     loop {
         // Same word: same immediate or the very same object (shared, or a literal).
@@ -419,7 +421,7 @@ fn rank(v: &View) -> u8 {
 /// improper tail compared as a term; binaries bytewise. Iterative like [`eq`].
 pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ordering {
     // Pairs still to compare, the next one on top; the first difference decides.
-    let mut todo: Vec<(Term, Term)> = Vec::new();
+    let mut todo: SmallVec<[(Term, Term); 8]> = SmallVec::new();
     let (mut a, mut b) = (a, b);
     loop {
         if a != b {

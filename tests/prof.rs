@@ -1,0 +1,85 @@
+//! `ember prof`: the histogram adds up to the reductions spent, and the folded stacks parse.
+
+mod common;
+use common::ember;
+
+fn field(report: &str, label: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(label)
+                .map(|rest| rest.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{report}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn prof_histogram_adds_up_and_folded_stacks_parse() {
+    let folded = std::env::temp_dir().join(format!("ember-folded-{}.txt", std::process::id()));
+    let (out, err, status) = ember(&[
+        "prof",
+        "tests/basm/instructions/call.basm",
+        "--folded",
+        folded.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.contains("back in main"),
+        "the program's own output stays on stdout"
+    );
+    let total = field(&err, "total");
+    let reductions = field(&err, "reductions");
+    assert_eq!(
+        total, reductions,
+        "histogram total vs reductions spent:\n{err}"
+    );
+    // The histogram rows add up to the total too.
+    let hist: u64 = err
+        .lines()
+        .skip_while(|l| !l.starts_with("== instruction histogram"))
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with("total"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(hist, total);
+    for section in [
+        "== top processes by reductions",
+        "== scheduler",
+        "slices",
+        "context switches",
+        "GC runs",
+        "mailbox high water",
+    ] {
+        assert!(err.contains(section), "missing `{section}`:\n{err}");
+    }
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let _ = std::fs::remove_file(&folded);
+    let mut sum = 0;
+    for line in text.lines() {
+        let (stack, count) = line.rsplit_once(' ').expect("`stack count`");
+        sum += count.parse::<u64>().expect("a count");
+        assert!(
+            stack.split(';').all(|frame| frame.contains(':')),
+            "frames are module:label: {line}"
+        );
+    }
+    assert_eq!(sum, total, "folded weights add up to the reductions");
+    assert!(
+        text.contains("call:main;call:fact;call:fact"),
+        "recursion shows as nested frames:\n{text}"
+    );
+}
+
+#[test]
+fn prof_counts_work_reductions() {
+    let (_, err, status) = ember(&["prof", "examples/blog/ex4.basm"]);
+    assert_eq!(status, 0);
+    assert_eq!(field(&err, "total"), field(&err, "reductions"));
+    assert!(err.contains("work"), "{err}");
+}
