@@ -31,7 +31,11 @@ fn assembler(c: &mut Criterion) {
     g.throughput(Throughput::Elements(lines as u64));
     g.sample_size(10);
     g.bench_function("assemble_100k_lines", |b| {
-        b.iter(|| ember_asm::assemble_str("big.basm", &src).expect("assembles").encode())
+        b.iter(|| {
+            ember_asm::assemble_str("big.basm", &src)
+                .expect("assembles")
+                .encode()
+        })
     });
     g.finish();
     let t0 = std::time::Instant::now();

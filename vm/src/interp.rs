@@ -75,6 +75,35 @@ fn build(t: &Tpl, regs: &[Term], p_heap: &mut crate::heap::Heap) -> Term {
     }
 }
 
+/// Builds a template's term in another process's heap: register values are deep-copied
+/// there, constants (in the literal area) are shared.
+fn build_into(
+    t: &Tpl,
+    regs: &[Term],
+    dest: &mut crate::heap::Heap,
+    lits: &crate::heap::Literals,
+) -> Term {
+    match t {
+        Tpl::Reg(r) => dest.copy_into(regs[*r as usize], lits),
+        Tpl::Const(c) => *c,
+        Tpl::Tuple(items) => {
+            let elems: SmallVec<[Term; 8]> = items
+                .iter()
+                .map(|i| build_into(i, regs, dest, lits))
+                .collect();
+            dest.tuple(&elems)
+        }
+        Tpl::List(items, tail) => {
+            let mut acc = build_into(tail, regs, dest, lits);
+            for i in items.iter().rev() {
+                let h = build_into(i, regs, dest, lits);
+                acc = dest.cons(h, acc);
+            }
+            acc
+        }
+    }
+}
+
 /// Matches `v` against a pattern, collecting bindings in `binds` (registers are untouched until
 /// the caller commits them, so a clause that fails half-way changes nothing).
 fn matches(pat: &Pat, v: Term, regs: &[Term], binds: &mut Binds) -> bool {
@@ -791,8 +820,8 @@ pub fn run_slice<P: Probe>(
                 pc = at as usize;
                 gc_point!();
             }
-            Instr::Send { p: to, v } => {
-                let (to, v) = (read!(to), read!(v));
+            Instr::Send { p: to, v: value } => {
+                let to = read!(to);
                 let target = if let Some(pid) = to.as_pid() {
                     pid
                 } else if let Some(name) = to.as_atom() {
@@ -803,13 +832,36 @@ pub fn run_slice<P: Probe>(
                 } else {
                     badarg!()
                 };
+                vm.stats.messages_sent += 1;
+                // A template sent to another live process is built straight in the receiver's
+                // heap: the copy-on-send without a first copy in the sender's.
+                if let (SrcKind::Template(k), Some(Some(dest))) =
+                    (value.kind(), vm.procs.get_mut(target as usize))
+                {
+                    let msg = build_into(
+                        &prog.templates[k as usize],
+                        &p.regs,
+                        &mut dest.heap,
+                        &prog.literals,
+                    );
+                    dest.deliver(msg);
+                    vm.wake(target);
+                    if vm.trace.is_some() {
+                        let text = vm.format(msg);
+                        if let Some(t) = vm.trace.as_mut() {
+                            t.send(p.pid, target, &text);
+                        }
+                    }
+                    pc += 1;
+                    continue;
+                }
+                let v = read!(value);
                 if vm.trace.is_some() {
                     let text = vm.format(v);
                     if let Some(t) = vm.trace.as_mut() {
                         t.send(p.pid, target, &text);
                     }
                 }
-                vm.stats.messages_sent += 1;
                 vm.deliver(p, target, v);
                 pc += 1;
                 gc_point!();
