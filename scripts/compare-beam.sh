@@ -7,7 +7,7 @@
 # Usage:
 #   scripts/compare-beam.sh [--quick] [--no-build] [WORKLOAD...]
 #
-#   WORKLOAD    any of: count ring spawn selrecv crash send gc   (default: all of them)
+#   WORKLOAD    any of: count ring spawn selrecv crash send gc server   (default: all of them)
 #   --quick     every size divided by 10 (a smoke run; the figures get noisier)
 #   --no-build  use ./target/release/ember as it is instead of running `cargo build --release`
 #
@@ -17,6 +17,7 @@
 #   spawn   1000000 processes
 #   selrecv 10000 junk, 10000 wanted
 #   crash   100000 linked children
+#   server  100 clients x 1000 calls through the stdlib server (gen_server in Erlang)
 #   send    1000000 small round trips, 20000 round trips of a 1000-element list
 #   gc      100000 live list cells, 10000000 iterations of garbage
 #
@@ -48,11 +49,11 @@ for a in "$@"; do
         --quick) QUICK=1 ;;
         --no-build) BUILD=0 ;;
         -h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-        count|ring|spawn|selrecv|crash|send|gc) WORKLOADS+=("$a") ;;
+        count|ring|spawn|selrecv|crash|send|gc|server) WORKLOADS+=("$a") ;;
         *) echo "compare-beam.sh: unknown argument '$a' (try --help)" >&2; exit 2 ;;
     esac
 done
-[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(count ring spawn selrecv crash send gc)
+[ ${#WORKLOADS[@]} -eq 0 ] && WORKLOADS=(count ring spawn selrecv crash send gc server)
 
 q() { # a size, divided by 10 under --quick
     if [ "$QUICK" = 1 ]; then echo $(( $1 / 10 > 0 ? $1 / 10 : 1 )); else echo "$1"; fi
@@ -64,6 +65,7 @@ SEL_K=$(q 10000); SEL_R=$(q 10000)
 CRASH_N=$(q 100000)
 SEND_S=$(q 1000000); SEND_L=$(q 20000); SEND_LEN=1000
 GC_LIVE=100000; GC_ITERS=$(q 10000000)
+SERVER_C=100; SERVER_N=$(q 1000)
 
 EMBER=./target/release/ember
 if [ "$BUILD" = 1 ]; then
@@ -177,6 +179,13 @@ for w in "${WORKLOADS[@]}"; do
         erlang selrecv "$SEL_K" "$SEL_R"
         r=$(per "$SEL_R" "$(field us "$R_LINE")" 1e3)
         row selrecv "$SEL_K/$SEL_R" "ns/receive" "$(fmt "$e")" "$(fmt "$r")" "$(ratio "$e" "$r")" "$E_WALL" "$R_WALL"
+        ;;
+    server)
+        ember server "$SERVER_C" "$SERVER_N"
+        e=$(per $((SERVER_C * SERVER_N)) "$(field ms "$E_LINE")" 1e6)
+        erlang server "$SERVER_C" "$SERVER_N"
+        r=$(per $((SERVER_C * SERVER_N)) "$(field us "$R_LINE")" 1e3)
+        row "server calls" "${SERVER_C} clients x $SERVER_N" "ns/call" "$(fmt "$e")" "$(fmt "$r")" "$(ratio "$e" "$r")" "$E_WALL" "$R_WALL"
         ;;
     crash)
         ember crash "$CRASH_N"

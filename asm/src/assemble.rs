@@ -201,7 +201,14 @@ impl Assembler {
         }
         if let Some(dir) = &self.files[importer].dir {
             let path = dir.join(format!("{name}.basm"));
-            if let Ok(bytes) = std::fs::read(&path) {
+            // A file beside the importer that is already part of the program (the importer
+            // itself, say `server.basm` importing the stdlib's `server`) is not the import.
+            let loaded = std::fs::canonicalize(&path).ok().is_some_and(|p| {
+                self.files
+                    .iter()
+                    .any(|f| std::fs::canonicalize(&f.name).ok().as_ref() == Some(&p))
+            });
+            if let (false, Ok(bytes)) = (loaded, std::fs::read(&path)) {
                 return Found::Source(SourceFile {
                     name: path.display().to_string(),
                     text: String::from_utf8_lossy(&bytes).into_owned(),
