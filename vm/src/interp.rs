@@ -489,8 +489,8 @@ pub fn run_slice<P: Probe>(
                 c.regs[i] = c.heap.copy_into(v, &prog.literals);
             }
             if link {
-                c.links.push(p.pid);
-                p.links.push(child);
+                c.links.insert(p.pid);
+                p.links.insert(child);
             }
             c.queued = true;
             vm.procs.push(Some(c));
@@ -937,11 +937,11 @@ pub fn run_slice<P: Probe>(
                 };
                 if other != p.pid {
                     if vm.is_alive(other, p) {
-                        if !p.links.contains(&other) {
+                        if !p.links.contains(other) {
                             let me = p.pid;
-                            p.links.push(other);
+                            p.links.insert(other);
                             if let Some(o) = vm.proc_mut(p, other) {
-                                o.links.push(me);
+                                o.links.insert(me);
                             }
                         }
                     } else {
@@ -961,9 +961,9 @@ pub fn run_slice<P: Probe>(
                     badarg!()
                 };
                 let me = p.pid;
-                p.links.retain(|&l| l != other);
+                p.links.remove(other);
                 if let Some(o) = vm.proc_mut(p, other) {
-                    o.links.retain(|&l| l != me);
+                    o.links.remove(me);
                 }
                 pc += 1;
                 gc_point!();

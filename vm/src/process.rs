@@ -256,6 +256,70 @@ impl Mailbox {
     }
 }
 
+/// A process's links. Most processes have a handful, kept in a vector; a process linked to
+/// many (a supervisor of thousands) switches to a hash set, so that each partner's exit removes
+/// its link in O(1) rather than O(links).
+#[derive(Debug)]
+pub enum Links {
+    Few(Vec<u32>),
+    Many(Box<std::collections::HashSet<u32>>),
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Links::Few(Vec::new())
+    }
+}
+
+impl Links {
+    const FEW: usize = 16;
+
+    pub fn contains(&self, pid: u32) -> bool {
+        match self {
+            Links::Few(v) => v.contains(&pid),
+            Links::Many(s) => s.contains(&pid),
+        }
+    }
+
+    /// Adds a link (once).
+    pub fn insert(&mut self, pid: u32) {
+        match self {
+            Links::Few(v) if v.contains(&pid) => {}
+            Links::Few(v) if v.len() < Self::FEW => v.push(pid),
+            Links::Few(v) => {
+                let mut set: std::collections::HashSet<u32> = v.drain(..).collect();
+                set.insert(pid);
+                *self = Links::Many(Box::new(set));
+            }
+            Links::Many(s) => {
+                s.insert(pid);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, pid: u32) {
+        match self {
+            Links::Few(v) => v.retain(|&l| l != pid),
+            Links::Many(s) => {
+                s.remove(&pid);
+            }
+        }
+    }
+
+    /// Empties the set, returning the partners in a deterministic order (ascending pids for a
+    /// large set, link order for a small one).
+    pub fn take(&mut self) -> Vec<u32> {
+        match std::mem::take(self) {
+            Links::Few(v) => v,
+            Links::Many(s) => {
+                let mut v: Vec<u32> = s.into_iter().collect();
+                v.sort_unstable();
+                v
+            }
+        }
+    }
+}
+
 /// Why a process is not in the run queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -271,14 +335,15 @@ pub struct Process {
     pub pc: u32,
     /// Where the process started (the bottom of its profile stacks).
     pub entry: u32,
-    pub regs: Box<[Term]>,
+    /// Inline for programs with few registers: one allocation less per process.
+    pub regs: smallvec::SmallVec<[Term; 8]>,
     /// Terms saved with `push`.
     pub stack: Vec<Term>,
     /// Return addresses saved by `call`.
     pub frames: Vec<u32>,
     pub heap: Heap,
     pub mailbox: Mailbox,
-    pub links: Vec<u32>,
+    pub links: Links,
     /// Monitors this process holds: (reference, watched pid).
     pub monitors: Vec<(u64, u32)>,
     /// Monitors held on this process: (reference, watching pid).
@@ -304,12 +369,12 @@ impl Process {
             pid,
             pc,
             entry: pc,
-            regs: vec![Term::NIL; registers].into_boxed_slice(),
+            regs: smallvec::SmallVec::from_elem(Term::NIL, registers),
             stack: Vec::new(),
             frames: Vec::new(),
             heap: Heap::new(),
             mailbox: Mailbox::new(),
-            links: Vec::new(),
+            links: Links::default(),
             monitors: Vec::new(),
             watchers: Vec::new(),
             trap_exit: false,

@@ -105,6 +105,9 @@ struct Dying {
     reason: Term,
 }
 
+/// The exits of one cascade (usually one or two: no allocation).
+type Dyings = smallvec::SmallVec<[Dying; 2]>;
+
 pub struct Vm {
     pub(crate) prog: Rc<Program>,
     pub(crate) procs: Vec<Option<Box<Process>>>,
@@ -298,7 +301,7 @@ impl Vm {
     ) {
         let mut scratch = Heap::new();
         let reason = scratch.copy_into(reason, &self.prog.literals);
-        let mut dying = Vec::new();
+        let mut dying = Dyings::new();
         self.signal(cur, from, to, reason, via_link, &mut dying, &mut scratch);
         self.cascade(cur, dying, &mut scratch);
     }
@@ -312,7 +315,7 @@ impl Vm {
         to: u32,
         reason: Term,
         via_link: bool,
-        dying: &mut Vec<Dying>,
+        dying: &mut Dyings,
         scratch: &mut Heap,
     ) {
         let Some(target) = self.proc_mut(cur, to) else {
@@ -364,11 +367,13 @@ impl Vm {
         let reason = scratch.copy_into(reason, &self.prog.literals);
         // No process is running during the cascade: use a placeholder that owns nothing.
         let mut none = Process::new(u32::MAX, 0, 0);
-        self.cascade(&mut none, vec![Dying { proc: p, reason }], &mut scratch);
+        let mut dying = Dyings::new();
+        dying.push(Dying { proc: p, reason });
+        self.cascade(&mut none, dying, &mut scratch);
     }
 
     /// Processes exits one after another: links get exit signals, monitors get `:DOWN`.
-    fn cascade(&mut self, cur: &mut Process, mut dying: Vec<Dying>, scratch: &mut Heap) {
+    fn cascade(&mut self, cur: &mut Process, mut dying: Dyings, scratch: &mut Heap) {
         while let Some(Dying {
             proc: mut p,
             reason,
@@ -379,9 +384,9 @@ impl Vm {
             if let Some(name) = p.name.take() {
                 self.registry.remove(&name);
             }
-            for link in std::mem::take(&mut p.links) {
+            for link in p.links.take() {
                 if let Some(other) = self.proc_mut(cur, link) {
-                    other.links.retain(|&l| l != pid);
+                    other.links.remove(pid);
                     self.signal(cur, pid, link, reason, true, &mut dying, scratch);
                 }
             }
@@ -410,9 +415,11 @@ impl Vm {
     }
 
     fn record_exit(&mut self, p: &Process, reason: Term) {
-        let text = self.format(reason);
-        if let Some(t) = self.trace.as_mut() {
-            t.exit(p.pid, &text);
+        if self.trace.is_some() {
+            let text = self.format(reason);
+            if let Some(t) = self.trace.as_mut() {
+                t.exit(p.pid, &text);
+            }
         }
         self.stats.processes.push(ProcStats {
             pid: p.pid,
@@ -423,7 +430,7 @@ impl Vm {
         });
         if p.pid == 0 {
             let normal = reason.as_atom() == Some(atom::NORMAL);
-            self.main_exit = Some((normal, text));
+            self.main_exit = Some((normal, self.format(reason)));
         }
     }
 
