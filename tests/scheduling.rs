@@ -293,3 +293,20 @@ got:
     // Each of the 100 calls tests only its own reply, never the 1,000 older messages.
     assert_eq!(r.vm.stats.messages_tested, 100);
 }
+
+#[test]
+fn budgets_split_at_the_exact_instruction_inside_fused_loops() {
+    // `sub` + `jgt` run as one superinstruction in the fast loop; a budget must still end
+    // between them when only one reduction is left.
+    let src = "main:\n    move r0, 5\nloop:\n    sub r0, r0, 1\n    jgt r0, 0, loop\n    end\n";
+    for b in 1..=6u64 {
+        let r = run_src(src, budget(b as u32));
+        let s = slices(&r.trace);
+        let total: u64 = s.iter().map(|x| x.1).sum();
+        assert_eq!(total, 1 + 5 * 2 + 1, "budget {b}");
+        for (_, reds, outcome, _) in &s[..s.len() - 1] {
+            assert_eq!((*reds, outcome.as_str()), (b, "yield"), "budget {b}: {s:?}");
+        }
+        assert_eq!(s.last().unwrap().2, "exit");
+    }
+}

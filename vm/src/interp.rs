@@ -9,6 +9,7 @@
 use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
 use crate::isa::{Instr, Opcode, Src, SrcKind};
+use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::process::Process;
 use crate::program::{Pat, Program, Tpl};
 use crate::term::{self, Term, View};
@@ -37,6 +38,8 @@ pub enum Outcome {
 /// Sees every instruction before it runs. The profiler implements it; [`NoProbe`] compiles to
 /// nothing, so a plain run pays no per-instruction cost for profiling.
 pub trait Probe {
+    /// False for [`NoProbe`]: the interpreter then skips every probe call at compile time.
+    const ACTIVE: bool = true;
     /// Before instruction `op` at `pc` of process `pid` (`entry`: where it started; `frames`:
     /// its return addresses) runs.
     fn instr(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, op: Opcode);
@@ -47,6 +50,7 @@ pub trait Probe {
 pub struct NoProbe;
 
 impl Probe for NoProbe {
+    const ACTIVE: bool = false;
     #[inline(always)]
     fn instr(&mut self, _: u32, _: u32, _: &[u32], _: u32, _: Opcode) {}
     #[inline(always)]
@@ -218,33 +222,15 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
     s.parse().ok()
 }
 
-/// Reads a register or constant operand; `None` for a template (the slow path builds it).
-#[inline(always)]
-fn plain(s: Src, regs: &[Term], consts: &[Term]) -> Option<Term> {
-    match s.kind() {
-        SrcKind::Reg(r) => Some(regs[r as usize]),
-        SrcKind::Const(k) => Some(consts[k as usize]),
-        SrcKind::Template(_) => None,
-    }
-}
-
-/// Both operands as small integers, or `None`.
-#[inline(always)]
-fn small2(a: Src, b: Src, regs: &[Term], consts: &[Term]) -> Option<(i64, i64)> {
-    let x = plain(a, regs, consts)?.as_small_int()?;
-    let y = plain(b, regs, consts)?.as_small_int()?;
-    Some((x, y))
-}
-
-/// Runs the instructions that need neither the heap nor other processes, as long as their
-/// operands are registers, constants and small integers. Returns the pc of the first
-/// instruction it did not run (the caller runs that one) and the budget left; it never
-/// half-runs an instruction, so the slow path sees exactly the state it would have seen.
+/// Runs lowered ops (see `lower.rs`) for as long as their operands are what they expect.
+/// Returns the pc of the first instruction it did not run (the general interpreter runs that
+/// one) and the budget left; it never half-runs an instruction, so the general path sees exactly
+/// the state it would have seen.
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn fast_loop<P: Probe>(
+    ops: &[Op],
     code: &[Instr],
-    consts: &[Term],
     regs: &mut [Term],
     frames: &mut Vec<u32>,
     mut pc: usize,
@@ -254,90 +240,119 @@ fn fast_loop<P: Probe>(
     entry: u32,
     probe: &mut P,
 ) -> (usize, u32) {
-    macro_rules! arith {
-        ($d:expr, $a:expr, $b:expr, $f:expr) => {{
-            let f: fn(i64, i64) -> Option<i64> = $f;
-            match small2($a, $b, regs, consts)
-                .and_then(|(x, y)| f(x, y))
-                .and_then(Term::small_int)
-            {
-                Some(t) => {
-                    regs[$d.0 as usize] = t;
-                    pc + 1
-                }
-                None => break,
+    // A small integer's word, as a signed number (tagged values keep their order).
+    macro_rules! small {
+        ($r:expr) => {{
+            let w = regs[$r as usize].raw();
+            if w & SMALL_TAG_MASK != SMALL_TAG {
+                break;
             }
-        }};
-    }
-    macro_rules! cmp {
-        ($a:expr, $b:expr, $target:expr, $test:expr) => {{
-            let test: fn(Ordering) -> bool = $test;
-            match small2($a, $b, regs, consts) {
-                Some((x, y)) if test(x.cmp(&y)) => $target.0 as usize,
-                Some(_) => pc + 1,
-                None => break,
-            }
+            w as i64
         }};
     }
     while reds > 0 {
-        let instr = code[pc];
-        let next = match instr {
-            Instr::Nop {} => pc + 1,
-            Instr::Jump { target } => target.0 as usize,
-            Instr::Move { d, v } => match plain(v, regs, consts) {
-                Some(t) => {
-                    regs[d.0 as usize] = t;
-                    pc + 1
-                }
-                None => break,
-            },
-            Instr::Add { d, a, b } => arith!(d, a, b, i64::checked_add),
-            Instr::Sub { d, a, b } => arith!(d, a, b, i64::checked_sub),
-            Instr::Mul { d, a, b } => arith!(d, a, b, i64::checked_mul),
-            Instr::Band { d, a, b } => arith!(d, a, b, |a, b| Some(a & b)),
-            Instr::Bor { d, a, b } => arith!(d, a, b, |a, b| Some(a | b)),
-            Instr::Bxor { d, a, b } => arith!(d, a, b, |a, b| Some(a ^ b)),
-            Instr::Jlt { a, b, target } => cmp!(a, b, target, |o| o == Ordering::Less),
-            Instr::Jle { a, b, target } => cmp!(a, b, target, |o| o != Ordering::Greater),
-            Instr::Jgt { a, b, target } => cmp!(a, b, target, |o| o == Ordering::Greater),
-            Instr::Jge { a, b, target } => cmp!(a, b, target, |o| o != Ordering::Less),
-            // Immediates are equal exactly when their words are; pointers need the slow path.
-            Instr::Jeq { a, b, target } | Instr::Jne { a, b, target } => {
-                let (Some(x), Some(y)) = (plain(a, regs, consts), plain(b, regs, consts)) else {
+        // Matched by reference: copying the whole op first costs more than the op itself.
+        let op = &ops[pc];
+        if P::ACTIVE {
+            if matches!(op, Op::Slow) {
+                break;
+            }
+            probe.instr(pid, entry, frames, pc as u32, code[pc].opcode());
+        }
+        pc = match *op {
+            Op::Slow => break,
+            Op::Nop => pc + 1,
+            Op::Jump(t) => t as usize,
+            Op::MoveR { d, s } => {
+                regs[d as usize] = regs[s as usize];
+                pc + 1
+            }
+            Op::MoveC { d, t } => {
+                regs[d as usize] = t;
+                pc + 1
+            }
+            Op::AddRI { d, a, delta } => {
+                let Some(w) = small!(a).checked_add(delta) else {
                     break;
                 };
-                if !(x.is_immediate() && y.is_immediate()) {
+                // The word of the small integer a + k (the tag bits are untouched).
+                regs[d as usize] = Term::from_raw(w as u64);
+                pc + 1
+            }
+            Op::AddRR { d, a, b } => {
+                let (x, y) = (small!(a), small!(b));
+                let Some(w) = x.checked_add(y - SMALL_TAG as i64) else {
                     break;
-                }
-                if (x == y) == matches!(instr, Instr::Jeq { .. }) {
-                    target.0 as usize
+                };
+                regs[d as usize] = Term::from_raw(w as u64);
+                pc + 1
+            }
+            Op::SubRR { d, a, b } => {
+                let (x, y) = (small!(a), small!(b));
+                let Some(w) = x.checked_sub(y - SMALL_TAG as i64) else {
+                    break;
+                };
+                regs[d as usize] = Term::from_raw(w as u64);
+                pc + 1
+            }
+            Op::JccRR { a, b, cond, target } => {
+                if cond.holds(small!(a), small!(b)) {
+                    target as usize
                 } else {
                     pc + 1
                 }
             }
-            // The probe sees the caller's stack for `call` and `ret`, as in the slow path.
-            Instr::Call { target } if frames.len() < max_stack => {
-                probe.instr(pid, entry, frames, pc as u32, instr.opcode());
+            Op::JccRI { a, k, cond, target } => {
+                if cond.holds(small!(a), k) {
+                    target as usize
+                } else {
+                    pc + 1
+                }
+            }
+            Op::JeqRI { a, k, eq, target } => {
+                if (regs[a as usize].raw() == k) == eq {
+                    target as usize
+                } else {
+                    pc + 1
+                }
+            }
+            Op::AddJccRI {
+                d,
+                a,
+                cond,
+                delta,
+                k,
+                target,
+            } => {
+                let Some(w) = small!(a).checked_add(delta as i64) else {
+                    break;
+                };
+                regs[d as usize] = Term::from_raw(w as u64);
+                if reds < 2 || P::ACTIVE {
+                    // Only the first half fits (or the profiler counts each half).
+                    pc + 1
+                } else {
+                    reds -= 1;
+                    if cond.holds(w, k as i64) {
+                        target as usize
+                    } else {
+                        pc + 2
+                    }
+                }
+            }
+            Op::Call(t) => {
+                if frames.len() >= max_stack {
+                    break;
+                }
                 frames.push(pc as u32 + 1);
-                reds -= 1;
-                pc = target.0 as usize;
-                continue;
+                t as usize
             }
-            Instr::Ret {} if !frames.is_empty() => {
-                probe.instr(pid, entry, frames, pc as u32, instr.opcode());
-                reds -= 1;
-                pc = frames.pop().map_or(pc, |r| r as usize);
-                continue;
-            }
-            Instr::SelfPid { d } => {
-                regs[d.0 as usize] = Term::pid(pid);
-                pc + 1
-            }
-            _ => break,
+            Op::Ret => match frames.pop() {
+                Some(r) => r as usize,
+                None => break,
+            },
         };
-        probe.instr(pid, entry, frames, pc as u32, instr.opcode());
         reds -= 1;
-        pc = next;
     }
     (pc, reds)
 }
@@ -509,8 +524,8 @@ pub fn run_slice<P: Probe>(
         // The common register-and-small-integer instructions run in a small loop of their own,
         // which keeps pc and the budget in machine registers; it stops before anything else.
         (pc, reds) = fast_loop(
+            &prog.ops,
             code,
-            &prog.consts,
             &mut p.regs,
             &mut p.frames,
             pc,

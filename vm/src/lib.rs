@@ -6,6 +6,7 @@ pub mod bytecode;
 pub mod heap;
 pub mod interp;
 pub mod isa;
+pub mod lower;
 pub mod process;
 pub mod program;
 pub mod term;

@@ -6,6 +6,7 @@ use crate::atoms::AtomTable;
 use crate::bytecode::{ClauseTable, Node};
 use crate::heap::Literals;
 use crate::isa::{Instr, Label, Src};
+use crate::lower::Op;
 use crate::term::{self, Term};
 use crate::verify::VerifiedModule;
 
@@ -60,6 +61,8 @@ pub struct SiteInfo {
 pub struct Program {
     pub module: VerifiedModule,
     pub code: Vec<Instr>,
+    /// Specialised forms of the hot instructions, parallel to `code` (see `lower.rs`).
+    pub ops: Vec<Op>,
     pub consts: Vec<Term>,
     pub templates: Vec<Tpl>,
     pub patterns: Vec<Pat>,
@@ -174,6 +177,7 @@ impl Program {
             .collect();
         Program {
             sites,
+            ops: crate::lower::lower(&m.code, &consts),
             code: m.code.clone(),
             consts,
             templates,
