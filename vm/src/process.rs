@@ -456,3 +456,14 @@ mod tests {
         assert_eq!(m.len(), 3);
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    /// A waiting process must cost at most 512 bytes in all (issue target); the struct is most
+    /// of it, so keep it from growing unnoticed.
+    #[test]
+    fn a_process_struct_stays_small() {
+        assert!(std::mem::size_of::<super::Process>() <= 416);
+        assert!(std::mem::size_of::<super::Mailbox>() <= 96);
+    }
+}
