@@ -861,22 +861,12 @@ pub fn run_slice<P: Probe>(
                     );
                     dest.deliver(msg);
                     vm.wake(target);
-                    if vm.trace.is_some() {
-                        let text = vm.format(msg);
-                        if let Some(t) = vm.trace.as_mut() {
-                            t.send(p.pid, target, &text);
-                        }
-                    }
+                    vm.trace_send(p.pid, target, msg);
                     pc += 1;
                     continue;
                 }
                 let v = read!(value);
-                if vm.trace.is_some() {
-                    let text = vm.format(v);
-                    if let Some(t) = vm.trace.as_mut() {
-                        t.send(p.pid, target, &text);
-                    }
-                }
+                vm.trace_send(p.pid, target, v);
                 vm.deliver(p, target, v);
                 pc += 1;
                 gc_point!();
@@ -907,12 +897,7 @@ pub fn run_slice<P: Probe>(
                     p.timer = 0;
                     p.timed_out = false;
                     vm.stats.messages_received += 1;
-                    if vm.trace.is_some() {
-                        let text = vm.format(msg);
-                        if let Some(t) = vm.trace.as_mut() {
-                            t.receive(p.pid, &text);
-                        }
-                    }
+                    vm.trace_receive(p.pid, msg);
                     pc = target.map_or(pc + 1, |l| l.0 as usize);
                     gc_point!();
                     continue;

@@ -85,6 +85,19 @@ pub struct Stats {
     pub processes: Vec<ProcStats>,
 }
 
+impl Process {
+    /// This process's figures so far.
+    pub fn stats(&self) -> ProcStats {
+        ProcStats {
+            pid: self.pid,
+            reductions: self.reductions,
+            peak_heap: self.peak_heap.max(self.heap.arena_bytes()),
+            mailbox_peak: self.mailbox_peak,
+            collections: self.heap.collections(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ProcStats {
     pub pid: u32,
@@ -228,6 +241,25 @@ impl Vm {
         let mut out = Vec::new();
         self.prog.format(t, &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Trace events that print a term: the term is formatted only when tracing is on.
+    pub(crate) fn trace_send(&mut self, from: u32, to: u32, msg: Term) {
+        if self.trace.is_some() {
+            let text = self.format(msg);
+            if let Some(t) = self.trace.as_mut() {
+                t.send(from, to, &text);
+            }
+        }
+    }
+
+    pub(crate) fn trace_receive(&mut self, pid: u32, msg: Term) {
+        if self.trace.is_some() {
+            let text = self.format(msg);
+            if let Some(t) = self.trace.as_mut() {
+                t.receive(pid, &text);
+            }
+        }
     }
 
     pub(crate) fn is_alive(&self, pid: u32, cur: &Process) -> bool {
@@ -421,13 +453,7 @@ impl Vm {
                 t.exit(p.pid, &text);
             }
         }
-        self.stats.processes.push(ProcStats {
-            pid: p.pid,
-            reductions: p.reductions,
-            peak_heap: p.peak_heap.max(p.heap.arena_bytes()),
-            mailbox_peak: p.mailbox_peak,
-            collections: p.heap.collections(),
-        });
+        self.stats.processes.push(p.stats());
         if p.pid == 0 {
             let normal = reason.as_atom() == Some(atom::NORMAL);
             self.main_exit = Some((normal, self.format(reason)));
@@ -579,13 +605,7 @@ impl Vm {
             t.flush();
         }
         for p in self.procs.iter().flatten() {
-            self.stats.processes.push(ProcStats {
-                pid: p.pid,
-                reductions: p.reductions,
-                peak_heap: p.peak_heap.max(p.heap.arena_bytes()),
-                mailbox_peak: p.mailbox_peak,
-                collections: p.heap.collections(),
-            });
+            self.stats.processes.push(p.stats());
         }
         self.stats.processes.sort_by_key(|p| p.pid);
     }
@@ -610,13 +630,7 @@ impl Vm {
     /// A live process's figures (for tests and `ember prof`).
     pub fn process_stats(&self, pid: u32) -> Option<ProcStats> {
         if let Some(Some(p)) = self.procs.get(pid as usize) {
-            return Some(ProcStats {
-                pid,
-                reductions: p.reductions,
-                peak_heap: p.peak_heap.max(p.heap.arena_bytes()),
-                mailbox_peak: p.mailbox_peak,
-                collections: p.heap.collections(),
-            });
+            return Some(p.stats());
         }
         self.stats.processes.iter().find(|s| s.pid == pid).cloned()
     }
