@@ -72,6 +72,10 @@ const KIND_BIGINT: u64 = 2;
 /// Erlang's default minimum heap of 233 words).
 pub const MIN_GC_LIMIT: usize = 2048;
 
+/// Under `gc-stress`, processes whose live data is smaller than this collect after every
+/// allocating instruction.
+pub const STRESS_LIVE_LIMIT: usize = 64 * 1024;
+
 const fn header(kind: u64, size: usize) -> u64 {
     ((size as u64) << SIZE_SHIFT) | (kind << KIND_SHIFT) | HEADER_TAG
 }
@@ -353,9 +357,12 @@ impl Heap {
     }
 
     /// Should the VM collect now? True once `used_bytes` passed the limit; with the feature
-    /// `gc-stress`, true whenever anything was allocated since the last collection.
+    /// `gc-stress`, true whenever anything was allocated since the last collection, as long as
+    /// the live data is under [`STRESS_LIVE_LIMIT`] (beyond it, collecting after every
+    /// allocation would copy a large live set each time, quadratic in the program's run, so the
+    /// normal policy applies).
     pub fn needs_gc(&self) -> bool {
-        if cfg!(feature = "gc-stress") {
+        if cfg!(feature = "gc-stress") && self.live < STRESS_LIVE_LIMIT {
             self.used > self.live
         } else {
             self.used > self.limit
