@@ -167,7 +167,7 @@ fn main() -> ExitCode {
             Command::Asm { file, out } => asm(&file, out),
             Command::Disasm { file } => disasm(&file),
             Command::Isa => {
-                print!("{}", ember_vm::isa::isa_markdown());
+                let _ = io::stdout().write_all(ember_vm::isa::isa_markdown().as_bytes());
                 Ok(0)
             }
         });
