@@ -498,7 +498,9 @@ pub fn run_slice<P: Probe>(
         ($d:expr, $at:expr, $args:expr, $link:expr) => {{
             let (at, link): (u32, bool) = ($at, $link);
             let child = vm.procs.len() as u32;
-            let mut c = Box::new(Process::new(child, at, prog.registers.max(1)));
+            // At least as many registers as arguments: they land in r0, r1, ...
+            let nregs = prog.registers_at(at).max(prog.args[$args.0 as usize].len());
+            let mut c = Box::new(Process::new(child, at, nregs));
             for (i, a) in prog.args[$args.0 as usize].iter().enumerate() {
                 let v = read!(*a);
                 c.regs[i] = c.heap.copy_into(v, &prog.literals);

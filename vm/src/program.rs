@@ -74,6 +74,9 @@ pub struct Program {
     pub registers: usize,
     /// Keeps the memory of every constant term alive; never freed while the program runs.
     pub literals: Literals,
+    /// For each instruction where a process can start (`main`, spawn targets, function
+    /// references), how many registers the code reachable from there uses; 0 elsewhere.
+    entry_registers: Vec<u16>,
 }
 
 fn is_const(n: &Node) -> bool {
@@ -175,7 +178,9 @@ impl Program {
                 }
             })
             .collect();
+        let entry_registers = entry_registers(&module);
         Program {
+            entry_registers,
             sites,
             ops: crate::lower::lower(&m.code, &consts),
             code: m.code.clone(),
@@ -188,6 +193,15 @@ impl Program {
             atoms,
             literals,
             module,
+        }
+    }
+
+    /// The register file size for a process starting at `entry`: only as many registers as the
+    /// code it can reach uses (spec §2), at least one.
+    pub fn registers_at(&self, entry: u32) -> usize {
+        match self.entry_registers.get(entry as usize) {
+            Some(&n) if n > 0 => n as usize,
+            _ => self.registers.max(1),
         }
     }
 
@@ -210,4 +224,105 @@ impl Program {
     pub fn entry(&self, name: &str) -> Option<Label> {
         self.module.find_label(0, name)
     }
+}
+
+/// Register counts per process entry point, from the code reachable from each entry: the next
+/// instruction, every label an instruction or clause names (calls return to the next one), and
+/// the targets of function references its operands hold (`call_fun` may continue there).
+/// Conservative: a register anything reachable mentions is counted.
+fn entry_registers(module: &VerifiedModule) -> Vec<u16> {
+    use crate::isa::{Flags, Operand};
+    let m = module.module();
+    let n = m.code.len();
+    let mut out = vec![0u16; n];
+    // Registers each node mentions, and the function references in it.
+    fn node_facts(node: &Node, regs: &mut u16, funs: &mut Vec<u32>) {
+        node.walk(&mut |x| match x {
+            Node::Reg(r) | Node::Pin(r) => *regs = (*regs).max(*r as u16 + 1),
+            Node::Fun(at) => funs.push(*at),
+            _ => {}
+        });
+    }
+    let src_facts = |s: Src, regs: &mut u16, funs: &mut Vec<u32>| match s.kind() {
+        crate::isa::SrcKind::Reg(r) => *regs = (*regs).max(r as u16 + 1),
+        crate::isa::SrcKind::Const(k) => node_facts(&m.literals[k as usize], regs, funs),
+        crate::isa::SrcKind::Template(k) => node_facts(&m.templates[k as usize], regs, funs),
+    };
+    // Per instruction: registers it mentions and the instructions control may go to next.
+    let mut own = vec![0u16; n];
+    let mut next: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut entries: Vec<u32> = Vec::new();
+    for (pc, instr) in m.code.iter().enumerate() {
+        let mut regs = 0u16;
+        let mut succ = Vec::new();
+        let mut funs = Vec::new();
+        if !instr.opcode().info().flags.contains(Flags::TERM) && pc + 1 < n {
+            succ.push(pc as u32 + 1);
+        }
+        for op in instr.operands() {
+            match op {
+                Operand::Reg(r) => regs = regs.max(r.0 as u16 + 1),
+                Operand::Src(s) => src_facts(s, &mut regs, &mut funs),
+                Operand::Label(l) => {
+                    if matches!(instr, Instr::Spawn { .. } | Instr::SpawnLink { .. }) {
+                        entries.push(l.0);
+                    } else {
+                        succ.push(l.0);
+                    }
+                }
+                Operand::Pattern(p) => node_facts(&m.patterns[p.0 as usize], &mut regs, &mut funs),
+                Operand::Clauses(t) => {
+                    let table = &m.clauses[t.0 as usize];
+                    for c in &table.clauses {
+                        node_facts(&m.patterns[c.pattern.0 as usize], &mut regs, &mut funs);
+                        succ.extend(c.target.map(|l| l.0));
+                    }
+                    if let Some(a) = &table.after {
+                        src_facts(a.timeout, &mut regs, &mut funs);
+                        succ.extend(a.target.map(|l| l.0));
+                    }
+                }
+                Operand::Args(a) => {
+                    for s in &m.args[a.0 as usize] {
+                        src_facts(*s, &mut regs, &mut funs);
+                    }
+                }
+            }
+        }
+        // A function reference may be called here (call_fun) or start a process elsewhere.
+        succ.extend(funs.iter().copied());
+        entries.extend(funs);
+        own[pc] = regs;
+        next[pc] = succ;
+    }
+    entries.extend(module.find_label(0, "main").map(|l| l.0));
+    entries.sort_unstable();
+    entries.dedup();
+    // Bounded work: each entry walks at most the whole program once.
+    if entries.len().saturating_mul(n) > 20_000_000 {
+        return out;
+    }
+    let mut seen = vec![u32::MAX; n];
+    for (mark, &entry) in entries.iter().enumerate() {
+        let mut regs = 1u16;
+        let mut stack = vec![entry];
+        while let Some(pc) = stack.pop() {
+            let i = pc as usize;
+            if i >= n || seen[i] == mark as u32 {
+                continue;
+            }
+            seen[i] = mark as u32;
+            if matches!(m.code[i], Instr::CallFun { .. }) {
+                // A function reference received in a message can lead anywhere: all registers.
+                regs = module.registers().max(1) as u16;
+                break;
+            }
+            regs = regs.max(own[i]);
+            stack.extend(next[i].iter().copied());
+        }
+        if let Some(slot) = out.get_mut(entry as usize) {
+            *slot = regs;
+        }
+    }
+    out
 }

@@ -204,7 +204,7 @@ impl Vm {
             ));
         };
         let pid = self.procs.len() as u32;
-        let mut p = Box::new(Process::new(pid, pc.0, self.prog.registers.max(1)));
+        let mut p = Box::new(Process::new(pid, pc.0, self.prog.registers_at(pc.0)));
         let items: Vec<Term> = args.iter().map(|a| p.heap.binary(a.as_bytes())).collect();
         p.regs[0] = p.heap.list_from(&items, Term::NIL);
         p.queued = true;
