@@ -59,53 +59,45 @@ impl Probe for NoProbe {
 
 type Binds = SmallVec<[(u8, Term); 8]>;
 
-/// Builds a template's term from the registers.
-fn build(t: &Tpl, regs: &[Term], p_heap: &mut crate::heap::Heap) -> Term {
+/// Builds a template's term in `heap`; `reg` gives the value a register contributes (as it
+/// is, or deep-copied when the heap belongs to another process). Constants are shared.
+fn build_with(
+    t: &Tpl,
+    heap: &mut crate::heap::Heap,
+    reg: &dyn Fn(&mut crate::heap::Heap, u8) -> Term,
+) -> Term {
     match t {
-        Tpl::Reg(r) => regs[*r as usize],
+        Tpl::Reg(r) => reg(heap, *r),
         Tpl::Const(c) => *c,
         Tpl::Tuple(items) => {
-            let elems: SmallVec<[Term; 8]> = items.iter().map(|i| build(i, regs, p_heap)).collect();
-            p_heap.tuple(&elems)
+            let elems: SmallVec<[Term; 8]> =
+                items.iter().map(|i| build_with(i, heap, reg)).collect();
+            heap.tuple(&elems)
         }
         Tpl::List(items, tail) => {
-            let mut acc = build(tail, regs, p_heap);
+            let mut acc = build_with(tail, heap, reg);
             for i in items.iter().rev() {
-                let h = build(i, regs, p_heap);
-                acc = p_heap.cons(h, acc);
+                let h = build_with(i, heap, reg);
+                acc = heap.cons(h, acc);
             }
             acc
         }
     }
 }
 
-/// Builds a template's term in another process's heap: register values are deep-copied
-/// there, constants (in the literal area) are shared.
+/// Builds a template's term from the registers, on the process's own heap.
+fn build(t: &Tpl, regs: &[Term], heap: &mut crate::heap::Heap) -> Term {
+    build_with(t, heap, &|_, r| regs[r as usize])
+}
+
+/// Builds a template's term in another process's heap: register values are deep-copied there.
 fn build_into(
     t: &Tpl,
     regs: &[Term],
     dest: &mut crate::heap::Heap,
     lits: &crate::heap::Literals,
 ) -> Term {
-    match t {
-        Tpl::Reg(r) => dest.copy_into(regs[*r as usize], lits),
-        Tpl::Const(c) => *c,
-        Tpl::Tuple(items) => {
-            let elems: SmallVec<[Term; 8]> = items
-                .iter()
-                .map(|i| build_into(i, regs, dest, lits))
-                .collect();
-            dest.tuple(&elems)
-        }
-        Tpl::List(items, tail) => {
-            let mut acc = build_into(tail, regs, dest, lits);
-            for i in items.iter().rev() {
-                let h = build_into(i, regs, dest, lits);
-                acc = dest.cons(h, acc);
-            }
-            acc
-        }
-    }
+    build_with(t, dest, &|heap, r| heap.copy_into(regs[r as usize], lits))
 }
 
 /// Matches `v` against a pattern, collecting bindings in `binds` (registers are untouched until
