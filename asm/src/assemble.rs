@@ -12,7 +12,7 @@ use crate::parser;
 use crate::stdlib;
 use ember_vm::bytecode::{After, ClauseTable, LabelDef, Module, Node, Unit};
 use ember_vm::isa::{
-    ArgsId, ClausesId, Flags, Instr, Label, Opcode, Operand, OperandKind, PatId, Reg, Src,
+    ArgsId, ClausesId, Instr, Label, Opcode, Operand, OperandKind, PatId, Reg, Src,
 };
 use indexmap::{IndexMap, IndexSet};
 use std::fmt;
@@ -316,10 +316,9 @@ impl Assembler {
         // through, it gets an `end` (the disassembly then shows it, and re-assembling adds none).
         let falls_through = match last {
             None => true,
-            Some(i) => match Opcode::from_mnemonic(&i.mnemonic) {
-                Some(op) => !op.info().flags.contains(Flags::TERM),
-                None => false,
-            },
+            Some(i) => {
+                Opcode::from_mnemonic(&i.mnemonic).is_some_and(ember_vm::verify::falls_through)
+            }
         };
         let trailing_label = u
             .items

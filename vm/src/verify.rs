@@ -6,7 +6,7 @@
 //! that does not fall through.
 
 use crate::bytecode::{DecodeError, Module, Node};
-use crate::isa::{Flags, Instr, Label, Opcode, Operand, OperandKind, Src, SrcKind};
+use crate::isa::{Flags, Label, Opcode, Operand, OperandKind, Src, SrcKind};
 use std::fmt;
 
 /// A module that passed [`verify`].
@@ -221,7 +221,7 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
             ));
         }
         let last = m.code.get(u.end as usize - 1);
-        if !last.is_some_and(|l| l.opcode().info().flags.contains(Flags::TERM)) {
+        if last.is_none_or(|l| falls_through(l.opcode())) {
             return bad(format!(
                 "unit {i} (`{}`): its last instruction falls through past its end",
                 u.name
@@ -349,7 +349,7 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
     Ok(VerifiedModule { module, registers })
 }
 
-/// True when `instr` may continue at the next instruction.
-pub fn falls_through(instr: &Instr) -> bool {
-    !instr.opcode().info().flags.contains(Flags::TERM)
+/// True when an instruction with opcode `op` may continue at the next instruction.
+pub fn falls_through(op: Opcode) -> bool {
+    !op.info().flags.contains(Flags::TERM)
 }
