@@ -114,7 +114,8 @@ fn matches(pat: &Pat, v: Term, regs: &[Term], binds: &mut Binds) -> bool {
             .find(|(b, _)| b == r)
             .is_some_and(|(_, t)| term::eq(*t, v)),
         Pat::Pin(r) => term::eq(regs[*r as usize], v),
-        Pat::Const(c) => term::eq(*c, v),
+        // Equal words are equal terms; an immediate equals nothing else.
+        Pat::Const(c) => *c == v || (!c.is_immediate() && !v.is_immediate() && term::eq(*c, v)),
         Pat::Tuple(items) => match v.view() {
             View::Tuple(elems) if elems.len() == items.len() => items
                 .iter()

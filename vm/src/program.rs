@@ -35,6 +35,18 @@ pub enum Pat {
     List(Box<[Pat]>, Box<Pat>),
 }
 
+/// A constant pattern; a constant tuple becomes a tuple of constant elements, so that
+/// matching it checks the arity and compares immediates word by word (the common receive
+/// pattern `{:token, 0}`) instead of walking both terms.
+fn split_const(t: Term) -> Pat {
+    match t.view() {
+        crate::term::View::Tuple(elems) if elems.len() <= 8 => {
+            Pat::Tuple(elems.iter().map(|&e| split_const(e)).collect())
+        }
+        _ => Pat::Const(t),
+    }
+}
+
 impl Pat {
     /// How many registers this pattern binds (to size the scratch space).
     pub fn binds(&self) -> usize {
@@ -118,7 +130,7 @@ fn tpl(n: &Node, consts: &mut impl Iterator<Item = Term>) -> Tpl {
 
 fn pat(n: &Node, consts: &mut impl Iterator<Item = Term>, seen: &mut Vec<u8>) -> Pat {
     if is_const(n) {
-        return Pat::Const(consts.next().expect("const part"));
+        return split_const(consts.next().expect("const part"));
     }
     match n {
         Node::Reg(r) if seen.contains(r) => Pat::Same(*r),

@@ -378,7 +378,16 @@ pub fn eq(a: Term, b: Term) -> bool {
                     if xs.len() != ys.len() {
                         return false;
                     }
-                    todo.extend(xs.iter().copied().zip(ys.iter().copied()));
+                    // Immediate elements are settled here; only compound ones wait on the stack.
+                    for (&x, &y) in xs.iter().zip(ys.iter()) {
+                        if x == y {
+                            continue;
+                        }
+                        if x.is_immediate() || y.is_immediate() {
+                            return false;
+                        }
+                        todo.push((x, y));
+                    }
                 }
                 (View::Binary(x), View::Binary(y)) => {
                     if x != y {
