@@ -61,10 +61,10 @@ type Binds = SmallVec<[(u8, Term); 8]>;
 
 /// Builds a template's term in `heap`; `reg` gives the value a register contributes (as it
 /// is, or deep-copied when the heap belongs to another process). Constants are shared.
-fn build_with(
+fn build_with<F: Fn(&mut crate::heap::Heap, u8) -> Term>(
     t: &Tpl,
     heap: &mut crate::heap::Heap,
-    reg: &dyn Fn(&mut crate::heap::Heap, u8) -> Term,
+    reg: &F,
 ) -> Term {
     match t {
         Tpl::Reg(r) => reg(heap, *r),
