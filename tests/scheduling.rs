@@ -310,3 +310,24 @@ fn budgets_split_at_the_exact_instruction_inside_fused_loops() {
         assert_eq!(s.last().unwrap().2, "exit");
     }
 }
+
+#[test]
+fn an_ignored_exit_signal_still_queues_a_waiting_process() {
+    // Spec §5: a message or signal that reaches a waiting process queues it at the back. The
+    // `:normal` signal is ignored, so pid 1 runs its receive again and goes back to waiting.
+    let src = "main:\n    spawn r0, waiter\n    nop\n    exit r0, :normal\n    work 5\n    send r0, :go\n    end\nwaiter:\n    receive\n      | :go -> go\ngo:\n    end\n";
+    let r = run_src(src, budget(2));
+    assert_eq!(
+        slices(&r.trace),
+        vec![
+            slice(0, 2, "yield", &[1, 0]),
+            slice(1, 1, "wait", &[0]),
+            slice(0, 2, "yield", &[1, 0]),
+            slice(1, 1, "wait", &[0]),
+            slice(0, 2, "yield", &[0]),
+            slice(0, 2, "yield", &[0]),
+            slice(0, 2, "exit", &[1]),
+            slice(1, 2, "exit", &[]),
+        ]
+    );
+}

@@ -361,7 +361,12 @@ impl Vm {
             self.deliver_exit_message(cur, to, from, reason);
             None
         } else if reason.as_atom() == Some(atom::NORMAL) && (via_link || to != from) {
-            // `:normal` is ignored, except `exit self, :normal`, which ends the caller.
+            // `:normal` is ignored, except `exit self, :normal`, which ends the caller. A
+            // signal still reaches the process: a waiting one is queued (spec §5), handles it,
+            // and waits again.
+            if to != cur.pid {
+                self.wake(to);
+            }
             None
         } else {
             Some(reason)
