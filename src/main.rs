@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use ember_vm::verify::{self, VerifiedModule};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -39,10 +39,17 @@ struct RunFlags {
     /// Let the clock jump to the next timeout when nothing can run, so runs repeat exactly.
     #[arg(long)]
     virtual_time: bool,
-    /// A process whose live heap exceeds this many bytes after a collection crashes
+    /// A process whose heap, stacks and mailbox would pass this many bytes crashes
     /// `:heap_limit`.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
     max_heap: usize,
+    /// Bound on the whole VM's memory (default: three quarters of the machine's): an
+    /// allocation past it crashes the allocating process `:heap_limit`, a spawn `:system_limit`.
+    #[arg(long, value_name = "BYTES")]
+    max_memory: Option<usize>,
+    /// A spawn beyond this many live processes crashes the spawner `:system_limit`.
+    #[arg(long, value_name = "N", default_value_t = 1 << 22)]
+    max_processes: usize,
 }
 
 #[derive(Subcommand)]
@@ -116,10 +123,20 @@ fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> 
         virtual_time: flags.virtual_time,
         seed: flags.seed,
         max_heap_bytes: flags.max_heap,
+        max_memory_bytes: flags
+            .max_memory
+            .unwrap_or_else(ember_vm::vm::default_max_memory),
+        max_processes: flags.max_processes,
         ..Default::default()
     };
     let program = ember_vm::program::Program::new(module);
-    let out = Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout()));
+    // `print` output shows as it happens: line by line on a terminal; to a pipe or a file in
+    // blocks, flushed whenever the VM waits or ends (spec §10).
+    let out: Box<dyn Write> = if io::stdout().is_terminal() {
+        Box::new(io::LineWriter::new(io::stdout()))
+    } else {
+        Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout()))
+    };
     let mut vm = ember_vm::vm::Vm::new(program, config, out, Box::new(io::stderr()));
     if let Some(path) = &flags.trace {
         let file = std::fs::File::create(path).map_err(|e| {
@@ -135,6 +152,16 @@ fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> 
         None => vm.run(),
         Some(folded) => prof::profile(&mut vm, folded.as_deref()).map_err(fail)?,
     };
+    if let ember_vm::vm::RunEnd::OutputFailed {
+        status,
+        message: Some(message),
+    } = &end
+    {
+        return Err(Failure {
+            message: message.clone(),
+            status: *status as u8,
+        });
+    }
     Ok((end.status() & 0xff) as u8)
 }
 
@@ -149,10 +176,20 @@ fn asm(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {
 fn disasm(file: &Path) -> Result<u8, Failure> {
     let module = load(file)?;
     let text = ember_asm::disassemble(module.module());
+    write_stdout(text.as_bytes())
+}
+
+/// Writes all of `bytes` to standard output: a closed pipe ends quietly with status 141, any
+/// other failure with status 1 and a message (spec §10).
+fn write_stdout(bytes: &[u8]) -> Result<u8, Failure> {
     let mut stdout = io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
-    Ok(0)
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(141),
+        Err(e) => Err(fail(format!(
+            "ember: error: cannot write standard output: {e}"
+        ))),
+    }
 }
 
 fn main() -> ExitCode {
@@ -166,10 +203,7 @@ fn main() -> ExitCode {
             Command::Prof { run: flags, folded } => run(flags, Some(folded)),
             Command::Asm { file, out } => asm(&file, out),
             Command::Disasm { file } => disasm(&file),
-            Command::Isa => {
-                let _ = io::stdout().write_all(ember_vm::isa::isa_markdown().as_bytes());
-                Ok(0)
-            }
+            Command::Isa => write_stdout(ember_vm::isa::isa_markdown().as_bytes()),
         });
     let result = match worker.map(|h| h.join()) {
         Ok(Ok(r)) => r,
@@ -182,7 +216,8 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status),
         Err(f) => {
             let _ = io::stdout().flush();
-            eprintln!("{}", f.message);
+            // Standard error may be unwritable too: the status still says what happened.
+            let _ = writeln!(io::stderr(), "{}", f.message);
             ExitCode::from(f.status)
         }
     }

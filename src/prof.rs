@@ -151,8 +151,7 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
     let _ = writeln!(r, "  {:<12} {:>14}", "total", total);
 
     let st = &vm.stats;
-    let mut procs = st.processes.clone();
-    procs.sort_by(|a, b| b.reductions.cmp(&a.reductions).then(a.pid.cmp(&b.pid)));
+    let procs = &st.top;
     let _ = writeln!(r, "== top processes by reductions");
     let _ = writeln!(
         r,
@@ -179,21 +178,14 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
     let _ = writeln!(r, "  messages sent       {}", st.messages_sent);
     let _ = writeln!(r, "  messages received   {}", st.messages_received);
     let _ = writeln!(r, "  messages tested     {}", st.messages_tested);
-    let mailbox_max = st
-        .processes
-        .iter()
-        .map(|p| p.mailbox_peak)
-        .max()
-        .unwrap_or(0);
-    let _ = writeln!(r, "  mailbox high water  {mailbox_max}");
+    let _ = writeln!(r, "  mailbox high water  {}", st.mailbox_peak);
     let _ = writeln!(r, "  GC runs             {}", st.gc_runs);
     let _ = writeln!(
         r,
         "  time in GC          {:.3} ms",
         st.gc_nanos as f64 / 1e6
     );
-    let peak = st.processes.iter().map(|p| p.peak_heap).max().unwrap_or(0);
-    let _ = writeln!(r, "  peak heap (one process) {peak} bytes");
+    let _ = writeln!(r, "  peak heap (one process) {} bytes", st.peak_heap);
     let _ = writeln!(
         r,
         "  wall time           {:.3} ms",

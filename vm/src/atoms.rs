@@ -37,6 +37,7 @@ predefined_atoms! {
     HEAP_LIMIT = "heap_limit",
     UNDEFINED = "undefined",
     INFINITY = "infinity",
+    SYSTEM_LIMIT = "system_limit",
 }
 
 /// Atom names by index, with a reverse map for interning.

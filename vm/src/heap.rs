@@ -49,6 +49,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::alloc::{self, Layout};
+use std::collections::{HashMap, HashSet};
 use std::ptr::{self, NonNull};
 
 use bumpalo::Bump;
@@ -174,6 +175,9 @@ pub struct Heap {
     live: usize,
     /// `needs_gc` once `used` passes this.
     limit: usize,
+    /// `needs_gc` also once `used` passes this: the most the owner may hold before its limits
+    /// are checked (see [`Heap::set_cap`]).
+    cap: usize,
     collections: u64,
 }
 
@@ -199,6 +203,7 @@ impl Heap {
             used: 0,
             live: 0,
             limit: MIN_GC_LIMIT,
+            cap: usize::MAX,
             collections: 0,
         }
     }
@@ -320,19 +325,48 @@ impl Heap {
     }
 
     /// A deep copy of `t` (a term of another heap, of this one, or of the literal area) in this
-    /// heap: copy-on-send. Literal objects are shared, not copied. Sharing inside `t` is not
-    /// preserved (a DAG is copied as a tree, as Erlang does). The source is only read, never
-    /// marked. Iterative: a list of any length is fine.
-    pub fn copy_into(&mut self, t: Term, lits: &Literals) -> Term {
-        if !t.is_pointer() {
-            return t;
+    /// heap, if it takes at most `max_words` words: copy-on-send. Literal objects are shared,
+    /// not copied. The source is only read, never marked.
+    ///
+    /// `src_words` bounds the words of the objects `t` reaches in its own heap (that heap's
+    /// [`Heap::used_words`]). A term is measured before anything is allocated: as a tree (as
+    /// Erlang copies messages) while its tree form is no larger than `src_words`; a larger tree
+    /// form can only come from shared objects (a DAG: `{r1, r1}` nested 40 deep has 2^40
+    /// leaves in 40 tuples), and then it is measured and copied as a DAG, each object once, so
+    /// the copy is never larger than the original. Iterative: a list of any length is fine.
+    pub fn copy_into(
+        &mut self,
+        t: Term,
+        lits: &Literals,
+        src_words: usize,
+        max_words: usize,
+    ) -> Result<Term, TooBig> {
+        if !t.is_pointer() || lits.contains(t.addr()) {
+            return Ok(t);
         }
+        let shared = match measure(t, lits, src_words.min(max_words), None) {
+            Some(_) => false,
+            None if src_words >= max_words => return Err(TooBig),
+            None => {
+                let mut seen = HashSet::new();
+                if measure(t, lits, max_words, Some(&mut seen)).is_none() {
+                    return Err(TooBig);
+                }
+                true
+            }
+        };
         let mut copier = Copier {
             lits,
             pending: SmallVec::new(),
             forward: false,
+            copies: shared.then(HashMap::new),
         };
-        copier.copy(&self.arena, &mut self.used, None, t)
+        Ok(copier.copy(&self.arena, &mut self.used, None, t))
+    }
+
+    /// Words of objects in the arena ([`Heap::used_bytes`] in words).
+    pub fn used_words(&self) -> usize {
+        self.used / WORD
     }
 
     /// Bytes of objects in the arena: what survived the last collection plus what was
@@ -365,8 +399,15 @@ impl Heap {
         if cfg!(feature = "gc-stress") && self.live < STRESS_LIVE_LIMIT {
             self.used > self.live
         } else {
-            self.used > self.limit
+            self.used > self.limit.min(self.cap)
         }
+    }
+
+    /// Makes [`Heap::needs_gc`] say yes once the heap holds more than `bytes`, whatever the
+    /// collection policy says: the VM sets it to what the owner may still hold under its
+    /// limits, so that a heap that grows past them is collected, and checked, at once.
+    pub fn set_cap(&mut self, bytes: usize) {
+        self.cap = bytes;
     }
 
     /// Starts a collection: objects reachable from the terms given to [`Collector::copy`] are
@@ -383,6 +424,7 @@ impl Heap {
                 lits,
                 pending: SmallVec::new(),
                 forward: true,
+                copies: None,
             },
         }
     }
@@ -449,6 +491,54 @@ impl Drop for Collector<'_> {
     }
 }
 
+/// A copy that does not fit the room it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooBig;
+
+/// Words a copy of `t` needs (literal objects excluded), or `None` once that passes `limit`.
+/// With `seen`, each object counts once however often it is reached (a DAG's size); without,
+/// once per path (a tree's size). The work is bounded by `limit` either way.
+fn measure(
+    t: Term,
+    lits: &Literals,
+    limit: usize,
+    mut seen: Option<&mut HashSet<u64>>,
+) -> Option<usize> {
+    let mut todo: SmallVec<[Term; 16]> = SmallVec::new();
+    todo.push(t);
+    let mut words = 0usize;
+    while let Some(t) = todo.pop() {
+        if !t.is_pointer() || lits.contains(t.addr()) {
+            continue;
+        }
+        if let Some(seen) = seen.as_deref_mut() {
+            if !seen.insert(t.addr()) {
+                continue;
+            }
+        }
+        if let Some((head, tail)) = read_cons(t) {
+            words += 2;
+            todo.push(tail);
+            todo.push(head);
+        } else {
+            match read_boxed(t)? {
+                Boxed::Tuple(elems) => {
+                    words += 1 + elems.len();
+                    if words <= limit {
+                        todo.extend(elems.iter().rev().copied().filter(|e| e.is_pointer()));
+                    }
+                }
+                Boxed::Binary(bytes) => words += 1 + bytes.len().div_ceil(WORD),
+                Boxed::Int(_) => words += 2,
+            }
+        }
+        if words > limit {
+            return None;
+        }
+    }
+    Some(words)
+}
+
 /// Copies objects one at a time into an arena, and keeps a stack of the fields of the copies
 /// that still point to the originals. Used by the collector (`forward`: leave forwarding
 /// markers, follow the ones found, so sharing is kept and nothing is copied twice) and by
@@ -459,6 +549,9 @@ struct Copier<'l> {
     /// Fields still to copy; inline for small terms, so a typical send allocates nothing.
     pending: SmallVec<[*mut u64; 16]>,
     forward: bool,
+    /// For a source with shared objects (`copy_into` of a DAG): the copy made of each object,
+    /// by address, so that it is copied once. The collector uses forwarding markers instead.
+    copies: Option<HashMap<u64, u64>>,
 }
 
 impl Copier<'_> {
@@ -503,6 +596,9 @@ impl Copier<'_> {
         if self.forward && first & LOW3 == FORWARD_TAG {
             return t.same_kind_at(first & !LOW3);
         }
+        if let Some(&copy) = self.copies.as_ref().and_then(|c| c.get(&t.addr())) {
+            return t.same_kind_at(copy);
+        }
         let (words, first_field) = if t.is_cons() {
             (2, 0)
         } else {
@@ -529,6 +625,9 @@ impl Copier<'_> {
             if self.forward {
                 src.write(addr_of(dst) | FORWARD_TAG);
             }
+        }
+        if let Some(copies) = self.copies.as_mut() {
+            copies.insert(t.addr(), addr_of(dst));
         }
         // Pushed last field first, so the first is copied first: for a cell, the head before
         // the tail. Along a list whose heads are immediates the stack never holds more than the
@@ -798,7 +897,11 @@ mod tests {
         // Immediates cost nothing either.
         let mut h = Heap::new();
         let t = h.int(5);
-        assert_eq!(h.copy_into(t, &Literals::empty()), t);
+        assert_eq!(
+            h.copy_into(t, &Literals::empty(), usize::MAX, usize::MAX)
+                .unwrap(),
+            t
+        );
         assert_eq!(h.used_bytes(), 0);
         assert_eq!(h.arena_bytes(), 0);
         assert_eq!(h.list_from(&[], Term::NIL), Term::NIL);
@@ -941,7 +1044,7 @@ mod tests {
         assert_eq!(sum_list(l), n * (n - 1) / 2);
 
         let mut other = Heap::new();
-        let copy = other.copy_into(l, &lits);
+        let copy = other.copy_into(l, &lits, usize::MAX, usize::MAX).unwrap();
         assert_eq!(other.used_bytes(), n as usize * 16);
         drop(h);
         assert_eq!(sum_list(copy), n * (n - 1) / 2);
@@ -957,7 +1060,7 @@ mod tests {
         c.finish();
         assert_eq!(h.used_bytes(), n as usize * (16 + 16));
         let mut other = Heap::new();
-        let copy = other.copy_into(tl, &lits);
+        let copy = other.copy_into(tl, &lits, usize::MAX, usize::MAX).unwrap();
         assert!(eq(copy, tl));
     }
 
@@ -970,7 +1073,7 @@ mod tests {
         let big = a.int(i64::MAX);
         let t = a.tuple(&[inner, s, big, Term::pid(2), Term::NIL]);
         let mut b = Heap::new();
-        let copy = b.copy_into(t, &lits);
+        let copy = b.copy_into(t, &lits, usize::MAX, usize::MAX).unwrap();
         assert_ne!(copy, t);
         assert!(eq(copy, t));
         // The source is unchanged and still usable (it was only read).
@@ -983,13 +1086,68 @@ mod tests {
             show(copy),
             r#"{[1, 2 | 3], "bytes\xff", 9223372036854775807, <0.2>, []}"#
         );
-        // Sharing is not kept by copy_into (as in Erlang): a DAG becomes a tree.
+        // A term with a little sharing is copied as a tree while its tree form is no larger
+        // than the source heap (as Erlang does).
         let l = b.list_from(&[int(1), int(2)], Term::NIL);
         let shared = b.tuple(&[l, l]);
         let mut c = Heap::new();
-        let copied = c.copy_into(shared, &lits);
+        let copied = c.copy_into(shared, &lits, usize::MAX, usize::MAX).unwrap();
         assert!(eq(copied, shared));
         assert_eq!(c.used_bytes(), (3 + 4 + 4) * 8);
+    }
+
+    /// `{r1, r1}` nested: a tree form of 2^depth leaves in `depth` tuples.
+    fn bomb(h: &mut Heap, depth: usize) -> Term {
+        let mut t = h.list_from(&[int(1), int(2)], Term::NIL);
+        for _ in 0..depth {
+            t = h.tuple(&[t, t]);
+        }
+        t
+    }
+
+    #[test]
+    fn copy_into_keeps_the_sharing_of_a_dag() {
+        let lits = Literals::empty();
+        let mut a = Heap::new();
+        let t = bomb(&mut a, 60);
+        let mut b = Heap::new();
+        let copy = b
+            .copy_into(t, &lits, a.used_words(), usize::MAX)
+            .expect("a DAG of 60 tuples fits");
+        assert_eq!(b.used_bytes(), a.used_bytes(), "each object copied once");
+        // Inner sharing is kept: both elements are the same object.
+        let (x, y) = (tuple_get(copy, 0).unwrap(), tuple_get(copy, 1).unwrap());
+        assert_eq!(x, y);
+        let mut leaf = copy;
+        while let Some(inner) = tuple_get(leaf, 0) {
+            leaf = inner;
+        }
+        assert_eq!(show(leaf), "[1, 2]");
+        // A small DAG is equal to a tree copy of itself.
+        let small = bomb(&mut a, 3);
+        let dag = b
+            .copy_into(small, &lits, a.used_words(), usize::MAX)
+            .unwrap();
+        let tree = b.copy_into(small, &lits, usize::MAX, usize::MAX).unwrap();
+        assert!(eq(dag, tree) && eq(dag, small));
+    }
+
+    #[test]
+    fn copy_into_refuses_what_does_not_fit_before_allocating() {
+        let lits = Literals::empty();
+        let mut a = Heap::new();
+        let l = long_list(&mut a, 1000);
+        let mut b = Heap::new();
+        assert_eq!(b.copy_into(l, &lits, a.used_words(), 1999), Err(TooBig));
+        assert_eq!(b.used_bytes(), 0, "nothing was allocated");
+        assert!(b.copy_into(l, &lits, a.used_words(), 2000).is_ok());
+        // A bomb whose DAG is larger than the room is refused too, quickly.
+        let t = bomb(&mut a, 200);
+        let mut c = Heap::new();
+        assert_eq!(c.copy_into(t, &lits, a.used_words(), 100), Err(TooBig));
+        assert_eq!(c.used_bytes(), 0);
+        // Immediates and literals need no room.
+        assert_eq!(c.copy_into(int(3), &lits, 0, 0), Ok(int(3)));
     }
 
     #[test]
@@ -1012,7 +1170,7 @@ mod tests {
             .collect();
         assert_eq!(got, values);
         let mut other = Heap::new();
-        let l = other.copy_into(l, &lits);
+        let l = other.copy_into(l, &lits, usize::MAX, usize::MAX).unwrap();
         let got: Vec<i64> = crate::term::list_iter(l)
             .map(|t| t.as_int().unwrap())
             .collect();
@@ -1101,9 +1259,16 @@ mod tests {
             "only the heap's own tuple and cell"
         );
         let mut other = Heap::new();
-        assert_eq!(other.copy_into(terms[0], &lits), terms[0]);
+        assert_eq!(
+            other
+                .copy_into(terms[0], &lits, usize::MAX, usize::MAX)
+                .unwrap(),
+            terms[0]
+        );
         assert_eq!(other.used_bytes(), 0);
-        let copy = other.copy_into(root, &lits);
+        let copy = other
+            .copy_into(root, &lits, usize::MAX, usize::MAX)
+            .unwrap();
         assert_eq!(tuple_get(copy, 0), Some(terms[0]));
         assert_eq!(tuple_get(copy, 1), Some(terms[1]));
         assert_eq!(other.used_bytes(), 4 * 8);

@@ -8,6 +8,7 @@
 
 use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
+use crate::heap::TooBig;
 use crate::isa::{Instr, Opcode, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::process::Process;
@@ -16,7 +17,6 @@ use crate::term::{self, Term, View};
 use crate::vm::Vm;
 use smallvec::SmallVec;
 use std::cmp::Ordering;
-use std::io::Write;
 
 /// How a slice ended.
 #[derive(Debug)]
@@ -90,14 +90,30 @@ fn build(t: &Tpl, regs: &[Term], heap: &mut crate::heap::Heap) -> Term {
     build_with(t, heap, &|_, r| regs[r as usize])
 }
 
-/// Builds a template's term in another process's heap: register values are deep-copied there.
+/// Builds a template's term in another process's heap: register values (terms of a heap of
+/// `src_words` words) are deep-copied there, within `room` words in all.
 fn build_into(
     t: &Tpl,
     regs: &[Term],
     dest: &mut crate::heap::Heap,
     lits: &crate::heap::Literals,
-) -> Term {
-    build_with(t, dest, &|heap, r| heap.copy_into(regs[r as usize], lits))
+    src_words: usize,
+    room: usize,
+) -> Result<Term, TooBig> {
+    let start = dest.used_words();
+    let failed = std::cell::Cell::new(false);
+    let msg = build_with(t, dest, &|heap, r| {
+        let left = room.saturating_sub(heap.used_words() - start);
+        heap.copy_into(regs[r as usize], lits, src_words, left)
+            .unwrap_or_else(|TooBig| {
+                failed.set(true);
+                Term::NIL
+            })
+    });
+    if failed.get() || dest.used_words() - start > room {
+        return Err(TooBig);
+    }
+    Ok(msg)
 }
 
 /// Matches `v` against a pattern, collecting bindings in `binds` (registers are untouched until
@@ -158,6 +174,16 @@ fn select<'t>(
     table.clauses.iter().find(|c| {
         binds.clear();
         matches(&prog.patterns[c.pattern.0 as usize], v, regs, binds)
+    })
+}
+
+/// A call beyond the frame cap: `:stack_overflow` at the depth limit, `:heap_limit` when the
+/// frames would pass the memory limit first.
+fn frame_limit(frames: usize, max_stack: usize) -> Term {
+    Term::atom(if frames >= max_stack {
+        atom::STACK_OVERFLOW
+    } else {
+        atom::HEAP_LIMIT
     })
 }
 
@@ -228,7 +254,7 @@ fn fast_loop<P: Probe>(
     frames: &mut Vec<u32>,
     mut pc: usize,
     mut reds: u32,
-    max_stack: usize,
+    frame_cap: usize,
     pid: u32,
     entry: u32,
     probe: &mut P,
@@ -334,7 +360,7 @@ fn fast_loop<P: Probe>(
                 }
             }
             Op::Call(t) => {
-                if frames.len() >= max_stack {
+                if frames.len() >= frame_cap {
                     break;
                 }
                 frames.push(pc as u32 + 1);
@@ -366,6 +392,12 @@ pub fn run_slice<P: Probe>(
     // The instruction running now, for crash reports (pc may already point past it).
     let mut here: usize;
     let names = |a: u32| prog.atoms.name(a);
+    // Limits (spec §10): the heap is collected, and checked, once it passes what the process may
+    // still hold; call frames stop where they would pass it (pushes are checked one by one).
+    let room = vm.room(p);
+    p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
+    let max_stack = vm.config.max_stack;
+    let frame_cap = max_stack.min(p.frames.len() + room / std::mem::size_of::<u32>());
 
     // Reads an operand; a template builds its term on the process heap.
     macro_rules! read {
@@ -415,11 +447,50 @@ pub fn run_slice<P: Probe>(
                 p.collect(&prog.literals, &mut []);
                 vm.stats.gc_runs += 1;
                 vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
-                if p.heap.arena_bytes() > vm.config.max_heap_bytes {
+                if vm.over_limit(p) {
                     crash!(Term::atom(atom::HEAP_LIMIT));
                 }
             }
         };
+    }
+    // Before an instruction builds a result of `$bytes` bytes: collect first if it does not fit
+    // (`$roots` are the terms the instruction holds, updated in place), and crash
+    // `:heap_limit` if it still does not (spec §10): the result is never built in full first.
+    macro_rules! ensure_room {
+        ($bytes:expr, $roots:expr) => {{
+            let roots: &mut [Term] = $roots;
+            if vm.room(p) < $bytes {
+                let t0 = std::time::Instant::now();
+                p.collect(&prog.literals, roots);
+                vm.stats.gc_runs += 1;
+                vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+                if vm.room(p) < $bytes {
+                    crash!(Term::atom(atom::HEAP_LIMIT));
+                }
+            }
+        }};
+    }
+    // The length of the printed form of `$v` if it fits the room left (else `:heap_limit`,
+    // after a collection that may make room); `$v` is updated if the collection moved it.
+    macro_rules! printed_len {
+        ($v:ident) => {{
+            let fun_names = |at: u32| prog.fun_name(at);
+            match term::printed_len($v, &names, &fun_names, vm.room(p)) {
+                Some(n) => n,
+                None => {
+                    let t0 = std::time::Instant::now();
+                    let mut roots = [$v];
+                    p.collect(&prog.literals, &mut roots);
+                    $v = roots[0];
+                    vm.stats.gc_runs += 1;
+                    vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+                    match term::printed_len($v, &names, &fun_names, vm.room(p)) {
+                        Some(n) => n,
+                        None => crash!(Term::atom(atom::HEAP_LIMIT)),
+                    }
+                }
+            }
+        }};
     }
     macro_rules! int {
         ($s:expr) => {
@@ -477,9 +548,12 @@ pub fn run_slice<P: Probe>(
     // Signals sent by this instruction may have ended the running process.
     macro_rules! check_self_exit {
         () => {
-            if let Some(reason) = vm.cur_exit.take() {
+            if let Some(exit) = vm.cur_exit.take() {
+                if exit.raised {
+                    crash!(exit.reason);
+                }
                 done!(Outcome::Exit {
-                    reason,
+                    reason: exit.reason,
                     raised_at: None
                 });
             }
@@ -490,22 +564,32 @@ pub fn run_slice<P: Probe>(
     macro_rules! spawn {
         ($d:expr, $at:expr, $args:expr, $link:expr) => {{
             let (at, link): (u32, bool) = ($at, $link);
-            let child = vm.procs.len() as u32;
+            let child = match vm.new_pid() {
+                Ok(pid) => pid,
+                Err(reason) => crash!(reason),
+            };
             // At least as many registers as arguments: they land in r0, r1, ...
             let nregs = prog.registers_at(at).max(prog.args[$args.0 as usize].len());
             let mut c = Box::new(Process::new(child, at, nregs));
+            // The arguments must fit the child's limits; the spawner pays for those that do
+            // not (spec §10).
+            let room = vm.room(&c) / 8;
             for (i, a) in prog.args[$args.0 as usize].iter().enumerate() {
                 let v = read!(*a);
-                c.regs[i] = c.heap.copy_into(v, &prog.literals);
+                let left = room.saturating_sub(c.heap.used_words());
+                match c
+                    .heap
+                    .copy_into(v, &prog.literals, p.heap.used_words(), left)
+                {
+                    Ok(v) => c.regs[i] = v,
+                    Err(TooBig) => crash!(Term::atom(atom::HEAP_LIMIT)),
+                }
             }
             if link {
                 c.links.insert(p.pid);
                 p.links.insert(child);
             }
-            c.queued = true;
-            vm.procs.push(Some(c));
-            vm.queue.push_back(child);
-            vm.stats.spawns += 1;
+            vm.add_process(c);
             if let Some(t) = vm.trace.as_mut() {
                 t.spawn(p.pid, child, link);
             }
@@ -525,7 +609,7 @@ pub fn run_slice<P: Probe>(
             &mut p.frames,
             pc,
             reds,
-            vm.config.max_stack,
+            frame_cap,
             p.pid,
             p.entry,
             probe,
@@ -580,8 +664,8 @@ pub fn run_slice<P: Probe>(
             Instr::Jgt { a, b, target } => compare_jump!(a, b, target, |o| o == Ordering::Greater),
             Instr::Jge { a, b, target } => compare_jump!(a, b, target, |o| o != Ordering::Less),
             Instr::Call { target } => {
-                if p.frames.len() >= vm.config.max_stack {
-                    crash!(Term::atom(atom::STACK_OVERFLOW));
+                if p.frames.len() >= frame_cap {
+                    crash!(frame_limit(p.frames.len(), max_stack));
                 }
                 p.frames.push(pc as u32 + 1);
                 pc = target.0 as usize;
@@ -594,8 +678,11 @@ pub fn run_slice<P: Probe>(
                 }),
             },
             Instr::Push { a } => {
-                if p.stack.len() >= vm.config.max_stack {
+                if p.stack.len() >= max_stack {
                     crash!(Term::atom(atom::STACK_OVERFLOW));
+                }
+                if vm.room(p) < std::mem::size_of::<Term>() {
+                    crash!(Term::atom(atom::HEAP_LIMIT));
                 }
                 let v = read!(a);
                 p.stack.push(v);
@@ -749,18 +836,25 @@ pub fn run_slice<P: Probe>(
                 gc_point!();
             }
             Instr::Concat { d, a, b } => {
-                let (a, b) = (read!(a), read!(b));
-                let joined: Vec<u8> = match (a.view(), b.view()) {
-                    (View::Binary(x), View::Binary(y)) => [x, y].concat(),
+                let mut roots = [read!(a), read!(b)];
+                let len = match (roots[0].view(), roots[1].view()) {
+                    (View::Binary(x), View::Binary(y)) => x.len() + y.len(),
                     _ => badarg!(),
                 };
-                p.regs[d.0 as usize] = p.heap.binary(&joined);
+                ensure_room!(8 + len.next_multiple_of(8), &mut roots);
+                p.regs[d.0 as usize] = match (roots[0].view(), roots[1].view()) {
+                    (View::Binary(x), View::Binary(y)) => p.heap.binary_concat(&[x, y]),
+                    _ => badarg!(),
+                };
                 pc += 1;
                 gc_point!();
             }
             Instr::ToStr { d, v } => {
-                let v = read!(v);
-                let mut out = Vec::new();
+                let mut v = read!(v);
+                let len = printed_len!(v);
+                // The printed form and its binary both fit the room left.
+                ensure_room!(8 + len.next_multiple_of(8), &mut [v]);
+                let mut out = Vec::with_capacity(len);
                 prog.format(v, &mut out);
                 p.regs[d.0 as usize] = p.heap.binary(&out);
                 pc += 1;
@@ -779,15 +873,22 @@ pub fn run_slice<P: Probe>(
                 gc_point!();
             }
             Instr::Print { v } => {
-                let v = read!(v);
+                let mut v = read!(v);
                 let mut line = Vec::new();
                 match v.view() {
                     View::Binary(b) => line.extend_from_slice(b),
-                    _ => prog.format(v, &mut line),
+                    _ => {
+                        // A printed form longer than the room left counts as a result.
+                        let len = printed_len!(v);
+                        line.reserve_exact(len + 1);
+                        prog.format(v, &mut line);
+                    }
                 }
                 line.push(b'\n');
-                let _ = vm.out.write_all(&line);
                 pc += 1;
+                if !vm.write_out(&line) {
+                    done!(Outcome::Yield);
+                }
                 gc_point!();
             }
             Instr::Now { d } => {
@@ -823,8 +924,8 @@ pub fn run_slice<P: Probe>(
                 let Some(at) = read!(f).as_fun() else {
                     badarg!()
                 };
-                if p.frames.len() >= vm.config.max_stack {
-                    crash!(Term::atom(atom::STACK_OVERFLOW));
+                if p.frames.len() >= frame_cap {
+                    crash!(frame_limit(p.frames.len(), max_stack));
                 }
                 p.frames.push(pc as u32 + 1);
                 pc = at as usize;
@@ -845,25 +946,34 @@ pub fn run_slice<P: Probe>(
                 vm.stats.messages_sent += 1;
                 // A template sent to another live process is built straight in the receiver's
                 // heap: the copy-on-send without a first copy in the sender's.
-                if let (SrcKind::Template(k), Some(Some(dest))) =
-                    (value.kind(), vm.procs.get_mut(target as usize))
-                {
-                    let msg = build_into(
-                        &prog.templates[k as usize],
-                        &p.regs,
-                        &mut dest.heap,
-                        &prog.literals,
-                    );
-                    dest.deliver(msg);
-                    vm.wake(target);
-                    vm.trace_send(p.pid, target, msg);
-                    pc += 1;
-                    continue;
+                // (With tracing on, the message is built first, so the send event can show it.)
+                if let SrcKind::Template(k) = value.kind() {
+                    if target != p.pid && vm.trace.is_none() {
+                        let src_words = p.heap.used_words();
+                        let regs = &p.regs;
+                        let delivered = vm.try_deliver(target, |heap, room| {
+                            build_into(
+                                &prog.templates[k as usize],
+                                regs,
+                                heap,
+                                &prog.literals,
+                                src_words,
+                                room,
+                            )
+                        });
+                        if !delivered {
+                            vm.kill_raised(p, target, Term::atom(atom::HEAP_LIMIT));
+                        }
+                        pc += 1;
+                        check_self_exit!();
+                        continue;
+                    }
                 }
                 let v = read!(value);
                 vm.trace_send(p.pid, target, v);
                 vm.deliver(p, target, v);
                 pc += 1;
+                check_self_exit!();
                 gc_point!();
             }
             Instr::Receive { clauses } => {
@@ -889,7 +999,7 @@ pub fn run_slice<P: Probe>(
                 if let Some(target) = chosen {
                     let msg = p.mailbox.take(c);
                     commit(&mut p.regs, &binds);
-                    p.timer = 0;
+                    vm.cancel_timer(p);
                     p.timed_out = false;
                     vm.stats.messages_received += 1;
                     vm.trace_receive(p.pid, msg);
@@ -909,7 +1019,7 @@ pub fn run_slice<P: Probe>(
                     match timeout.as_int() {
                         Some(0) => true,
                         Some(ms) if ms > 0 => {
-                            if p.timer == 0 {
+                            if p.timer == (0, 0) {
                                 vm.arm_timer(p, ms as u64);
                             }
                             false
@@ -921,7 +1031,7 @@ pub fn run_slice<P: Probe>(
                     done!(Outcome::Wait);
                 }
                 p.timed_out = false;
-                p.timer = 0;
+                vm.cancel_timer(p);
                 p.mailbox.reset_scan();
                 pc = after.target.map_or(pc + 1, |l| l.0 as usize);
                 gc_point!();
@@ -943,8 +1053,8 @@ pub fn run_slice<P: Probe>(
                         // Linking to a dead process: exit signal `:noproc`, raised by the VM.
                         let me = p.pid;
                         vm.exit_signal(p, other, me, Term::atom(atom::NOPROC), true);
-                        if let Some(reason) = vm.cur_exit.take() {
-                            crash!(reason);
+                        if let Some(exit) = vm.cur_exit.take() {
+                            crash!(exit.reason);
                         }
                     }
                 }
@@ -977,9 +1087,10 @@ pub fn run_slice<P: Probe>(
                 let me = p.pid;
                 match watched {
                     Some(w) if vm.is_alive(w, p) => {
-                        p.monitors.push((r, w));
+                        p.monitors.insert(r, w);
+                        // A monitor taken by name names the name in its `:DOWN` (spec §8).
                         if let Some(o) = vm.proc_mut(p, w) {
-                            o.watchers.push((r, me));
+                            o.watchers.insert(r, (me, target));
                         }
                     }
                     _ => {
@@ -1001,20 +1112,21 @@ pub fn run_slice<P: Probe>(
                 let Some(r) = read!(r).as_ref() else {
                     badarg!()
                 };
-                if let Some(i) = p.monitors.iter().position(|&(mr, _)| mr == r) {
-                    let (_, target) = p.monitors.swap_remove(i);
+                if let Some(target) = p.monitors.remove(&r) {
+                    // Still active: its `:DOWN` was not sent, so there is nothing to flush.
                     if let Some(t) = vm.proc_mut(p, target) {
-                        t.watchers.retain(|&(wr, _)| wr != r);
+                        t.watchers.remove(&r);
                     }
+                } else {
+                    p.mailbox.remove_where(|m| match m.view() {
+                        View::Tuple(e) => {
+                            e.len() == 5
+                                && e[0].as_atom() == Some(atom::DOWN)
+                                && e[1].as_ref() == Some(r)
+                        }
+                        _ => false,
+                    });
                 }
-                p.mailbox.remove_where(|m| match m.view() {
-                    View::Tuple(e) => {
-                        e.len() == 5
-                            && e[0].as_atom() == Some(atom::DOWN)
-                            && e[1].as_ref() == Some(r)
-                    }
-                    _ => false,
-                });
                 pc += 1;
                 gc_point!();
             }

@@ -472,6 +472,64 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
 
 // ---- printed form ----
 
+/// Where a printed form goes: a vector, a vector that stops at a size, or a counter. Printing
+/// stops as soon as the sink is full, so neither a term with shared parts (a DAG whose tree form
+/// is astronomically large) nor a huge atom or binary costs more than the sink takes.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+    /// How many more bytes the sink takes (`usize::MAX` when unbounded).
+    fn room(&self) -> usize;
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+}
+
+/// Keeps the first `cap` bytes and notes whether anything was cut.
+pub(crate) struct Capped<'a> {
+    pub out: &'a mut Vec<u8>,
+    pub cap: usize,
+    pub cut: bool,
+}
+
+impl Sink for Capped<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.out.len());
+        if bytes.len() > room {
+            self.cut = true;
+        }
+        self.out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+    fn room(&self) -> usize {
+        // One byte more than fits, so that a cut is noticed.
+        if self.cut {
+            0
+        } else {
+            self.cap.saturating_sub(self.out.len()) + 1
+        }
+    }
+}
+
+/// Counts bytes up to `cap + 1` (enough to tell that the form is longer than `cap`).
+pub(crate) struct Counter {
+    pub n: usize,
+    pub cap: usize,
+}
+
+impl Sink for Counter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.n = self.n.saturating_add(bytes.len());
+    }
+    fn room(&self) -> usize {
+        (self.cap + 1).saturating_sub(self.n)
+    }
+}
+
 /// Appends the printed form of `t` (spec §1) to `out`. Iterative: an explicit stack of what is
 /// left to print, so no shape of term can overflow the Rust stack.
 pub fn format<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str, out: &mut Vec<u8>) {
@@ -485,6 +543,59 @@ pub fn format_with<'n>(
     fun_names: &dyn Fn(u32) -> String,
     out: &mut Vec<u8>,
 ) {
+    format_into(t, atom_names, fun_names, out)
+}
+
+/// The length of the printed form of `t`, or `None` when it is longer than `cap` bytes. The
+/// work is bounded by `cap` (and the size of `t`'s objects), whatever the term shares.
+pub(crate) fn printed_len<'n>(
+    t: Term,
+    atom_names: &dyn Fn(u32) -> &'n str,
+    fun_names: &dyn Fn(u32) -> String,
+    cap: usize,
+) -> Option<usize> {
+    let mut c = Counter { n: 0, cap };
+    format_into(t, atom_names, fun_names, &mut c);
+    (c.n <= cap).then_some(c.n)
+}
+
+/// The printed form of `t` cut at `cap` bytes, ending in `...` when cut (spec §10: reports).
+pub(crate) fn format_cut<'n>(
+    t: Term,
+    atom_names: &dyn Fn(u32) -> &'n str,
+    fun_names: &dyn Fn(u32) -> String,
+    cap: usize,
+) -> String {
+    let mut out = Vec::new();
+    let mut sink = Capped {
+        out: &mut out,
+        cap,
+        cut: false,
+    };
+    format_into(t, atom_names, fun_names, &mut sink);
+    let cut = sink.cut;
+    // The cut may fall inside a multi-byte character: back up to a boundary.
+    let mut s = match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+    };
+    if cut {
+        s.push_str("...");
+    }
+    s
+}
+
+fn format_into<'n, S: Sink>(
+    t: Term,
+    atom_names: &dyn Fn(u32) -> &'n str,
+    fun_names: &dyn Fn(u32) -> String,
+    out: &mut S,
+) {
     enum Job {
         Term(Term),
         Text(&'static str),
@@ -494,17 +605,20 @@ pub fn format_with<'n>(
     }
     let mut jobs = vec![Job::Term(t)];
     while let Some(job) = jobs.pop() {
+        if out.room() == 0 {
+            return;
+        }
         match job {
-            Job::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Job::Text(s) => out.put(s.as_bytes()),
             Job::ListRest(rest) => match rest.view() {
                 View::Nil => {}
                 View::Cons(h, tail) => {
-                    out.extend_from_slice(b", ");
+                    out.put(b", ");
                     jobs.push(Job::ListRest(tail));
                     jobs.push(Job::Term(h));
                 }
                 _ => {
-                    out.extend_from_slice(b" | ");
+                    out.put(b" | ");
                     jobs.push(Job::Term(rest));
                 }
             },
@@ -512,26 +626,32 @@ pub fn format_with<'n>(
                 View::Int(i) => write_display(out, i),
                 View::Atom(a) => format_atom(atom_names(a), out),
                 View::Pid(n) => {
-                    out.extend_from_slice(b"<0.");
+                    out.put(b"<0.");
                     write_display(out, n);
-                    out.push(b'>');
+                    out.put(b">");
                 }
                 View::Ref(n) => {
-                    out.extend_from_slice(b"#Ref<");
+                    out.put(b"#Ref<");
                     write_display(out, n);
-                    out.push(b'>');
+                    out.put(b">");
                 }
                 View::Fun(at) => {
-                    out.extend_from_slice(b"#Fun<");
-                    out.extend_from_slice(fun_names(at).as_bytes());
-                    out.push(b'>');
+                    out.put(b"#Fun<");
+                    out.put(fun_names(at).as_bytes());
+                    out.put(b">");
                 }
-                View::Nil => out.extend_from_slice(b"[]"),
+                View::Nil => out.put(b"[]"),
                 View::Binary(bytes) => format_string(bytes, out),
                 View::Tuple(elems) => {
-                    out.push(b'{');
+                    out.put(b"{");
                     jobs.push(Job::Text("}"));
-                    for (i, &e) in elems.iter().enumerate().rev() {
+                    // Only as many elements as can still be printed wait on the stack (each
+                    // prints at least one byte).
+                    let n = elems.len().min(out.room());
+                    if n < elems.len() {
+                        jobs.push(Job::Text("..."));
+                    }
+                    for (i, &e) in elems[..n].iter().enumerate().rev() {
                         jobs.push(Job::Term(e));
                         if i > 0 {
                             jobs.push(Job::Text(", "));
@@ -539,7 +659,7 @@ pub fn format_with<'n>(
                     }
                 }
                 View::Cons(h, tail) => {
-                    out.push(b'[');
+                    out.put(b"[");
                     jobs.push(Job::Text("]"));
                     jobs.push(Job::ListRest(tail));
                     jobs.push(Job::Term(h));
@@ -550,20 +670,25 @@ pub fn format_with<'n>(
 }
 
 /// Appends a number's decimal form (without a temporary `String`).
-fn write_display(out: &mut Vec<u8>, n: impl fmt::Display) {
+fn write_display<S: Sink>(out: &mut S, n: impl fmt::Display) {
     use std::io::Write;
-    write!(out, "{n}").expect("writing to a Vec can't fail");
+    let mut buf = [0u8; 24];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // 24 bytes hold any i64 or u64 in decimal.
+    let _ = write!(cursor, "{n}");
+    let len = cursor.position() as usize;
+    out.put(&buf[..len]);
 }
 
 /// `:name` when the name is identifier-like (`[A-Za-z_][A-Za-z0-9_]*`), else `:"..."` with the
 /// same escapes as a binary (so `"` and `\`, and control characters, round-trip).
-fn format_atom(name: &str, out: &mut Vec<u8>) {
-    out.push(b':');
+fn format_atom<S: Sink>(name: &str, out: &mut S) {
+    out.put(b":");
     let mut chars = name.bytes();
     let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == b'_');
     if ident {
-        out.extend_from_slice(name.as_bytes());
+        out.put(name.as_bytes());
     } else {
         format_string(name.as_bytes(), out);
     }
@@ -571,35 +696,48 @@ fn format_atom(name: &str, out: &mut Vec<u8>) {
 
 /// `"..."`: printable UTF-8 as is; `\n \t \r \0 \\ \"` escaped; every byte of any other control
 /// character, and every byte of an invalid UTF-8 sequence, as `\xhh` (lowercase).
-fn format_string(bytes: &[u8], out: &mut Vec<u8>) {
-    fn hex(b: u8, out: &mut Vec<u8>) {
+fn format_string<S: Sink>(bytes: &[u8], out: &mut S) {
+    fn hex<S: Sink>(b: u8, out: &mut S) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        out.extend_from_slice(&[
+        out.put(&[
             b'\\',
             b'x',
             DIGITS[usize::from(b >> 4)],
             DIGITS[usize::from(b & 15)],
         ]);
     }
-    out.push(b'"');
+    out.put(b"\"");
+    // Every byte prints as at least one byte: a sink with room for k more needs at most the
+    // first k bytes (a huge binary printed into a report costs what the report keeps).
+    let bytes = &bytes[..bytes.len().min(out.room())];
     for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\0' => out.extend_from_slice(b"\\0"),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                '"' => out.extend_from_slice(b"\\\""),
-                c if c.is_control() => {
-                    c.encode_utf8(&mut [0; 4]).bytes().for_each(|b| hex(b, out));
-                }
-                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        let valid = chunk.valid();
+        // Runs of characters that need no escape go out in one piece.
+        let mut plain = 0;
+        for (i, c) in valid.char_indices() {
+            let escape: Option<&[u8]> = match c {
+                '\n' => Some(b"\\n"),
+                '\t' => Some(b"\\t"),
+                '\r' => Some(b"\\r"),
+                '\0' => Some(b"\\0"),
+                '\\' => Some(b"\\\\"),
+                '"' => Some(b"\\\""),
+                c if c.is_control() => Some(b""),
+                _ => None,
+            };
+            let Some(escape) = escape else { continue };
+            out.put(&valid.as_bytes()[plain..i]);
+            if escape.is_empty() {
+                c.encode_utf8(&mut [0; 4]).bytes().for_each(|b| hex(b, out));
+            } else {
+                out.put(escape);
             }
+            plain = i + c.len_utf8();
         }
+        out.put(&valid.as_bytes()[plain..]);
         chunk.invalid().iter().for_each(|&b| hex(b, out));
     }
-    out.push(b'"');
+    out.put(b"\"");
 }
 
 /// The printed form as a `String` (for tests, traces and error messages). The printed form is

@@ -8,22 +8,33 @@ use std::io::Write;
 
 pub struct Tracer {
     out: Box<dyn Write>,
+    /// Set by the first failed write; the VM ends the run with it (spec §10).
     failed: bool,
+    error: Option<std::io::Error>,
 }
 
 impl Tracer {
     pub fn new(out: Box<dyn Write>) -> Tracer {
-        Tracer { out, failed: false }
+        Tracer {
+            out,
+            failed: false,
+            error: None,
+        }
     }
 
     fn emit(&mut self, v: Value) {
         if self.failed {
             return;
         }
-        if writeln!(self.out, "{v}").is_err() {
-            // A full disk must not take the VM down; the trace just stops.
+        if let Err(e) = writeln!(self.out, "{v}") {
             self.failed = true;
+            self.error = Some(e);
         }
+    }
+
+    /// The write error that stopped the trace, once.
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
     }
 
     pub fn spawn(&mut self, pid: u32, child: u32, link: bool) {
@@ -48,6 +59,12 @@ impl Tracer {
     }
 
     pub fn flush(&mut self) {
-        let _ = self.out.flush();
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.out.flush() {
+            self.failed = true;
+            self.error = Some(e);
+        }
     }
 }

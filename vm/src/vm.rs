@@ -1,22 +1,38 @@
 //! The scheduler of spec §5 and everything between processes: the process table, the run
-//! queue, links, monitors, exit signals, the registry and timers.
+//! queue, links, monitors, exit signals, the registry, timers, and the limits of spec §10.
 //!
 //! One FIFO run queue. A slice takes the front process and runs it with [`interp::run_slice`]
 //! until its budget is spent, it waits in `receive`, or it exits. Messages and signals are
 //! delivered at once, so between one sender and one receiver they arrive in the order sent.
+//!
+//! # Memory
+//!
+//! A process's footprint ([`Process::memory`]) is its heap, its two stacks and its mailbox
+//! slots. It is checked against `--max-heap` where it grows: after a collection, before an
+//! instruction builds a large result (`to_str`, `concat`, `print`), on `push`, and when a message
+//! is delivered (the receiver dies `:heap_limit` and the message is dropped). The sum over all
+//! processes, plus a fixed cost per process, is kept in `Vm::memory` and checked against
+//! `--max-memory` at the same points. Copies measure before they allocate (see
+//! [`Heap::copy_into`]), so no term is ever built in full before a check refuses it.
 
 use crate::atoms::atom;
-use crate::heap::Heap;
+use crate::heap::{Heap, TooBig};
 use crate::interp::{self, Outcome, Probe};
-use crate::process::{Process, Status};
+use crate::process::{Process, Status, MAILBOX_SLOT_BYTES};
 use crate::program::Program;
 use crate::term::Term;
 use crate::trace::Tracer;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::io::Write;
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{self, Write};
 use std::rc::Rc;
 use std::time::Instant;
+
+/// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
+pub const REPORT_CUT: usize = 1000;
+
+/// What one live process costs besides its footprint: the process struct and its table entry.
+pub const PROCESS_OVERHEAD: usize = std::mem::size_of::<Process>() + 32;
 
 /// How a run is set up.
 pub struct Config {
@@ -26,8 +42,14 @@ pub struct Config {
     pub virtual_time: bool,
     /// `--seed` for `rand`; `None` seeds from the clock.
     pub seed: Option<u64>,
-    /// A process whose heap holds more than this after a collection crashes `:heap_limit`.
+    /// `--max-heap`: a process whose heap, stacks and mailbox would pass this many bytes
+    /// crashes `:heap_limit`.
     pub max_heap_bytes: usize,
+    /// `--max-memory`: the whole VM's bound; an allocation that would pass it crashes the
+    /// allocating process `:heap_limit`, a spawn crashes the spawner `:system_limit`.
+    pub max_memory_bytes: usize,
+    /// `--max-processes`: a spawn beyond this many live processes crashes `:system_limit`.
+    pub max_processes: usize,
     /// Deepest `call` nesting and largest `push` stack before `:stack_overflow`.
     pub max_stack: usize,
 }
@@ -39,9 +61,21 @@ impl Default for Config {
             virtual_time: false,
             seed: None,
             max_heap_bytes: 1 << 30,
+            max_memory_bytes: default_max_memory(),
+            max_processes: 1 << 22,
             max_stack: 1 << 22,
         }
     }
+}
+
+/// Three quarters of the machine's memory (spec §10), or 8 GiB where it cannot be read.
+pub fn default_max_memory() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        kib.checked_mul(1024)
+    });
+    total.map_or(8 << 30, |t| t / 4 * 3)
 }
 
 /// How a run ended.
@@ -53,6 +87,13 @@ pub enum RunEnd {
     Deadlock,
     /// `halt n`.
     Halted(i32),
+    /// Standard output, standard error or the trace could not be written (spec §10): a closed
+    /// pipe ends the run quietly with status 141; any other failure with status 1 and
+    /// `message` (which the VM could not write itself when standard error is what failed).
+    OutputFailed {
+        status: i32,
+        message: Option<String>,
+    },
 }
 
 impl RunEnd {
@@ -63,17 +104,20 @@ impl RunEnd {
             RunEnd::MainExited { .. } => 3,
             RunEnd::Deadlock => 4,
             RunEnd::Halted(n) => *n,
+            RunEnd::OutputFailed { status, .. } => *status,
         }
     }
 }
 
 /// Figures gathered during a run (always on: each is bumped per slice or per event, never per
-/// instruction).
+/// instruction). Nothing here grows with the number of processes (spec §10: a dead process
+/// leaves nothing behind).
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub slices: u64,
     pub context_switches: u64,
     pub spawns: u64,
+    pub exits: u64,
     pub messages_sent: u64,
     pub messages_received: u64,
     /// Messages a `receive` tested against its clauses (each at most once per receive).
@@ -81,8 +125,40 @@ pub struct Stats {
     pub gc_runs: u64,
     pub gc_nanos: u64,
     pub reductions: u64,
-    /// Per exited or live process: (pid, reductions, peak heap bytes, mailbox high-water mark).
-    pub processes: Vec<ProcStats>,
+    /// The most live processes at once.
+    pub peak_processes: usize,
+    /// The largest heap any process had, in bytes.
+    pub peak_heap: usize,
+    /// The longest mailbox any process had.
+    pub mailbox_peak: usize,
+    /// The processes that ran the most reductions, most first (at most [`Stats::TOP`]),
+    /// live ones included once the run has ended.
+    pub top: Vec<ProcStats>,
+    /// Pid 0's figures when it exited.
+    pub main: Option<ProcStats>,
+}
+
+impl Stats {
+    /// How many processes [`Stats::top`] keeps.
+    pub const TOP: usize = 10;
+
+    /// Records the figures of a process that exited (or is still alive at the end).
+    fn record(&mut self, s: ProcStats) {
+        self.peak_heap = self.peak_heap.max(s.peak_heap);
+        self.mailbox_peak = self.mailbox_peak.max(s.mailbox_peak);
+        if s.pid == 0 {
+            self.main = Some(s.clone());
+        }
+        let better = |a: &ProcStats, b: &ProcStats| {
+            a.reductions > b.reductions || (a.reductions == b.reductions && a.pid < b.pid)
+        };
+        if self.top.len() == Self::TOP && !better(&s, &self.top[Self::TOP - 1]) {
+            return;
+        }
+        let at = self.top.partition_point(|t| better(t, &s));
+        self.top.insert(at, s);
+        self.top.truncate(Self::TOP);
+    }
 }
 
 impl Process {
@@ -112,6 +188,10 @@ enum Clock {
     Virtual(u64),
 }
 
+/// The largest clock reading: `now` is a signed 64-bit integer and never goes backwards, so
+/// deadlines saturate here (spec §10).
+const CLOCK_MAX: u64 = i64::MAX as u64;
+
 /// A pending exit: the process and its reason, held in the cascade's scratch heap.
 struct Dying {
     proc: Box<Process>,
@@ -121,12 +201,28 @@ struct Dying {
 /// The exits of one cascade (usually one or two: no allocation).
 type Dyings = smallvec::SmallVec<[Dying; 2]>;
 
+/// An exit the running process must take, set by a signal or a delivery while it runs.
+pub(crate) struct SelfExit {
+    pub reason: Term,
+    /// Raised by the VM (`:heap_limit`, `:noproc`): reported on stderr.
+    pub raised: bool,
+}
+
 pub struct Vm {
     pub(crate) prog: Rc<Program>,
-    pub(crate) procs: Vec<Option<Box<Process>>>,
+    /// Live processes but the running one, by pid. Dead ones are removed: nothing is kept per
+    /// dead process (spec §10).
+    pub(crate) procs: FxHashMap<u32, Box<Process>>,
+    /// Processes alive, the running one included.
+    alive: usize,
+    /// The next pid number; pids are never reused.
+    next_pid: u64,
     pub(crate) queue: VecDeque<u32>,
     pub(crate) registry: HashMap<u32, u32>,
-    timers: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    /// Armed receive timeouts by (deadline, arming order): same-moment timeouts fire in the
+    /// order their receives began waiting. A process holds its key, so a receive that ends
+    /// removes its timer at once.
+    timers: BTreeMap<(u64, u64), u32>,
     timer_seq: u64,
     clock: Clock,
     pub(crate) refs: u64,
@@ -137,11 +233,33 @@ pub struct Vm {
     pub(crate) config: Config,
     main_exit: Option<(bool, String)>,
     /// Set when a signal sent while a process runs must end that process.
-    pub(crate) cur_exit: Option<Term>,
+    pub(crate) cur_exit: Option<SelfExit>,
     pub stats: Stats,
     halted: Option<i32>,
     /// Pid 0's crash was already written to stderr when it happened.
     main_reported: bool,
+    /// Bytes accounted to all live processes ([`Process::accounted`] summed).
+    memory: usize,
+    /// The first failure to write an output, which ends the run.
+    output_failure: Option<RunEnd>,
+}
+
+/// Brings `p`'s share of the VM's `memory` up to date.
+fn account(memory: &mut usize, p: &mut Process) {
+    let now = p.memory() + PROCESS_OVERHEAD;
+    *memory = *memory - p.accounted + now;
+    p.accounted = now;
+}
+
+/// Bytes `p` may still grow by before it passes `--max-heap` or, with the VM's `memory`,
+/// `--max-memory`.
+fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
+    let own = config.max_heap_bytes.saturating_sub(p.memory());
+    let others = memory - p.accounted;
+    let global = config
+        .max_memory_bytes
+        .saturating_sub(others + p.memory() + PROCESS_OVERHEAD);
+    own.min(global)
 }
 
 /// What a slice did, for the trace and stats.
@@ -162,10 +280,12 @@ impl Vm {
         });
         Vm {
             prog: Rc::new(prog),
-            procs: Vec::new(),
+            procs: FxHashMap::default(),
+            alive: 0,
+            next_pid: 0,
             queue: VecDeque::new(),
             registry: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeMap::new(),
             timer_seq: 0,
             clock: if config.virtual_time {
                 Clock::Virtual(0)
@@ -183,6 +303,8 @@ impl Vm {
             stats: Stats::default(),
             halted: None,
             main_reported: false,
+            memory: 0,
+            output_failure: None,
         }
     }
 
@@ -203,21 +325,65 @@ impl Vm {
                 unit.file, unit.name
             ));
         };
-        let pid = self.procs.len() as u32;
+        let pid = self
+            .new_pid()
+            .map_err(|_| "error: no process can be spawned (--max-processes)".to_string())?;
         let mut p = Box::new(Process::new(pid, pc.0, self.prog.registers_at(pc.0)));
         let items: Vec<Term> = args.iter().map(|a| p.heap.binary(a.as_bytes())).collect();
         p.regs[0] = p.heap.list_from(&items, Term::NIL);
-        p.queued = true;
-        self.procs.push(Some(p));
-        self.queue.push_back(pid);
-        self.stats.spawns += 1;
+        self.add_process(p);
         Ok(pid)
     }
 
-    /// Milliseconds since the VM started (virtual under `--virtual-time`).
+    /// The pid for a new process, if the limits allow one (spec §10): otherwise the spawner
+    /// crashes with the reason returned.
+    pub(crate) fn new_pid(&mut self) -> Result<u32, Term> {
+        let system_limit = Term::atom(atom::SYSTEM_LIMIT);
+        if self.alive >= self.config.max_processes
+            || self.next_pid > u64::from(u32::MAX)
+            || self.memory.saturating_add(PROCESS_OVERHEAD) > self.config.max_memory_bytes
+        {
+            return Err(system_limit);
+        }
+        let pid = self.next_pid as u32;
+        self.next_pid += 1;
+        Ok(pid)
+    }
+
+    /// Adds a new process (its pid from [`Vm::new_pid`]) to the table and the run queue.
+    pub(crate) fn add_process(&mut self, mut p: Box<Process>) {
+        let pid = p.pid;
+        p.queued = true;
+        self.alive += 1;
+        self.stats.peak_processes = self.stats.peak_processes.max(self.alive);
+        self.stats.spawns += 1;
+        self.account(&mut p);
+        self.procs.insert(pid, p);
+        self.queue.push_back(pid);
+    }
+
+    /// Brings `p`'s share of [`Vm::memory`] up to date.
+    pub(crate) fn account(&mut self, p: &mut Process) {
+        account(&mut self.memory, p);
+    }
+
+    /// Bytes `p` may still grow by before it passes `--max-heap` or the VM's `--max-memory`.
+    pub(crate) fn room(&self, p: &Process) -> usize {
+        room_of(&self.config, self.memory, p)
+    }
+
+    /// Whether `p` holds more than `--max-heap`, or the VM more than `--max-memory`.
+    pub(crate) fn over_limit(&self, p: &Process) -> bool {
+        let mine = p.memory();
+        mine > self.config.max_heap_bytes
+            || self.memory - p.accounted + mine + PROCESS_OVERHEAD > self.config.max_memory_bytes
+    }
+
+    /// Milliseconds since the VM started (virtual under `--virtual-time`); never more than
+    /// `i64::MAX`.
     pub fn now_ms(&self) -> u64 {
         match &self.clock {
-            Clock::Real(start) => start.elapsed().as_millis() as u64,
+            Clock::Real(start) => (start.elapsed().as_millis() as u64).min(CLOCK_MAX),
             Clock::Virtual(ms) => *ms,
         }
     }
@@ -237,10 +403,14 @@ impl Vm {
         self.refs
     }
 
+    /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
     pub(crate) fn format(&self, t: Term) -> String {
-        let mut out = Vec::new();
-        self.prog.format(t, &mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        crate::term::format_cut(
+            t,
+            &|a| self.prog.atoms.name(a),
+            &|at| self.prog.fun_name(at),
+            REPORT_CUT,
+        )
     }
 
     /// Trace events that print a term: the term is formatted only when tracing is on.
@@ -262,8 +432,55 @@ impl Vm {
         }
     }
 
+    /// Writes a line of `print` to standard output; a failure ends the run (spec §10).
+    pub(crate) fn write_out(&mut self, bytes: &[u8]) -> bool {
+        match self.out.write_all(bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                self.output_failed("standard output", &e);
+                false
+            }
+        }
+    }
+
+    /// Writes a line to standard error; a failure ends the run.
+    fn write_err(&mut self, line: &str) {
+        // Standard output first, so that what was printed before the report comes before it.
+        self.flush_out();
+        if let Err(e) = writeln!(self.err, "{line}").and_then(|()| self.err.flush()) {
+            self.output_failed("standard error", &e);
+        }
+    }
+
+    fn flush_out(&mut self) {
+        if let Err(e) = self.out.flush() {
+            self.output_failed("standard output", &e);
+        }
+    }
+
+    /// Records the first output failure; the run ends at the next scheduling point.
+    fn output_failed(&mut self, what: &str, e: &io::Error) {
+        if self.output_failure.is_some() {
+            return;
+        }
+        self.output_failure = Some(
+            if e.kind() == io::ErrorKind::BrokenPipe && what != "trace" {
+                // As a shell reports a process ended by SIGPIPE.
+                RunEnd::OutputFailed {
+                    status: 141,
+                    message: None,
+                }
+            } else {
+                RunEnd::OutputFailed {
+                    status: 1,
+                    message: Some(format!("ember: error: cannot write {what}: {e}")),
+                }
+            },
+        );
+    }
+
     pub(crate) fn is_alive(&self, pid: u32, cur: &Process) -> bool {
-        pid == cur.pid || self.procs.get(pid as usize).is_some_and(Option::is_some)
+        pid == cur.pid || self.procs.contains_key(&pid)
     }
 
     /// The process `pid`: the running one or one in the table.
@@ -275,15 +492,13 @@ impl Vm {
         if pid == cur.pid {
             Some(cur)
         } else {
-            self.procs
-                .get_mut(pid as usize)
-                .and_then(|p| p.as_deref_mut())
+            self.procs.get_mut(&pid).map(|p| &mut **p)
         }
     }
 
     /// Puts a waiting process back in the run queue.
     pub(crate) fn wake(&mut self, pid: u32) {
-        if let Some(Some(p)) = self.procs.get_mut(pid as usize) {
+        if let Some(p) = self.procs.get_mut(&pid) {
             if p.status == Status::Waiting && !p.queued {
                 p.status = Status::Runnable;
                 p.queued = true;
@@ -292,37 +507,143 @@ impl Vm {
         }
     }
 
-    /// Copies `msg` (a term of `from_heap`'s owner) into `to`'s mailbox and wakes it.
+    /// Copies `msg` (a term of `cur`'s heap) into `to`'s mailbox and wakes it.
     pub(crate) fn deliver(&mut self, cur: &mut Process, to: u32, msg: Term) {
-        let lits = &self.prog.literals;
         if to == cur.pid {
             cur.deliver(msg);
+            if cur.memory() > self.config.max_heap_bytes {
+                self.raise_self(cur, Term::atom(atom::HEAP_LIMIT));
+            }
             return;
         }
-        let Some(Some(p)) = self.procs.get_mut(to as usize) else {
-            return;
-        };
-        let copy = p.heap.copy_into(msg, lits);
-        p.deliver(copy);
-        self.wake(to);
+        let src_words = cur.heap.used_words();
+        let prog = self.prog.clone();
+        self.deliver_built(cur, to, |heap, room| {
+            heap.copy_into(msg, &prog.literals, src_words, room)
+        });
     }
 
-    /// Builds `{:EXIT, from, reason}` in `to`'s heap and delivers it.
-    fn deliver_exit_message(&mut self, cur: &mut Process, to: u32, from: u32, reason: Term) {
-        let prog = self.prog.clone();
-        let Some(p) = self.proc_mut(cur, to) else {
+    /// Delivers to `to` (not the running process) a message that `build` makes in its heap
+    /// within `room` words. When it does not fit, the receiver's garbage is collected and the
+    /// message built again; when it still does not fit, the receiver crashes `:heap_limit` and
+    /// the message is dropped (spec §10).
+    pub(crate) fn deliver_built(
+        &mut self,
+        cur: &mut Process,
+        to: u32,
+        build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
+    ) {
+        if !self.try_deliver(to, build) {
+            self.kill_raised(cur, to, Term::atom(atom::HEAP_LIMIT));
+        }
+    }
+
+    /// [`Vm::deliver_built`] but for the crash: false when the message did not fit, and the
+    /// caller must end the receiver with [`Vm::kill_raised`].
+    pub(crate) fn try_deliver(
+        &mut self,
+        to: u32,
+        mut build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
+    ) -> bool {
+        let lits = &self.prog.literals;
+        let Some(p) = self.procs.get_mut(&to) else {
+            return true; // dead: dropped silently
+        };
+        let mut delivered = false;
+        for attempt in 0..2 {
+            let room = room_of(&self.config, self.memory, p).saturating_sub(MAILBOX_SLOT_BYTES) / 8;
+            match build(&mut p.heap, room) {
+                Ok(msg) => {
+                    p.deliver(msg);
+                    delivered = true;
+                    break;
+                }
+                Err(TooBig) if attempt == 0 => {
+                    let t0 = Instant::now();
+                    p.collect(lits, &mut []);
+                    self.stats.gc_runs += 1;
+                    self.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+                }
+                Err(TooBig) => {}
+            }
+        }
+        account(&mut self.memory, p);
+        if delivered {
+            self.wake(to);
+        }
+        delivered
+    }
+
+    /// The running process must exit with a VM-raised `reason` once the current instruction
+    /// is done.
+    fn raise_self(&mut self, _cur: &mut Process, reason: Term) {
+        if self.cur_exit.is_none() {
+            self.cur_exit = Some(SelfExit {
+                reason,
+                raised: true,
+            });
+        }
+    }
+
+    /// Ends process `pid` with a VM-raised immediate `reason`, reported on stderr.
+    pub(crate) fn kill_raised(&mut self, cur: &mut Process, pid: u32, reason: Term) {
+        if pid == cur.pid {
+            self.raise_self(cur, reason);
+            return;
+        }
+        let Some(p) = self.procs.remove(&pid) else {
             return;
         };
-        let r = p.heap.copy_into(reason, &prog.literals);
-        let msg = p.heap.tuple(&[Term::atom(atom::EXIT), Term::pid(from), r]);
-        p.deliver(msg);
-        if to != cur.pid {
-            self.wake(to);
+        self.report_crash(pid, reason, p.pc);
+        let mut scratch = Heap::new();
+        let mut dying = Dyings::new();
+        dying.push(Dying { proc: p, reason });
+        self.cascade(cur, dying, &mut scratch);
+    }
+
+    /// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
+    pub(crate) fn report_crash(&mut self, pid: u32, reason: Term, pc: u32) {
+        let line = format!(
+            "error in process <0.{pid}>: {} at {}",
+            self.format(reason),
+            self.prog.module.location(pc)
+        );
+        self.write_err(&line);
+        if pid == 0 {
+            // Already reported: the end of the run need not repeat it.
+            self.main_reported = true;
+        }
+    }
+
+    /// Builds `{:EXIT, from, reason}` in `to`'s heap and delivers it. `reason` is a term of
+    /// `src` (a scratch heap or the running process's).
+    fn deliver_exit_message(
+        &mut self,
+        cur: &mut Process,
+        to: u32,
+        from: u32,
+        reason: Term,
+        src_words: usize,
+    ) {
+        let prog = self.prog.clone();
+        let build = |heap: &mut Heap, room: usize| {
+            let r = heap.copy_into(reason, &prog.literals, src_words, room.saturating_sub(4))?;
+            Ok(heap.tuple(&[Term::atom(atom::EXIT), Term::pid(from), r]))
+        };
+        if to == cur.pid {
+            let room = self.room(cur) / 8;
+            match build(&mut cur.heap, room) {
+                Ok(msg) => cur.deliver(msg),
+                Err(TooBig) => self.raise_self(cur, Term::atom(atom::HEAP_LIMIT)),
+            }
+        } else {
+            self.deliver_built(cur, to, build);
         }
     }
 
     /// Sends exit signal `reason` from `from` to `to`, by the rules of spec §5. `via_link` marks
-    /// signals that come from a link (never untrappable, whatever the reason).
+    /// signals that come from a link (never untrappable, whatever the reason). `reason` is a
+    /// term of the running process's heap.
     pub(crate) fn exit_signal(
         &mut self,
         cur: &mut Process,
@@ -332,10 +653,18 @@ impl Vm {
         via_link: bool,
     ) {
         let mut scratch = Heap::new();
-        let reason = scratch.copy_into(reason, &self.prog.literals);
+        let reason = self.copy_to_scratch(&mut scratch, reason, cur.heap.used_words());
         let mut dying = Dyings::new();
         self.signal(cur, from, to, reason, via_link, &mut dying, &mut scratch);
         self.cascade(cur, dying, &mut scratch);
+    }
+
+    /// A copy of `t` (from a heap of `src_words` words) in a cascade's scratch heap. The copy
+    /// is never larger than its source (shared objects stay shared), so it needs no limit.
+    fn copy_to_scratch(&self, scratch: &mut Heap, t: Term, src_words: usize) -> Term {
+        scratch
+            .copy_into(t, &self.prog.literals, src_words, usize::MAX)
+            .unwrap_or(Term::NIL)
     }
 
     /// Applies one exit signal; a process it kills is taken out of the table into `dying`.
@@ -358,7 +687,7 @@ impl Vm {
         let new_reason = if kill {
             Some(Term::atom(atom::KILLED))
         } else if trap {
-            self.deliver_exit_message(cur, to, from, reason);
+            self.deliver_exit_message(cur, to, from, reason, scratch.used_words());
             None
         } else if reason.as_atom() == Some(atom::NORMAL) && (via_link || to != from) {
             // `:normal` is ignored, except `exit self, :normal`, which ends the caller. A
@@ -376,10 +705,22 @@ impl Vm {
         };
         if to == cur.pid {
             if self.cur_exit.is_none() {
-                self.cur_exit = Some(cur.heap.copy_into(r, &self.prog.literals));
+                let room = self.room(cur) / 8;
+                let prog = self.prog.clone();
+                let src_words = scratch.used_words();
+                let exit = match cur.heap.copy_into(r, &prog.literals, src_words, room) {
+                    Ok(reason) => SelfExit {
+                        reason,
+                        raised: false,
+                    },
+                    Err(TooBig) => SelfExit {
+                        reason: Term::atom(atom::HEAP_LIMIT),
+                        raised: true,
+                    },
+                };
+                self.cur_exit = Some(exit);
             }
-        } else if let Some(p) = self.procs[to as usize].take() {
-            let r = scratch.copy_into(r, &self.prog.literals);
+        } else if let Some(p) = self.procs.remove(&to) {
             dying.push(Dying { proc: p, reason: r });
         }
     }
@@ -387,21 +728,10 @@ impl Vm {
     /// Ends the running process (taken out of the table by the caller) with `reason`.
     pub(crate) fn exit_running(&mut self, p: Box<Process>, reason: Term, raised_at: Option<u32>) {
         if let Some(pc) = raised_at {
-            let line = format!(
-                "error in process <0.{}>: {} at {}",
-                p.pid,
-                self.format(reason),
-                self.prog.module.location(pc)
-            );
-            let _ = self.out.flush();
-            let _ = writeln!(self.err, "{line}");
-            if p.pid == 0 {
-                // Already reported: the end of the run need not repeat it.
-                self.main_reported = true;
-            }
+            self.report_crash(p.pid, reason, pc);
         }
         let mut scratch = Heap::new();
-        let reason = scratch.copy_into(reason, &self.prog.literals);
+        let reason = self.copy_to_scratch(&mut scratch, reason, p.heap.used_words());
         // No process is running during the cascade: use a placeholder that owns nothing.
         let mut none = Process::new(u32::MAX, 0, 0);
         let mut dying = Dyings::new();
@@ -417,9 +747,12 @@ impl Vm {
         }) = dying.pop()
         {
             let pid = p.pid;
-            self.record_exit(&p, reason);
+            self.record_exit(&mut p, reason);
             if let Some(name) = p.name.take() {
                 self.registry.remove(&name);
+            }
+            if p.timer != (0, 0) {
+                self.timers.remove(&p.timer);
             }
             for link in p.links.take() {
                 if let Some(other) = self.proc_mut(cur, link) {
@@ -427,38 +760,53 @@ impl Vm {
                     self.signal(cur, pid, link, reason, true, &mut dying, scratch);
                 }
             }
-            for (r, watcher) in std::mem::take(&mut p.watchers) {
+            let src_words = scratch.used_words();
+            for (r, (watcher, who)) in std::mem::take(&mut p.watchers) {
                 let prog = self.prog.clone();
-                if let Some(w) = self.proc_mut(cur, watcher) {
-                    w.monitors.retain(|&(mr, _)| mr != r);
-                    let reason = w.heap.copy_into(reason, &prog.literals);
-                    let msg = w.heap.tuple(&[
+                let Some(w) = self.proc_mut(cur, watcher) else {
+                    continue;
+                };
+                w.monitors.remove(&r);
+                let build = |heap: &mut Heap, room: usize| {
+                    let reason =
+                        heap.copy_into(reason, &prog.literals, src_words, room.saturating_sub(6))?;
+                    Ok(heap.tuple(&[
                         Term::atom(atom::DOWN),
                         Term::reference(r),
                         Term::atom(atom::PROCESS),
-                        Term::pid(pid),
+                        who,
                         reason,
-                    ]);
-                    w.deliver(msg);
-                    self.wake(watcher);
+                    ]))
+                };
+                if watcher == cur.pid {
+                    let room = self.room(cur) / 8;
+                    match build(&mut cur.heap, room) {
+                        Ok(msg) => cur.deliver(msg),
+                        Err(TooBig) => self.raise_self(cur, Term::atom(atom::HEAP_LIMIT)),
+                    }
+                } else {
+                    self.deliver_built(cur, watcher, build);
                 }
             }
             for (r, target) in std::mem::take(&mut p.monitors) {
                 if let Some(t) = self.proc_mut(cur, target) {
-                    t.watchers.retain(|&(wr, _)| wr != r);
+                    t.watchers.remove(&r);
                 }
             }
+            self.memory -= p.accounted;
+            self.alive -= 1;
         }
     }
 
-    fn record_exit(&mut self, p: &Process, reason: Term) {
+    fn record_exit(&mut self, p: &mut Process, reason: Term) {
         if self.trace.is_some() {
             let text = self.format(reason);
             if let Some(t) = self.trace.as_mut() {
                 t.exit(p.pid, &text);
             }
         }
-        self.stats.processes.push(p.stats());
+        self.stats.exits += 1;
+        self.stats.record(p.stats());
         if p.pid == 0 {
             let normal = reason.as_atom() == Some(atom::NORMAL);
             self.main_exit = Some((normal, self.format(reason)));
@@ -468,27 +816,33 @@ impl Vm {
     /// Arms a receive timeout for `p` after `ms` milliseconds.
     pub(crate) fn arm_timer(&mut self, p: &mut Process, ms: u64) {
         self.timer_seq += 1;
-        p.timer = self.timer_seq;
-        let deadline = self.now_ms().saturating_add(ms);
-        self.timers.push(Reverse((deadline, self.timer_seq, p.pid)));
+        let deadline = self.now_ms().saturating_add(ms).min(CLOCK_MAX);
+        p.timer = (deadline, self.timer_seq);
+        self.timers.insert(p.timer, p.pid);
+    }
+
+    /// Disarms `p`'s receive timeout, if one is armed.
+    pub(crate) fn cancel_timer(&mut self, p: &mut Process) {
+        if p.timer != (0, 0) {
+            self.timers.remove(&p.timer);
+            p.timer = (0, 0);
+        }
     }
 
     /// Fires every timer due at `now`, in the order their processes started waiting.
     fn fire_due(&mut self, now: u64) {
-        while let Some(Reverse((deadline, seq, pid))) = self.timers.peek().copied() {
+        while let Some((&(deadline, seq), &pid)) = self.timers.first_key_value() {
             if deadline > now {
                 break;
             }
-            self.timers.pop();
-            if let Some(Some(p)) = self.procs.get_mut(pid as usize) {
-                if p.timer == seq {
-                    p.timer = 0;
-                    p.timed_out = true;
-                    if let Some(t) = self.trace.as_mut() {
-                        t.timeout(pid);
-                    }
-                    self.wake(pid);
+            self.timers.remove(&(deadline, seq));
+            if let Some(p) = self.procs.get_mut(&pid) {
+                p.timer = (0, 0);
+                p.timed_out = true;
+                if let Some(t) = self.trace.as_mut() {
+                    t.timeout(pid);
                 }
+                self.wake(pid);
             }
         }
     }
@@ -496,15 +850,9 @@ impl Vm {
     /// When nothing can run: waits for (or, in virtual time, jumps to) the next timeout.
     /// Returns false when no timer is pending.
     fn idle(&mut self) -> bool {
-        // Drop timers whose receive already ended.
-        while let Some(Reverse((_, seq, pid))) = self.timers.peek().copied() {
-            let live = matches!(self.procs.get(pid as usize), Some(Some(p)) if p.timer == seq);
-            if live {
-                break;
-            }
-            self.timers.pop();
-        }
-        let Some(Reverse((deadline, _, _))) = self.timers.peek().copied() else {
+        // Whatever was printed is shown before the VM waits (spec §10).
+        self.flush_out();
+        let Some((&(deadline, _), _)) = self.timers.first_key_value() else {
             return false;
         };
         match &mut self.clock {
@@ -512,7 +860,6 @@ impl Vm {
             Clock::Real(_) => {
                 let now = self.now_ms();
                 if deadline > now {
-                    let _ = self.out.flush();
                     std::thread::sleep(std::time::Duration::from_millis(deadline - now));
                 }
             }
@@ -536,7 +883,16 @@ impl Vm {
         loop {
             if let Some(n) = self.halted {
                 self.finish();
-                return RunEnd::Halted(n);
+                return self.output_failure.take().unwrap_or(RunEnd::Halted(n));
+            }
+            if let Some(t) = self.trace.as_mut() {
+                if let Some(e) = t.take_error() {
+                    self.output_failed("trace", &e);
+                }
+            }
+            if let Some(end) = self.output_failure.take() {
+                self.finish();
+                return self.output_failure.take().unwrap_or(end);
             }
             if !self.timers.is_empty() && matches!(self.clock, Clock::Real(_)) {
                 let now = self.now_ms();
@@ -546,9 +902,12 @@ impl Vm {
                 if self.idle() {
                     continue;
                 }
+                if self.output_failure.is_some() {
+                    continue;
+                }
                 break;
             };
-            let Some(mut p) = self.procs[pid as usize].take() else {
+            let Some(mut p) = self.procs.remove(&pid) else {
                 continue; // killed while queued
             };
             p.queued = false;
@@ -564,16 +923,18 @@ impl Vm {
             match outcome {
                 Outcome::Yield => {
                     p.queued = true;
-                    self.procs[pid as usize] = Some(p);
+                    self.account(&mut p);
+                    self.procs.insert(pid, p);
                     self.queue.push_back(pid);
                 }
                 Outcome::Wait => {
                     p.status = Status::Waiting;
-                    self.procs[pid as usize] = Some(p);
+                    self.account(&mut p);
+                    self.procs.insert(pid, p);
                 }
                 Outcome::Exit { reason, raised_at } => self.exit_running(p, reason, raised_at),
                 Outcome::Halt(n) => {
-                    self.procs[pid as usize] = Some(p);
+                    self.procs.insert(pid, p);
                     self.halted = Some(n);
                 }
             }
@@ -582,7 +943,7 @@ impl Vm {
                     .queue
                     .iter()
                     .copied()
-                    .filter(|&q| matches!(self.procs.get(q as usize), Some(Some(_))))
+                    .filter(|q| self.procs.contains_key(q))
                     .collect();
                 if let Some(t) = self.trace.as_mut() {
                     t.slice(pid, reds as u64, name, &queue);
@@ -590,10 +951,13 @@ impl Vm {
             }
         }
         self.finish();
-        match self.main_exit.clone() {
+        if let Some(end) = self.output_failure.take() {
+            return end;
+        }
+        let end = match self.main_exit.clone() {
             Some((normal, reason)) => {
                 if !normal && !self.main_reported {
-                    let _ = writeln!(self.err, "process <0.0> exited with reason {reason}");
+                    self.write_err(&format!("process <0.0> exited with reason {reason}"));
                 }
                 RunEnd::MainExited { normal, reason }
             }
@@ -601,23 +965,29 @@ impl Vm {
                 self.report_deadlock();
                 RunEnd::Deadlock
             }
-        }
+        };
+        self.output_failure.take().unwrap_or(end)
     }
 
     fn finish(&mut self) {
-        let _ = self.out.flush();
+        self.flush_out();
         if let Some(t) = self.trace.as_mut() {
             t.flush();
+            if let Some(e) = t.take_error() {
+                self.output_failed("trace", &e);
+            }
         }
-        for p in self.procs.iter().flatten() {
-            self.stats.processes.push(p.stats());
+        let live: Vec<_> = self.procs.values().map(|p| p.stats()).collect();
+        for s in live {
+            self.stats.record(s);
         }
-        self.stats.processes.sort_by_key(|p| p.pid);
     }
 
     fn report_deadlock(&mut self) {
         let mut lines = vec!["deadlock: no process can run and no timeout is pending".to_string()];
-        for p in self.procs.iter().flatten() {
+        let mut waiting: Vec<&Process> = self.procs.values().map(|p| &**p).collect();
+        waiting.sort_by_key(|p| p.pid);
+        for p in waiting {
             let n = p.mailbox.len();
             lines.push(format!(
                 "  <0.{}> waiting in receive at {} ({} message{} in mailbox)",
@@ -628,20 +998,31 @@ impl Vm {
             ));
         }
         for l in lines {
-            let _ = writeln!(self.err, "{l}");
+            self.write_err(&l);
         }
     }
 
-    /// A live process's figures (for tests and `ember prof`).
+    /// A process's figures (for tests and `ember prof`): a live one's, pid 0's after it
+    /// exited, or one of the [`Stats::top`] processes.
     pub fn process_stats(&self, pid: u32) -> Option<ProcStats> {
-        if let Some(Some(p)) = self.procs.get(pid as usize) {
+        if let Some(p) = self.procs.get(&pid) {
             return Some(p.stats());
         }
-        self.stats.processes.iter().find(|s| s.pid == pid).cloned()
+        if pid == 0 {
+            if let Some(m) = &self.stats.main {
+                return Some(m.clone());
+            }
+        }
+        self.stats.top.iter().find(|s| s.pid == pid).cloned()
     }
 
     /// Number of processes alive now.
     pub fn live_processes(&self) -> usize {
-        self.procs.iter().flatten().count()
+        self.alive
+    }
+
+    /// Bytes accounted to the live processes (their heaps, stacks, mailboxes and structs).
+    pub fn memory_bytes(&self) -> usize {
+        self.memory
     }
 }
