@@ -8,6 +8,7 @@ pub mod interp;
 pub mod isa;
 pub mod lower;
 pub mod process;
+mod proctable;
 pub mod program;
 pub mod term;
 pub mod trace;

@@ -19,10 +19,10 @@ use crate::atoms::atom;
 use crate::heap::{Heap, TooBig};
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{Process, Status, MAILBOX_SLOT_BYTES};
+use crate::proctable::ProcTable;
 use crate::program::Program;
 use crate::term::Term;
 use crate::trace::Tracer;
-use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
 use std::rc::Rc;
@@ -210,9 +210,9 @@ pub(crate) struct SelfExit {
 
 pub struct Vm {
     pub(crate) prog: Rc<Program>,
-    /// Live processes but the running one, by pid. Dead ones are removed: nothing is kept per
-    /// dead process (spec §10).
-    pub(crate) procs: FxHashMap<u32, Box<Process>>,
+    /// Live processes by pid (the running one checked out). Nothing is kept per dead process
+    /// (spec §10).
+    pub(crate) procs: ProcTable,
     /// Processes alive, the running one included.
     alive: usize,
     /// The next pid number; pids are never reused.
@@ -280,7 +280,7 @@ impl Vm {
         });
         Vm {
             prog: Rc::new(prog),
-            procs: FxHashMap::default(),
+            procs: ProcTable::new(),
             alive: 0,
             next_pid: 0,
             queue: VecDeque::new(),
@@ -358,7 +358,7 @@ impl Vm {
         self.stats.peak_processes = self.stats.peak_processes.max(self.alive);
         self.stats.spawns += 1;
         self.account(&mut p);
-        self.procs.insert(pid, p);
+        self.procs.insert(p);
         self.queue.push_back(pid);
     }
 
@@ -480,7 +480,7 @@ impl Vm {
     }
 
     pub(crate) fn is_alive(&self, pid: u32, cur: &Process) -> bool {
-        pid == cur.pid || self.procs.contains_key(&pid)
+        pid == cur.pid || self.procs.contains(pid)
     }
 
     /// The process `pid`: the running one or one in the table.
@@ -492,13 +492,13 @@ impl Vm {
         if pid == cur.pid {
             Some(cur)
         } else {
-            self.procs.get_mut(&pid).map(|p| &mut **p)
+            self.procs.get_mut(pid)
         }
     }
 
     /// Puts a waiting process back in the run queue.
     pub(crate) fn wake(&mut self, pid: u32) {
-        if let Some(p) = self.procs.get_mut(&pid) {
+        if let Some(p) = self.procs.get_mut(pid) {
             if p.status == Status::Waiting && !p.queued {
                 p.status = Status::Runnable;
                 p.queued = true;
@@ -546,7 +546,7 @@ impl Vm {
         mut build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
     ) -> bool {
         let lits = &self.prog.literals;
-        let Some(p) = self.procs.get_mut(&to) else {
+        let Some(p) = self.procs.get_mut(to) else {
             return true; // dead: dropped silently
         };
         let mut delivered = false;
@@ -568,8 +568,10 @@ impl Vm {
             }
         }
         account(&mut self.memory, p);
-        if delivered {
-            self.wake(to);
+        if delivered && p.status == Status::Waiting && !p.queued {
+            p.status = Status::Runnable;
+            p.queued = true;
+            self.queue.push_back(to);
         }
         delivered
     }
@@ -591,7 +593,7 @@ impl Vm {
             self.raise_self(cur, reason);
             return;
         }
-        let Some(p) = self.procs.remove(&pid) else {
+        let Some(p) = self.procs.remove(pid) else {
             return;
         };
         self.report_crash(pid, reason, p.pc);
@@ -720,7 +722,7 @@ impl Vm {
                 };
                 self.cur_exit = Some(exit);
             }
-        } else if let Some(p) = self.procs.remove(&to) {
+        } else if let Some(p) = self.procs.remove(to) {
             dying.push(Dying { proc: p, reason: r });
         }
     }
@@ -836,7 +838,7 @@ impl Vm {
                 break;
             }
             self.timers.remove(&(deadline, seq));
-            if let Some(p) = self.procs.get_mut(&pid) {
+            if let Some(p) = self.procs.get_mut(pid) {
                 p.timer = (0, 0);
                 p.timed_out = true;
                 if let Some(t) = self.trace.as_mut() {
@@ -907,7 +909,7 @@ impl Vm {
                 }
                 break;
             };
-            let Some(mut p) = self.procs.remove(&pid) else {
+            let Some(mut p) = self.procs.check_out(pid) else {
                 continue; // killed while queued
             };
             p.queued = false;
@@ -924,17 +926,20 @@ impl Vm {
                 Outcome::Yield => {
                     p.queued = true;
                     self.account(&mut p);
-                    self.procs.insert(pid, p);
+                    self.procs.put_back(p);
                     self.queue.push_back(pid);
                 }
                 Outcome::Wait => {
                     p.status = Status::Waiting;
                     self.account(&mut p);
-                    self.procs.insert(pid, p);
+                    self.procs.put_back(p);
                 }
-                Outcome::Exit { reason, raised_at } => self.exit_running(p, reason, raised_at),
+                Outcome::Exit { reason, raised_at } => {
+                    self.procs.remove(pid);
+                    self.exit_running(p, reason, raised_at);
+                }
                 Outcome::Halt(n) => {
-                    self.procs.insert(pid, p);
+                    self.procs.put_back(p);
                     self.halted = Some(n);
                 }
             }
@@ -943,7 +948,7 @@ impl Vm {
                     .queue
                     .iter()
                     .copied()
-                    .filter(|q| self.procs.contains_key(q))
+                    .filter(|&q| self.procs.contains(q))
                     .collect();
                 if let Some(t) = self.trace.as_mut() {
                     t.slice(pid, reds as u64, name, &queue);
@@ -985,7 +990,7 @@ impl Vm {
 
     fn report_deadlock(&mut self) {
         let mut lines = vec!["deadlock: no process can run and no timeout is pending".to_string()];
-        let mut waiting: Vec<&Process> = self.procs.values().map(|p| &**p).collect();
+        let mut waiting: Vec<&Process> = self.procs.values().collect();
         waiting.sort_by_key(|p| p.pid);
         for p in waiting {
             let n = p.mailbox.len();
@@ -1005,7 +1010,7 @@ impl Vm {
     /// A process's figures (for tests and `ember prof`): a live one's, pid 0's after it
     /// exited, or one of the [`Stats::top`] processes.
     pub fn process_stats(&self, pid: u32) -> Option<ProcStats> {
-        if let Some(p) = self.procs.get(&pid) {
+        if let Some(p) = self.procs.get(pid) {
             return Some(p.stats());
         }
         if pid == 0 {

@@ -1,0 +1,219 @@
+//! The process table: live processes by pid, and nothing for dead ones (spec §10).
+//!
+//! Pids are spawn numbers and never reused, so a table indexed by pid would grow forever.
+//! This one is open addressing with linear probing where pid `n`'s home slot is `n & mask`:
+//! the live pids of a program are mostly a recent window of spawn numbers, which fall on
+//! distinct slots, so a lookup is one probe and neighbouring pids sit in neighbouring slots
+//! (a ring of processes walks the table in order). No hashing. The capacity is a power of two
+//! kept between 2× and 8× the live count (removal shifts entries back, so there are no
+//! tombstones and memory follows the live count down again).
+
+use crate::process::Process;
+
+const EMPTY: u32 = u32::MAX;
+const MIN_CAPACITY: usize = 16;
+
+struct Slot {
+    /// `EMPTY`, or the pid this slot holds.
+    pid: u32,
+    /// `None` with a pid: the process is checked out (running) and still owns the slot.
+    proc: Option<Box<Process>>,
+}
+
+pub(crate) struct ProcTable {
+    slots: Vec<Slot>,
+    /// Slots holding a pid (checked-out ones included).
+    len: usize,
+}
+
+impl ProcTable {
+    pub fn new() -> ProcTable {
+        ProcTable {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `pid`, if any.
+    fn find(&self, pid: u32) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = pid as usize & mask;
+        loop {
+            match self.slots[i].pid {
+                EMPTY => return None,
+                p if p == pid => return Some(i),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.find(pid).and_then(|i| self.slots[i].proc.as_deref())
+    }
+
+    pub fn get_mut(&mut self, pid: u32) -> Option<&mut Process> {
+        let i = self.find(pid)?;
+        self.slots[i].proc.as_deref_mut()
+    }
+
+    pub fn contains(&self, pid: u32) -> bool {
+        self.get(pid).is_some()
+    }
+
+    /// Adds a new process (its pid must not be in the table).
+    pub fn insert(&mut self, p: Box<Process>) {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.resize((self.slots.len() * 2).max(MIN_CAPACITY));
+        }
+        let i = self.free_slot_for(p.pid);
+        self.slots[i] = Slot {
+            pid: p.pid,
+            proc: Some(p),
+        };
+        self.len += 1;
+    }
+
+    fn free_slot_for(&self, pid: u32) -> usize {
+        let mask = self.mask();
+        let mut i = pid as usize & mask;
+        while self.slots[i].pid != EMPTY {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// Takes a process out to run it; its slot stays reserved until [`ProcTable::put_back`]
+    /// or [`ProcTable::remove`].
+    pub fn check_out(&mut self, pid: u32) -> Option<Box<Process>> {
+        let i = self.find(pid)?;
+        self.slots[i].proc.take()
+    }
+
+    /// Returns a checked-out process to its slot.
+    pub fn put_back(&mut self, p: Box<Process>) {
+        match self.find(p.pid) {
+            Some(i) => self.slots[i].proc = Some(p),
+            None => self.insert(p),
+        }
+    }
+
+    /// Removes `pid` (present or checked out); the process, if it was present.
+    pub fn remove(&mut self, pid: u32) -> Option<Box<Process>> {
+        let mut hole = self.find(pid)?;
+        let taken = self.slots[hole].proc.take();
+        self.slots[hole].pid = EMPTY;
+        self.len -= 1;
+        // Shift back the entries after the hole that may not stay behind it: each must stay
+        // reachable from its home slot without crossing an empty slot.
+        let mask = self.mask();
+        let mut j = (hole + 1) & mask;
+        while self.slots[j].pid != EMPTY {
+            let home = self.slots[j].pid as usize & mask;
+            // Is `home` cyclically in (hole, j]? Then the entry is fine where it is.
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.slots.swap(hole, j);
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        if self.slots.len() > MIN_CAPACITY && self.len * 8 < self.slots.len() {
+            self.resize(self.slots.len() / 2);
+        }
+        taken
+    }
+
+    fn resize(&mut self, capacity: usize) {
+        let old = std::mem::replace(
+            &mut self.slots,
+            (0..capacity)
+                .map(|_| Slot {
+                    pid: EMPTY,
+                    proc: None,
+                })
+                .collect(),
+        );
+        for s in old.into_iter().filter(|s| s.pid != EMPTY) {
+            let i = self.free_slot_for(s.pid);
+            self.slots[i] = s;
+        }
+    }
+
+    /// The processes present (not checked out), in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Process> {
+        self.slots.iter().filter_map(|s| s.proc.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32) -> Box<Process> {
+        Box::new(Process::new(pid, 0, 1))
+    }
+
+    #[test]
+    fn insert_find_remove_in_any_order() {
+        let mut t = ProcTable::new();
+        // A window of live pids sliding over the spawn numbers, plus pid 0 living throughout.
+        t.insert(proc(0));
+        let mut live = std::collections::VecDeque::new();
+        for pid in 1..5000u32 {
+            t.insert(proc(pid));
+            live.push_back(pid);
+            if live.len() > 100 {
+                // Remove from the middle as well as the front.
+                let victim = live.remove((pid as usize * 7919) % live.len()).unwrap();
+                assert_eq!(t.remove(victim).map(|p| p.pid), Some(victim));
+                assert!(!t.contains(victim));
+            }
+            assert!(t.contains(0));
+        }
+        for &pid in &live {
+            assert_eq!(t.get(pid).map(|p| p.pid), Some(pid));
+        }
+        assert_eq!(t.values().count(), live.len() + 1);
+        assert!(t.slots.len() <= 1024, "capacity follows the live count");
+        while let Some(pid) = live.pop_front() {
+            assert!(t.remove(pid).is_some());
+        }
+        assert_eq!(t.values().count(), 1);
+        assert!(t.slots.len() <= MIN_CAPACITY, "{}", t.slots.len());
+        assert!(t.get(1).is_none() && t.remove(1).is_none());
+    }
+
+    #[test]
+    fn checked_out_processes_keep_their_slot() {
+        let mut t = ProcTable::new();
+        for pid in 0..40 {
+            t.insert(proc(pid));
+        }
+        let p = t.check_out(7).unwrap();
+        assert!(t.get(7).is_none() && !t.contains(7));
+        assert!(t.check_out(7).is_none());
+        // Colliding pids probe past the reserved slot.
+        t.insert(proc(7 + 64));
+        assert!(t.contains(7 + 64));
+        t.put_back(p);
+        assert!(t.contains(7));
+        let p = t.check_out(7).unwrap();
+        assert!(
+            t.remove(7).is_none(),
+            "removing a checked-out pid frees its slot"
+        );
+        drop(p);
+        assert!(t.contains(7 + 64));
+    }
+}
