@@ -4,13 +4,16 @@
 //! This one is open addressing with linear probing where pid `n`'s home slot is `n & mask`:
 //! the live pids of a program are mostly a recent window of spawn numbers, which fall on
 //! distinct slots, so a lookup is one probe and neighbouring pids sit in neighbouring slots
-//! (a ring of processes walks the table in order). No hashing. The capacity is a power of two
-//! kept between 2× and 8× the live count (removal shifts entries back, so there are no
-//! tombstones and memory follows the live count down again).
+//! (a ring of processes walks the table in order). No hashing. A removed process leaves a
+//! tombstone (a backward shift would rescan the whole run of consecutive pids on every exit);
+//! tombstones go at the next rehash. The capacity is a power of two kept between 2× and 8× the
+//! live count, so memory follows the live count down again.
 
 use crate::process::Process;
 
 const EMPTY: u32 = u32::MAX;
+/// A slot whose process was removed: lookups probe past it, inserts may reuse it.
+const TOMB: u32 = u32::MAX - 1;
 const MIN_CAPACITY: usize = 16;
 
 struct Slot {
@@ -24,6 +27,7 @@ pub(crate) struct ProcTable {
     slots: Vec<Slot>,
     /// Slots holding a pid (checked-out ones included).
     len: usize,
+    tombs: usize,
 }
 
 impl ProcTable {
@@ -31,6 +35,7 @@ impl ProcTable {
         ProcTable {
             slots: Vec::new(),
             len: 0,
+            tombs: 0,
         }
     }
 
@@ -69,10 +74,19 @@ impl ProcTable {
 
     /// Adds a new process (its pid must not be in the table).
     pub fn insert(&mut self, p: Box<Process>) {
-        if (self.len + 1) * 2 > self.slots.len() {
-            self.resize((self.slots.len() * 2).max(MIN_CAPACITY));
+        if (self.len + self.tombs + 1) * 2 > self.slots.len() {
+            // Grow when the live processes fill a quarter; else just clear the tombstones.
+            let capacity = if (self.len + 1) * 4 > self.slots.len() {
+                (self.slots.len() * 2).max(MIN_CAPACITY)
+            } else {
+                self.slots.len()
+            };
+            self.resize(capacity);
         }
         let i = self.free_slot_for(p.pid);
+        if self.slots[i].pid == TOMB {
+            self.tombs -= 1;
+        }
         self.slots[i] = Slot {
             pid: p.pid,
             proc: Some(p),
@@ -83,7 +97,7 @@ impl ProcTable {
     fn free_slot_for(&self, pid: u32) -> usize {
         let mask = self.mask();
         let mut i = pid as usize & mask;
-        while self.slots[i].pid != EMPTY {
+        while !matches!(self.slots[i].pid, EMPTY | TOMB) {
             i = (i + 1) & mask;
         }
         i
@@ -106,28 +120,11 @@ impl ProcTable {
 
     /// Removes `pid` (present or checked out); the process, if it was present.
     pub fn remove(&mut self, pid: u32) -> Option<Box<Process>> {
-        let mut hole = self.find(pid)?;
-        let taken = self.slots[hole].proc.take();
-        self.slots[hole].pid = EMPTY;
+        let i = self.find(pid)?;
+        let taken = self.slots[i].proc.take();
+        self.slots[i].pid = TOMB;
         self.len -= 1;
-        // Shift back the entries after the hole that may not stay behind it: each must stay
-        // reachable from its home slot without crossing an empty slot.
-        let mask = self.mask();
-        let mut j = (hole + 1) & mask;
-        while self.slots[j].pid != EMPTY {
-            let home = self.slots[j].pid as usize & mask;
-            // Is `home` cyclically in (hole, j]? Then the entry is fine where it is.
-            let stays = if hole <= j {
-                hole < home && home <= j
-            } else {
-                hole < home || home <= j
-            };
-            if !stays {
-                self.slots.swap(hole, j);
-                hole = j;
-            }
-            j = (j + 1) & mask;
-        }
+        self.tombs += 1;
         if self.slots.len() > MIN_CAPACITY && self.len * 8 < self.slots.len() {
             self.resize(self.slots.len() / 2);
         }
@@ -144,7 +141,8 @@ impl ProcTable {
                 })
                 .collect(),
         );
-        for s in old.into_iter().filter(|s| s.pid != EMPTY) {
+        self.tombs = 0;
+        for s in old.into_iter().filter(|s| !matches!(s.pid, EMPTY | TOMB)) {
             let i = self.free_slot_for(s.pid);
             self.slots[i] = s;
         }

@@ -192,6 +192,9 @@ enum Clock {
 /// deadlines saturate here (spec §10).
 const CLOCK_MAX: u64 = i64::MAX as u64;
 
+/// The last pid number (the process table reserves the two above it).
+const MAX_PID: u64 = u32::MAX as u64 - 2;
+
 /// A pending exit: the process and its reason, held in the cascade's scratch heap.
 struct Dying {
     proc: Box<Process>,
@@ -340,7 +343,7 @@ impl Vm {
     pub(crate) fn new_pid(&mut self) -> Result<u32, Term> {
         let system_limit = Term::atom(atom::SYSTEM_LIMIT);
         if self.alive >= self.config.max_processes
-            || self.next_pid > u64::from(u32::MAX)
+            || self.next_pid > MAX_PID
             || self.memory.saturating_add(PROCESS_OVERHEAD) > self.config.max_memory_bytes
         {
             return Err(system_limit);
