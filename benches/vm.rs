@@ -207,7 +207,7 @@ fn spawn(c: &mut Criterion) {
              Process struct {} bytes",
             rss as f64 / n as f64,
             heap as f64 / n as f64,
-            std::mem::size_of::<ember_vm::process::Process>()
+            ember_vm::vm::PROCESS_OVERHEAD - 32
         ),
         None => "memory per process: could not measure".to_string(),
     };

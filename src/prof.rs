@@ -3,9 +3,9 @@
 //! The probe is a type parameter of the interpreter loop, so `ember run` is compiled without it.
 //! The report goes to standard error, leaving the program's own output on standard output.
 
-use ember_vm::interp::Probe;
 use ember_vm::isa::{Instr, Opcode};
 use ember_vm::vm::{RunEnd, Vm};
+use ember_vm::Probe;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;

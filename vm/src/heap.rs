@@ -46,6 +46,8 @@
 //! Every `unsafe` block says which of these it relies on.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
+// Some constructors and figures are used by tests only for now (see term.rs).
+#![allow(dead_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::alloc::{self, Layout};

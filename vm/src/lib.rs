@@ -1,16 +1,42 @@
 //! ember-vm: Ember's instruction set, bytecode modules and their verifier, and the virtual
 //! machine that runs them.
+//!
+//! # The public API is sound
+//!
+//! Terms are machine words that may point into a process heap; the collector moves and frees
+//! what they point to. So terms, heaps and processes are internal: no safe call of this crate
+//! can hold a term across a collection, view a term of another heap, or forge a pointer. What
+//! is public is the instruction set ([`isa`]), bytecode modules and their verifier
+//! ([`bytecode`], [`verify`]), the loaded [`program::Program`], and the [`vm::Vm`] that runs it,
+//! with its configuration, figures and the [`Probe`] of the profiler.
+//!
+//! ```compile_fail
+//! // Terms cannot be forged from words (the module and the constructor are private):
+//! let t = ember_vm::term::Term::from_raw(0x10);
+//! ```
+//!
+//! ```compile_fail
+//! // Nor can a heap be made and collected from outside, so no term can outlive a collection:
+//! let mut heap = ember_vm::heap::Heap::new();
+//! ```
+//!
+//! ```compile_fail
+//! // A process (its registers, its heap) is not reachable from outside either:
+//! let p = ember_vm::process::Process::new(0, 0, 1);
+//! ```
 
-pub mod atoms;
+mod atoms;
 pub mod bytecode;
-pub mod heap;
-pub mod interp;
+mod heap;
+mod interp;
 pub mod isa;
-pub mod lower;
-pub mod process;
+mod lower;
+mod process;
 mod proctable;
 pub mod program;
-pub mod term;
-pub mod trace;
+mod term;
+mod trace;
 pub mod verify;
 pub mod vm;
+
+pub use interp::{NoProbe, Probe};

@@ -87,10 +87,6 @@ impl Mailbox {
         self.len as usize
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     pub fn push(&mut self, msg: Term) {
         let slot = Slot {
             msg,
@@ -257,6 +253,7 @@ impl Mailbox {
     }
 
     /// Messages oldest first.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = Term> + '_ {
         let mut i = self.head;
         std::iter::from_fn(move || {
@@ -285,6 +282,8 @@ impl Mailbox {
 #[derive(Debug)]
 pub enum Links {
     Few(Vec<u32>),
+    // Boxed: a process with few links (nearly all) pays one word for the rare large set.
+    #[allow(clippy::box_collection)]
     Many(Box<std::collections::HashSet<u32>>),
 }
 

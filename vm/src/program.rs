@@ -12,7 +12,7 @@ use crate::verify::VerifiedModule;
 
 /// A template: builds a term from registers.
 #[derive(Debug)]
-pub enum Tpl {
+pub(crate) enum Tpl {
     Reg(u8),
     Const(Term),
     Tuple(Box<[Tpl]>),
@@ -22,7 +22,7 @@ pub enum Tpl {
 
 /// A pattern, matched without allocating.
 #[derive(Debug)]
-pub enum Pat {
+pub(crate) enum Pat {
     Any,
     /// First occurrence of a register in this pattern: binds it.
     Bind(u8),
@@ -47,21 +47,9 @@ fn split_const(t: Term) -> Pat {
     }
 }
 
-impl Pat {
-    /// How many registers this pattern binds (to size the scratch space).
-    pub fn binds(&self) -> usize {
-        match self {
-            Pat::Bind(_) => 1,
-            Pat::Tuple(items) => items.iter().map(Pat::binds).sum(),
-            Pat::List(items, tail) => items.iter().map(Pat::binds).sum::<usize>() + tail.binds(),
-            _ => 0,
-        }
-    }
-}
-
 /// What a receive site's patterns depend on, for skipping messages it need not test.
 #[derive(Debug)]
-pub struct SiteInfo {
+pub(crate) struct SiteInfo {
     /// No clause pins a register: the patterns depend on the message alone, so a message the
     /// site rejected once it rejects again.
     pub pure: bool,
@@ -74,18 +62,18 @@ pub struct Program {
     pub module: VerifiedModule,
     pub code: Vec<Instr>,
     /// Specialised forms of the hot instructions, parallel to `code` (see `lower.rs`).
-    pub ops: Vec<Op>,
-    pub consts: Vec<Term>,
-    pub templates: Vec<Tpl>,
-    pub patterns: Vec<Pat>,
+    pub(crate) ops: Vec<Op>,
+    pub(crate) consts: Vec<Term>,
+    pub(crate) templates: Vec<Tpl>,
+    pub(crate) patterns: Vec<Pat>,
     pub clauses: Vec<ClauseTable>,
     /// Parallel to `clauses`.
-    pub sites: Vec<SiteInfo>,
+    pub(crate) sites: Vec<SiteInfo>,
     pub args: Vec<Vec<Src>>,
-    pub atoms: AtomTable,
+    pub(crate) atoms: AtomTable,
     pub registers: usize,
     /// Keeps the memory of every constant term alive; never freed while the program runs.
-    pub literals: Literals,
+    pub(crate) literals: Literals,
     /// For each instruction where a process can start (`main`, spawn targets, function
     /// references), how many registers the code reachable from there uses; 0 elsewhere.
     entry_registers: Vec<u16>,
@@ -228,7 +216,7 @@ impl Program {
     }
 
     /// Appends the printed form of `t` (spec §1).
-    pub fn format(&self, t: Term, out: &mut Vec<u8>) {
+    pub(crate) fn format(&self, t: Term, out: &mut Vec<u8>) {
         term::format_with(t, &|a| self.atoms.name(a), &|at| self.fun_name(at), out);
     }
 
