@@ -1342,7 +1342,7 @@ mod tests {
         let mut h = Heap::new();
         let mut regs = [Term::NIL; 4];
         let mut max_arena = 0;
-        let n = if cfg!(miri) { 20_000 } else { 1_000_000 };
+        let n = if cfg!(miri) { 3_000 } else { 1_000_000 };
         for i in 0..n {
             regs[0] = h.tuple(&[int(i), Term::atom(1), regs[1]]);
             regs[1] = h.tuple(&[Term::atom(0), int(i)]); // previous one becomes garbage

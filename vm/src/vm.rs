@@ -52,6 +52,9 @@ pub struct Config {
     pub max_processes: usize,
     /// Deepest `call` nesting and largest `push` stack before `:stack_overflow`.
     pub max_stack: usize,
+    /// For embedders and fuzzing: end the run once this many reductions were spent in all
+    /// (checked between slices). The CLI has no such bound.
+    pub max_reductions: Option<u64>,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             max_memory_bytes: default_max_memory(),
             max_processes: 1 << 22,
             max_stack: 1 << 22,
+            max_reductions: None,
         }
     }
 }
@@ -94,6 +98,8 @@ pub enum RunEnd {
         status: i32,
         message: Option<String>,
     },
+    /// [`Config::max_reductions`] were spent.
+    ReductionLimit,
 }
 
 impl RunEnd {
@@ -105,6 +111,7 @@ impl RunEnd {
             RunEnd::Deadlock => 4,
             RunEnd::Halted(n) => *n,
             RunEnd::OutputFailed { status, .. } => *status,
+            RunEnd::ReductionLimit => 5,
         }
     }
 }
@@ -766,7 +773,13 @@ impl Vm {
                 }
             }
             let src_words = scratch.used_words();
-            for (r, (watcher, who)) in std::mem::take(&mut p.watchers) {
+            // (Most processes hold no monitors: skip building empty iterators.)
+            let watchers = if p.watchers.is_empty() {
+                BTreeMap::new()
+            } else {
+                std::mem::take(&mut p.watchers)
+            };
+            for (r, (watcher, who)) in watchers {
                 let prog = self.prog.clone();
                 let Some(w) = self.proc_mut(cur, watcher) else {
                     continue;
@@ -793,9 +806,11 @@ impl Vm {
                     self.deliver_built(cur, watcher, build);
                 }
             }
-            for (r, target) in std::mem::take(&mut p.monitors) {
-                if let Some(t) = self.proc_mut(cur, target) {
-                    t.watchers.remove(&r);
+            if !p.monitors.is_empty() {
+                for (r, target) in std::mem::take(&mut p.monitors) {
+                    if let Some(t) = self.proc_mut(cur, target) {
+                        t.watchers.remove(&r);
+                    }
                 }
             }
             self.memory -= p.accounted;
@@ -898,6 +913,14 @@ impl Vm {
             if let Some(end) = self.output_failure.take() {
                 self.finish();
                 return self.output_failure.take().unwrap_or(end);
+            }
+            if self
+                .config
+                .max_reductions
+                .is_some_and(|max| self.stats.reductions >= max)
+            {
+                self.finish();
+                return RunEnd::ReductionLimit;
             }
             if !self.timers.is_empty() && matches!(self.clock, Clock::Real(_)) {
                 let now = self.now_ms();
