@@ -233,3 +233,36 @@ fn a_file_full_of_errors_shows_the_first_hundred() {
     assert_eq!(lines[300], "... and 199900 more errors");
     let _ = std::fs::remove_file(src);
 }
+
+#[test]
+fn many_modules_and_labels_assemble_in_linear_time() {
+    // Each of these took time quadratic in the file (seconds to minutes) before.
+    let src = temp("manyunits.basm");
+    let ebc = temp("manyunits.ebc");
+    let mut text = String::from(".import m49999\nmain:\n    call m49999:f\n    end\n");
+    for i in 0..50_000 {
+        text.push_str(&format!(".module m{i}\nf:\n    ret\n"));
+    }
+    std::fs::write(&src, &text).unwrap();
+    let started = std::time::Instant::now();
+    let (_, err, status) = ember(&["asm", src.to_str().unwrap(), "-o", ebc.to_str().unwrap()]);
+    assert_eq!(status, 1, "{err}");
+    // (Not exported, so not callable: one error, found without scanning every unit.)
+    assert!(
+        err.contains("`m49999:f` is not exported by module `m49999`"),
+        "{err}"
+    );
+    // Many labels, 100,000 of them the same.
+    text = format!("main:\n{}    end\n", "l:\n".repeat(100_000));
+    std::fs::write(&src, &text).unwrap();
+    let (_, err, status) = ember(&["asm", src.to_str().unwrap(), "-o", ebc.to_str().unwrap()]);
+    assert_eq!(status, 1);
+    assert!(
+        err.contains("duplicate label `l` (first defined on line 2)"),
+        "{err}"
+    );
+    assert!(err.ends_with("... and 99899 more errors\n"), "{err}");
+    let elapsed = started.elapsed();
+    assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
+    let _ = std::fs::remove_file(src);
+}

@@ -15,8 +15,10 @@ use ember_vm::isa::{
     ArgsId, ClausesId, Instr, Label, Opcode, Operand, OperandKind, PatId, Reg, Src,
 };
 use indexmap::{IndexMap, IndexSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One source file taking part in an assembly.
 #[derive(Clone, Debug)]
@@ -183,6 +185,10 @@ struct Assembler {
     parse_errors: Vec<Vec<usize>>,
     /// Byte range between the instruction being assembled and the next item.
     clause_zone: (usize, usize),
+    /// Per file, where its lines start (built once: a file may hold many units).
+    lines: Vec<Rc<LineIndex>>,
+    /// Unit name → index in `units` (lookups by name must not scan thousands of units).
+    unit_by_name: HashMap<String, usize>,
 }
 
 /// Where an import can come from.
@@ -248,7 +254,7 @@ impl Assembler {
     }
 
     fn find_import(&self, importer: usize, name: &str) -> Found {
-        if self.units.iter().any(|u| u.name == name) {
+        if self.unit_by_name.contains_key(name) {
             return Found::Unit;
         }
         if let Some(dir) = &self.files[importer].dir {
@@ -282,6 +288,7 @@ impl Assembler {
     fn add_file(&mut self, src: SourceFile) {
         let file = self.files.len();
         let (program, diags) = parser::parse(&src.text);
+        self.lines.push(Rc::new(LineIndex::new(&src.text)));
         self.files.push(src);
         self.parse_errors
             .push(diags.iter().map(|d| d.span.start).collect());
@@ -335,7 +342,7 @@ impl Assembler {
 
     /// Assigns local instruction indices to labels and decides on the implicit `end`.
     fn finish_unit(&mut self, mut u: UnitSrc) {
-        if let Some(prev) = self.units.iter().find(|p| p.name == u.name) {
+        if let Some(prev) = self.unit_by_name.get(&u.name).map(|&i| &self.units[i]) {
             let (file, span) = (u.file, u.name_span);
             let msg = format!(
                 "module {} is defined twice (also in {})",
@@ -381,7 +388,7 @@ impl Assembler {
         u.implicit_end = falls_through || trailing_label;
         u.len = n + u.implicit_end as u32;
         for (span, name, first) in dups {
-            let line = diag::line_col(&self.files[u.file].text, first.start).0;
+            let line = self.lines[u.file].line(first.start);
             self.error(
                 u.file,
                 span,
@@ -391,6 +398,7 @@ impl Assembler {
                 ),
             );
         }
+        self.unit_by_name.insert(u.name.clone(), self.units.len());
         self.units.push(u);
     }
 
@@ -484,7 +492,7 @@ impl Assembler {
             None => u,
             Some(m) if *m == u.name => u,
             Some(m) => {
-                let Some(t) = self.units.iter().find(|t| &t.name == m) else {
+                let Some(t) = self.unit_by_name.get(m).map(|&i| &self.units[i]) else {
                     return Err((
                         l.span,
                         format!(
@@ -543,7 +551,8 @@ impl Assembler {
         self.current = unit;
         let u = &self.units[unit];
         let file = u.file;
-        let text = self.files[file].text.clone();
+        let text_len = self.files[file].text.len();
+        let lines = self.lines[file].clone();
         let items = std::mem::take(&mut self.units[unit].items);
         let u = &self.units[unit];
         let start = u.base;
@@ -579,16 +588,21 @@ impl Assembler {
             exports: u.exports.iter().map(|(n, _)| n.clone()).collect(),
             imports: u.imports.iter().map(|(n, _)| n.clone()).collect(),
         });
-        let lines = LineIndex::new(&text);
+        // Per item, where the next instruction starts (one pass from the end: a search per item
+        // is quadratic in a file of many labels).
+        let mut next_starts = vec![text_len; items.len()];
+        let mut next = text_len;
+        for (n, item) in items.iter().enumerate().rev() {
+            next_starts[n] = next;
+            if let Item::Instr(i) = item {
+                next = i.span.start;
+            }
+        }
         // `.line N`: the next source line counts as line N.
         let mut line_shift: i64 = 0;
         let mut last_line = 0u32;
         for (n, item) in items.iter().enumerate() {
-            let next_start = items[n + 1..]
-                .iter()
-                .find(|i| matches!(i, Item::Instr(_)))
-                .map_or(text.len(), |i| i.span().start);
-            self.clause_zone = (item.span().end, next_start);
+            self.clause_zone = (item.span().end, next_starts[n]);
             match item {
                 Item::Line { line, span } => {
                     let physical = lines.line(span.start) as i64;
