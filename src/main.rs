@@ -100,18 +100,16 @@ fn load(path: &Path) -> Result<VerifiedModule, Failure> {
         return verify::load(&bytes)
             .map_err(|e| fail(format!("{name}: error: invalid bytecode: {e}")));
     }
-    let module = ember_asm::assemble(ember_asm::SourceFile {
-        name: name.clone(),
-        text: String::from_utf8_lossy(&bytes).into_owned(),
-        dir: path.parent().map(Path::to_path_buf),
-    })
-    .map_err(|errors| {
-        let mut message = errors.to_string();
-        while message.ends_with('\n') {
-            message.pop();
-        }
-        fail(message)
-    })?;
+    let dir = path.parent().map(Path::to_path_buf);
+    let module = ember_asm::SourceFile::from_bytes(name.clone(), bytes, dir)
+        .and_then(ember_asm::assemble)
+        .map_err(|errors| {
+            let mut message = errors.to_string();
+            while message.ends_with('\n') {
+                message.pop();
+            }
+            fail(message)
+        })?;
     verify::verify(module)
         .map_err(|e| fail(format!("{name}: error: internal assembler error: {e}")))
 }

@@ -15,8 +15,10 @@ use ember_vm::isa::{
     ArgsId, ClausesId, Instr, Label, Opcode, Operand, OperandKind, PatId, Reg, Src,
 };
 use indexmap::{IndexMap, IndexSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One source file taking part in an assembly.
 #[derive(Clone, Debug)]
@@ -59,11 +61,21 @@ impl AsmErrors {
 }
 
 impl fmt::Display for AsmErrors {
+    /// Each file's diagnostics in source order, at most [`diag::MAX_SHOWN`] in all (a file of
+    /// garbage must not print a million errors), then a line counting the rest.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut room = diag::MAX_SHOWN;
         for fe in &self.files {
-            let mut ds = fe.diagnostics.clone();
+            let mut ds: Vec<&Diagnostic> = fe.diagnostics.iter().collect();
             ds.sort_by_key(|d| d.span.start);
-            write!(f, "{}", diag::render(&fe.file, &fe.text, &ds))?;
+            let shown: Vec<Diagnostic> = ds.into_iter().take(room).cloned().collect();
+            room -= shown.len();
+            write!(f, "{}", diag::render(&fe.file, &fe.text, &shown))?;
+        }
+        let more = self.count() - (diag::MAX_SHOWN - room);
+        if more > 0 {
+            let s = if more == 1 { "" } else { "s" };
+            writeln!(f, "... and {more} more error{s}")?;
         }
         Ok(())
     }
@@ -71,11 +83,43 @@ impl fmt::Display for AsmErrors {
 
 impl std::error::Error for AsmErrors {}
 
+impl SourceFile {
+    /// A source file from the bytes of a file. Source text must be UTF-8 (bytes that are not go
+    /// in strings as `\xHH` escapes): otherwise the error points at the first bad byte, shown
+    /// in its line with the bad bytes replaced by U+FFFD.
+    pub fn from_bytes(
+        name: String,
+        bytes: Vec<u8>,
+        dir: Option<PathBuf>,
+    ) -> Result<SourceFile, AsmErrors> {
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(SourceFile { name, text, dir }),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let byte = e.as_bytes()[at];
+                // The replacement leaves the valid prefix as it is, so `at` is still the
+                // offset of the bad byte, and its U+FFFD is one character under the caret.
+                let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let src = SourceFile { name, text, dir };
+                let mut errs = AsmErrors::default();
+                errs.push(
+                    &src,
+                    Diagnostic::new(
+                        Span::new(at, at + char::REPLACEMENT_CHARACTER.len_utf8()),
+                        format!("invalid UTF-8 in source (byte {byte:#04x})"),
+                    ),
+                );
+                Err(errs)
+            }
+        }
+    }
+}
+
 /// Assembles the program whose main file is at `path`.
 pub fn assemble_path(path: &Path) -> Result<Module, AsmErrors> {
     let name = path.display().to_string();
-    let text = match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) => {
             let src = SourceFile {
                 name: name.clone(),
@@ -91,7 +135,7 @@ pub fn assemble_path(path: &Path) -> Result<Module, AsmErrors> {
         }
     };
     let dir = path.parent().map(Path::to_path_buf);
-    assemble(SourceFile { name, text, dir })
+    assemble(SourceFile::from_bytes(name, bytes, dir)?)
 }
 
 /// Assembles a program from its main source file; imports are looked up beside the file
@@ -141,19 +185,25 @@ struct Assembler {
     parse_errors: Vec<Vec<usize>>,
     /// Byte range between the instruction being assembled and the next item.
     clause_zone: (usize, usize),
+    /// Per file, where its lines start (built once: a file may hold many units).
+    lines: Vec<Rc<LineIndex>>,
+    /// Unit name → index in `units` (lookups by name must not scan thousands of units).
+    unit_by_name: HashMap<String, usize>,
 }
 
 /// Where an import can come from.
 enum Found {
     Unit,
     Source(SourceFile),
+    /// A file that is not UTF-8: its error, and it is not loaded.
+    Invalid(AsmErrors),
     Missing,
 }
 
 impl Assembler {
     fn error(&mut self, file: usize, span: Span, msg: impl Into<String>) {
-        let src = self.files[file].clone();
-        self.errors.push(&src, Diagnostic::new(span, msg.into()));
+        self.errors
+            .push(&self.files[file], Diagnostic::new(span, msg.into()));
     }
 
     fn load_program(&mut self, main: SourceFile) {
@@ -173,8 +223,16 @@ impl Assembler {
                             self.error(
                                 file,
                                 span,
-                                format!("module file for `{name}` does not define module `{name}`"),
+                                format!("module file for {q} does not define module {q}", q = diag::quote(&name)),
                             );
+                        }
+                    }
+                    Found::Invalid(errs) => {
+                        // Reported once, however many units import it.
+                        for fe in errs.files {
+                            if !self.errors.files.iter().any(|f| f.file == fe.file) {
+                                self.errors.files.push(fe);
+                            }
                         }
                     }
                     Found::Missing => self.error(
@@ -196,7 +254,7 @@ impl Assembler {
     }
 
     fn find_import(&self, importer: usize, name: &str) -> Found {
-        if self.units.iter().any(|u| u.name == name) {
+        if self.unit_by_name.contains_key(name) {
             return Found::Unit;
         }
         if let Some(dir) = &self.files[importer].dir {
@@ -209,11 +267,11 @@ impl Assembler {
                     .any(|f| std::fs::canonicalize(&f.name).ok().as_ref() == Some(&p))
             });
             if let (false, Ok(bytes)) = (loaded, std::fs::read(&path)) {
-                return Found::Source(SourceFile {
-                    name: path.display().to_string(),
-                    text: String::from_utf8_lossy(&bytes).into_owned(),
-                    dir: Some(dir.clone()),
-                });
+                let name = path.display().to_string();
+                return match SourceFile::from_bytes(name, bytes, Some(dir.clone())) {
+                    Ok(src) => Found::Source(src),
+                    Err(errs) => Found::Invalid(errs),
+                };
             }
         }
         match stdlib::source(name) {
@@ -230,12 +288,12 @@ impl Assembler {
     fn add_file(&mut self, src: SourceFile) {
         let file = self.files.len();
         let (program, diags) = parser::parse(&src.text);
+        self.lines.push(Rc::new(LineIndex::new(&src.text)));
         self.files.push(src);
         self.parse_errors
             .push(diags.iter().map(|d| d.span.start).collect());
         for d in diags {
-            let s = self.files[file].clone();
-            self.errors.push(&s, d);
+            self.errors.push(&self.files[file], d);
         }
         let stem = Path::new(&self.files[file].name)
             .file_stem()
@@ -284,11 +342,12 @@ impl Assembler {
 
     /// Assigns local instruction indices to labels and decides on the implicit `end`.
     fn finish_unit(&mut self, mut u: UnitSrc) {
-        if let Some(prev) = self.units.iter().find(|p| p.name == u.name) {
+        if let Some(prev) = self.unit_by_name.get(&u.name).map(|&i| &self.units[i]) {
             let (file, span) = (u.file, u.name_span);
             let msg = format!(
-                "module `{}` is defined twice (also in {})",
-                u.name, self.files[prev.file].name
+                "module {} is defined twice (also in {})",
+                diag::quote(&u.name),
+                self.files[prev.file].name
             );
             self.error(file, span, msg);
             return;
@@ -329,13 +388,17 @@ impl Assembler {
         u.implicit_end = falls_through || trailing_label;
         u.len = n + u.implicit_end as u32;
         for (span, name, first) in dups {
-            let line = diag::line_col(&self.files[u.file].text, first.start).0;
+            let line = self.lines[u.file].line(first.start);
             self.error(
                 u.file,
                 span,
-                format!("duplicate label `{name}` (first defined on line {line})"),
+                format!(
+                    "duplicate label {} (first defined on line {line})",
+                    diag::quote(&name)
+                ),
             );
         }
+        self.unit_by_name.insert(u.name.clone(), self.units.len());
         self.units.push(u);
     }
 
@@ -386,7 +449,13 @@ impl Assembler {
             ExprKind::Label(l) => match self.label(self.current, l) {
                 Ok(at) => Node::Fun(at.0),
                 Err((span, msg)) if l.module.is_none() => {
-                    return Err((span, format!("{msg} (atoms are written `:{}`)", l.name)))
+                    return Err((
+                        span,
+                        format!(
+                            "{msg} (atoms are written {})",
+                            diag::quote(&format!(":{}", l.name))
+                        ),
+                    ))
                 }
                 Err(e) => return Err(e),
             },
@@ -423,19 +492,34 @@ impl Assembler {
             None => u,
             Some(m) if *m == u.name => u,
             Some(m) => {
-                let Some(t) = self.units.iter().find(|t| &t.name == m) else {
-                    return Err((l.span, format!("unknown module `{m}` in `{m}:{}`", l.name)));
+                let Some(t) = self.unit_by_name.get(m).map(|&i| &self.units[i]) else {
+                    return Err((
+                        l.span,
+                        format!(
+                            "unknown module {} in {}",
+                            diag::quote(m),
+                            diag::quote(&label_text(l))
+                        ),
+                    ));
                 };
                 if !u.imports.iter().any(|(i, _)| i == m) {
                     return Err((
                         l.span,
-                        format!("module `{m}` is not imported (add `.import {m}`)"),
+                        format!(
+                            "module {} is not imported (add {})",
+                            diag::quote(m),
+                            diag::quote(&format!(".import {m}"))
+                        ),
                     ));
                 }
                 if !t.exports.iter().any(|(e, _)| *e == l.name) {
                     return Err((
                         l.span,
-                        format!("`{m}:{}` is not exported by module `{m}`", l.name),
+                        format!(
+                            "{} is not exported by module {}",
+                            diag::quote(&label_text(l)),
+                            diag::quote(m)
+                        ),
                     ));
                 }
                 t
@@ -443,10 +527,11 @@ impl Assembler {
         };
         match target.labels.get(&l.name) {
             Some((at, _)) => Ok(Label(target.base + at)),
-            None if l.module.is_some() => {
-                Err((l.span, format!("undefined label `{}`", label_text(l))))
-            }
-            None => Err((l.span, format!("undefined label `{}`", l.name))),
+            None if l.module.is_some() => Err((
+                l.span,
+                format!("undefined label {}", diag::quote(&label_text(l))),
+            )),
+            None => Err((l.span, format!("undefined label {}", diag::quote(&l.name)))),
         }
     }
 
@@ -466,7 +551,8 @@ impl Assembler {
         self.current = unit;
         let u = &self.units[unit];
         let file = u.file;
-        let text = self.files[file].text.clone();
+        let text_len = self.files[file].text.len();
+        let lines = self.lines[file].clone();
         let items = std::mem::take(&mut self.units[unit].items);
         let u = &self.units[unit];
         let start = u.base;
@@ -476,7 +562,10 @@ impl Assembler {
                 self.error(
                     file,
                     span,
-                    format!("exported label `{name}` is not defined in this module"),
+                    format!(
+                        "exported label {} is not defined in this module",
+                        diag::quote(&name)
+                    ),
                 );
             }
         }
@@ -499,16 +588,21 @@ impl Assembler {
             exports: u.exports.iter().map(|(n, _)| n.clone()).collect(),
             imports: u.imports.iter().map(|(n, _)| n.clone()).collect(),
         });
-        let lines = LineIndex::new(&text);
+        // Per item, where the next instruction starts (one pass from the end: a search per item
+        // is quadratic in a file of many labels).
+        let mut next_starts = vec![text_len; items.len()];
+        let mut next = text_len;
+        for (n, item) in items.iter().enumerate().rev() {
+            next_starts[n] = next;
+            if let Item::Instr(i) = item {
+                next = i.span.start;
+            }
+        }
         // `.line N`: the next source line counts as line N.
         let mut line_shift: i64 = 0;
         let mut last_line = 0u32;
         for (n, item) in items.iter().enumerate() {
-            let next_start = items[n + 1..]
-                .iter()
-                .find(|i| matches!(i, Item::Instr(_)))
-                .map_or(text.len(), |i| i.span().start);
-            self.clause_zone = (item.span().end, next_start);
+            self.clause_zone = (item.span().end, next_starts[n]);
             match item {
                 Item::Line { line, span } => {
                     let physical = lines.line(span.start) as i64;
@@ -541,7 +635,7 @@ impl Assembler {
         let Some(op) = Opcode::from_mnemonic(&i.mnemonic) else {
             return Err((
                 i.mnemonic_span,
-                format!("unknown instruction `{}`", i.mnemonic),
+                format!("unknown instruction {}", diag::quote(&i.mnemonic)),
             ));
         };
         let info = op.info();
@@ -767,12 +861,12 @@ fn describe(e: &Expr) -> String {
         ExprKind::Reg(r) => format!("register `r{r}`"),
         ExprKind::Pin(r) => format!("`^r{r}`"),
         ExprKind::Int(i) => format!("integer `{i}`"),
-        ExprKind::Atom(a) => format!("atom `:{a}`"),
+        ExprKind::Atom(a) => format!("atom {}", diag::quote(&format!(":{a}"))),
         ExprKind::Str(_) => "a string".into(),
         ExprKind::Tuple(_) => "a tuple".into(),
         ExprKind::List(..) => "a list".into(),
         ExprKind::Wild => "`_`".into(),
-        ExprKind::Label(l) => format!("label `{}`", label_text(l)),
+        ExprKind::Label(l) => format!("label {}", diag::quote(&label_text(l))),
     }
 }
 

@@ -12,6 +12,11 @@
 //! LINE and COL are 1-based and COL counts characters (a tab is one column). The header comes
 //! from codespan-reporting's short display style; the line/column arithmetic from its
 //! [`Files`] implementation for [`SimpleFile`].
+//!
+//! Output stays bounded whatever the input: a source line longer than [`LINE_WINDOW`]
+//! characters is shown as a window around the error, its cut ends marked `...`; a message is
+//! cut at [`MAX_MESSAGE`] characters; and [`crate::AsmErrors`] shows at most [`MAX_SHOWN`]
+//! diagnostics.
 
 use crate::ast::Span;
 use codespan_reporting::diagnostic::{Diagnostic as CsDiagnostic, Label};
@@ -38,6 +43,29 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (at {})", self.message, self.span)
+    }
+}
+
+/// Most characters of a source line shown under a header.
+pub const LINE_WINDOW: usize = 160;
+/// Characters of the line shown before the error's start when the line is cut.
+const LEAD: usize = 60;
+/// Most characters of a message shown in a header.
+pub const MAX_MESSAGE: usize = 400;
+/// Most diagnostics shown for one assembly; the rest are counted in a closing line.
+pub const MAX_SHOWN: usize = 100;
+/// Most characters of a name or literal quoted in a message.
+const MAX_QUOTED: usize = 32;
+
+/// `text` in backquotes for a message, cut with `…` when long (a message must not repeat a
+/// megabyte-long identifier).
+pub fn quote(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some(_) => {
+            let short: String = text.chars().take(MAX_QUOTED - 1).collect();
+            format!("`{short}…`")
+        }
+        None => format!("`{text}`"),
     }
 }
 
@@ -92,8 +120,12 @@ fn render_one(
     let end = clamp(source, d.span.end).max(start);
 
     // Header, by codespan-reporting's short style: `FILE:LINE:COL: error: WHAT`.
+    let message = match d.message.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}...", &d.message[..cut]),
+        None => d.message.clone(),
+    };
     let cs = CsDiagnostic::error()
-        .with_message(d.message.as_str())
+        .with_message(message.as_str())
         .with_labels(vec![Label::primary((), start..end)]);
     let config = Config {
         display_style: DisplayStyle::Short,
@@ -104,7 +136,7 @@ fn render_one(
         Ok(()) => out.push_str(&String::from_utf8_lossy(&writer.into_inner())),
         Err(_) => {
             let (line, col) = line_col(source, start);
-            out.push_str(&format!("{file_name}:{line}:{col}: error: {}\n", d.message));
+            out.push_str(&format!("{file_name}:{line}:{col}: error: {message}\n"));
         }
     }
 
@@ -126,18 +158,43 @@ fn render_one(
     let text = &source[line_start..line_end];
     let text = text.strip_suffix('\n').unwrap_or(text);
     let text = text.strip_suffix('\r').unwrap_or(text);
-    out.push_str(text);
+
+    // Character positions on the line: the error's start, and the end of its carets (at least
+    // one caret; a span over several lines stops at this line's end).
+    let at = source[line_start..start].chars().count();
+    let caret_end = end.min(line_start + text.len()).max(start);
+    let carets = source[start..caret_end].chars().count().max(1);
+    let len = text.chars().count();
+
+    // A long line is shown as a window of LINE_WINDOW characters that starts a little before
+    // the error (or ends at the line's end), its cut ends marked `...`.
+    let (from, to) = if len <= LINE_WINDOW {
+        (0, len)
+    } else {
+        let from = at.saturating_sub(LEAD).min(len - LINE_WINDOW);
+        (from, from + LINE_WINDOW)
+    };
+    let byte = |n: usize| text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+    let (from_byte, to_byte) = (byte(from), byte(to));
+    if from > 0 {
+        out.push_str("...");
+    }
+    out.push_str(&text[from_byte..to_byte]);
+    if to < len {
+        out.push_str("...");
+    }
     out.push('\n');
 
-    // The caret line: the prefix with its tabs kept (so the carets line up), then one caret per
-    // character of the span on this line, at least one.
-    for c in source[line_start..start].chars() {
+    // The caret line: the shown prefix with its tabs kept (so the carets line up), then the
+    // carets, as many as fit in the window.
+    if from > 0 {
+        out.push_str("   ");
+    }
+    for c in source[line_start + from_byte..start].chars() {
         out.push(if c == '\t' { '\t' } else { ' ' });
     }
-    let text_end = line_start + text.len();
-    let caret_end = end.min(text_end).max(start);
-    let carets = source[start..caret_end].chars().count().max(1);
-    out.push_str(&"^".repeat(carets));
+    let shown = carets.min(to.saturating_sub(at)).max(1);
+    out.push_str(&"^".repeat(shown));
     out.push('\n');
 }
 
@@ -259,6 +316,85 @@ mod tests {
             render("m.basm", src, &[d(2, 9, "multi")]),
             "m.basm:1:3: error: multi\na {1,\n  ^^^\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_as_a_window_around_the_error() {
+        // 1 MB line, error far inside it: the header has the true column, the echoed line is
+        // the window with both ends cut, and the caret sits under the `@`.
+        let src = format!(
+            "main:\n    print \"{}\" @ {}\n",
+            "a".repeat(500_000),
+            "b".repeat(500_000)
+        );
+        let at = src.find('@').unwrap();
+        let out = render("l.basm", &src, &[d(at, at + 1, "unexpected character `@`")]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "l.basm:2:500014: error: unexpected character `@`");
+        assert!(lines[1].starts_with("...aaa") && lines[1].ends_with("bbb..."));
+        assert_eq!(lines[1].chars().count(), LINE_WINDOW + 6);
+        let caret = lines[2].find('^').unwrap();
+        assert_eq!(&lines[1][caret..caret + 1], "@");
+        assert_eq!(lines[2].trim_start(), "^");
+    }
+
+    #[test]
+    fn long_lines_cut_only_at_the_ends_they_need() {
+        let tail = "x".repeat(300);
+        // Error near the start: nothing cut before it.
+        let src = format!("ab@{tail}");
+        let out = render("s.basm", &src, &[d(2, 3, "at start")]);
+        assert_eq!(
+            out,
+            format!("s.basm:1:3: error: at start\nab@{}...\n  ^\n", &tail[..157])
+        );
+        // Error at the very end (an empty span): the window ends at the line's end.
+        let src = format!("{tail}\n");
+        let out = render("s.basm", &src, &[d(300, 300, "at end")]);
+        assert_eq!(
+            out,
+            format!(
+                "s.basm:1:301: error: at end\n...{}\n{}^\n",
+                &tail[..160],
+                " ".repeat(163)
+            )
+        );
+        // A long span: the carets stop at the window's end.
+        let out = render("s.basm", &src, &[d(10, 290, "long span")]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "s.basm:1:11: error: long span");
+        assert_eq!(lines[2], format!("{}{}", " ".repeat(10), "^".repeat(150)));
+    }
+
+    #[test]
+    fn a_window_keeps_tabs_and_counts_characters() {
+        let src = format!("{}\t@{}", "é".repeat(200), "é".repeat(200));
+        let at = src.find('@').unwrap();
+        let out = render("w.basm", &src, &[d(at, at + 1, "here")]);
+        assert_eq!(
+            out,
+            format!(
+                "w.basm:1:202: error: here\n...{}\t@{}...\n   {}\t^\n",
+                "é".repeat(59),
+                "é".repeat(99),
+                " ".repeat(59)
+            )
+        );
+    }
+
+    #[test]
+    fn long_messages_and_names_are_cut() {
+        let long = "m".repeat(10_000);
+        let out = render("m.basm", "x\n", &[d(0, 1, &long)]);
+        let header = out.lines().next().unwrap();
+        assert_eq!(
+            header,
+            format!("m.basm:1:1: error: {}...", "m".repeat(MAX_MESSAGE))
+        );
+        assert_eq!(quote("abc"), "`abc`");
+        assert_eq!(quote(&"q".repeat(32)), format!("`{}`", "q".repeat(32)));
+        assert_eq!(quote(&"q".repeat(33)), format!("`{}…`", "q".repeat(31)));
     }
 
     #[test]

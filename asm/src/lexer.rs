@@ -141,8 +141,8 @@ fn register(lex: &mut Lexer<TokenKind>) -> Result<u8, LexError> {
     u8::try_from(value).map_err(|_| {
         LexError::new(
             format!(
-                "register out of range: `{}` (registers are r0 to r255)",
-                lex.slice()
+                "register out of range: {} (registers are r0 to r255)",
+                crate::diag::quote(lex.slice())
             ),
             None,
         )
@@ -159,7 +159,12 @@ fn integer(lex: &mut Lexer<TokenKind>) -> Result<i64, LexError> {
         Some(hex) => (16, hex),
         None => (10, body),
     };
-    let invalid = || LexError::new(format!("invalid integer literal `{text}`"), None);
+    let invalid = || {
+        LexError::new(
+            format!("invalid integer literal {}", crate::diag::quote(text)),
+            None,
+        )
+    };
     let mut magnitude: u128 = 0;
     let mut seen_digit = false;
     let mut overflow = false;

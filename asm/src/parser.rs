@@ -20,7 +20,7 @@
 //! are all reported. It never panics.
 
 use crate::ast::*;
-use crate::diag::Diagnostic;
+use crate::diag::{self, Diagnostic};
 use crate::lexer::{lex, Token, TokenKind};
 
 /// How deeply tuples and lists may nest (deeper input is reported, not a stack overflow).
@@ -142,13 +142,7 @@ impl Parser<'_> {
     }
 
     fn describe(&self, t: &Token) -> String {
-        let text = self.src.get(t.span.start..t.span.end).unwrap_or("");
-        if text.chars().count() > 32 {
-            let short: String = text.chars().take(31).collect();
-            format!("`{short}…`")
-        } else {
-            format!("`{text}`")
-        }
+        diag::quote(self.src.get(t.span.start..t.span.end).unwrap_or(""))
     }
 
     // ---- lines --------------------------------------------------------------------------

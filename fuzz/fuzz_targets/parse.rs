@@ -6,10 +6,14 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (_, diags) = ember_asm::parser::parse(&text);
     let _ = ember_asm::diag::render("fuzz.basm", &text, &diags);
-    if let Ok(module) = ember_asm::assemble_str("fuzz.basm", &text) {
-        // What assembles must verify, encode, load and disassemble.
-        let bytes = module.encode();
-        ember_vm::verify::load(&bytes).expect("assembler output verifies");
-        let _ = ember_asm::disassemble(&module);
+    match ember_asm::assemble_str("fuzz.basm", &text) {
+        Ok(module) => {
+            // What assembles must verify, encode, load and disassemble.
+            let bytes = module.encode();
+            ember_vm::verify::load(&bytes).expect("assembler output verifies");
+            let _ = ember_asm::disassemble(&module);
+        }
+        // The report a user would see.
+        Err(errors) => drop(errors.to_string()),
     }
 });
