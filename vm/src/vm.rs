@@ -639,7 +639,9 @@ impl Vm {
     ) {
         let prog = self.prog.clone();
         let build = |heap: &mut Heap, room: usize| {
-            let r = heap.copy_into(reason, &prog.literals, src_words, room.saturating_sub(4))?;
+            // The tuple's 4 words, then the reason in what is left.
+            let room = room.checked_sub(4).ok_or(TooBig)?;
+            let r = heap.copy_into(reason, &prog.literals, src_words, room)?;
             Ok(heap.tuple(&[Term::atom(atom::EXIT), Term::pid(from), r]))
         };
         if to == cur.pid {
@@ -786,8 +788,9 @@ impl Vm {
                 };
                 w.monitors.remove(&r);
                 let build = |heap: &mut Heap, room: usize| {
-                    let reason =
-                        heap.copy_into(reason, &prog.literals, src_words, room.saturating_sub(6))?;
+                    // The tuple's 6 words, then the reason in what is left.
+                    let room = room.checked_sub(6).ok_or(TooBig)?;
+                    let reason = heap.copy_into(reason, &prog.literals, src_words, room)?;
                     Ok(heap.tuple(&[
                         Term::atom(atom::DOWN),
                         Term::reference(r),
