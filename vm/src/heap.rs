@@ -37,7 +37,7 @@
 //! 4. **The VM's side of the contract.** A term into a heap is used (viewed, compared, printed,
 //!    copied) only until that heap's next [`Heap::collect`] — the terms returned by
 //!    [`Collector::copy`] replace the roots — and never after the heap is dropped; slices from
-//!    [`crate::term::View`] follow the same rule despite their `'static`. A literal term is used
+//!    [`crate::word::View`] follow the same rule despite their `'static`. A literal term is used
 //!    only while its `Literals` lives. A heap's objects point only into that heap or into the
 //!    literal area: terms move between heaps only through [`Heap::copy_into`].
 //! 5. **One thread.** Heaps, the terms into them and the `Literals` are used by one thread at a
@@ -58,7 +58,7 @@ use bumpalo::Bump;
 use smallvec::SmallVec;
 
 use crate::bytecode::Node;
-use crate::term::Term;
+use crate::word::Term;
 
 const WORD: usize = 8;
 const LOW3: u64 = 0b111;
@@ -243,7 +243,9 @@ impl Heap {
     /// A copy of tuple `t` with element `i` replaced by `v` (`setelem`); `None` if `t` is not a
     /// tuple or `i` is out of range.
     pub fn tuple_set(&mut self, t: Term, i: usize, v: Term) -> Option<Term> {
-        let elems = crate::term::tuple_elems(t)?;
+        let Boxed::Tuple(elems) = read_boxed(t)? else {
+            return None;
+        };
         if i >= elems.len() {
             return None;
         }
@@ -1194,8 +1196,8 @@ mod tests {
         let values = [
             i64::MIN,
             i64::MAX,
-            crate::term::SMALL_MAX + 1,
-            crate::term::SMALL_MIN - 1,
+            crate::word::SMALL_MAX + 1,
+            crate::word::SMALL_MIN - 1,
         ];
         let items: Vec<Term> = values.iter().map(|&i| h.int(i)).collect();
         let l = h.list_from(&items, Term::NIL);

@@ -103,8 +103,12 @@ fn build_into(
     let start = dest.used_words();
     let failed = std::cell::Cell::new(false);
     let msg = build_with(t, dest, &|heap, r| {
+        let v = regs[r as usize];
+        if v.is_immediate() {
+            return v;
+        }
         let left = room.saturating_sub(heap.used_words() - start);
-        heap.copy_into(regs[r as usize], lits, src_words, left)
+        heap.copy_into(v, lits, src_words, left)
             .unwrap_or_else(|TooBig| {
                 failed.set(true);
                 Term::NIL

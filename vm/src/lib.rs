@@ -38,5 +38,6 @@ mod term;
 mod trace;
 pub mod verify;
 pub mod vm;
+mod word;
 
 pub use interp::{NoProbe, Probe};

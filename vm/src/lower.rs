@@ -264,10 +264,10 @@ mod tests {
         for (a, b) in [
             (1, 2),
             (-5, 3),
-            (crate::term::SMALL_MAX, 0),
-            (crate::term::SMALL_MIN, 0),
-            (crate::term::SMALL_MAX, 1),
-            (crate::term::SMALL_MIN, -1),
+            (crate::word::SMALL_MAX, 0),
+            (crate::word::SMALL_MIN, 0),
+            (crate::word::SMALL_MAX, 1),
+            (crate::word::SMALL_MIN, -1),
         ] {
             let sum = small(a).checked_add(b * 16);
             match Term::small_int(a + b) {

@@ -8,37 +8,8 @@
 //! list cell) may be used only while the memory it points to is alive, that is before the next
 //! collection of the heap it lives in (or while the `Literals` area it lives in exists).
 //!
-//! # Word layout
+//! The word layout of terms is in [`crate::word`].
 //!
-//! The low 2 bits are the primary tag:
-//!
-//! | bits `1..0` | meaning |
-//! |---|---|
-//! | `00` | boxed pointer: the word is the 8-aligned address of an object's header word |
-//! | `01` | cons pointer: the 8-aligned address of a two-word cell (head, tail), plus 1 |
-//! | `10` | header word: the first word of a boxed object; only inside objects, never a value |
-//! | `11` | immediate |
-//!
-//! Immediates use bits `3..2` as a sub-tag, and the "other" sub-tag uses bits `5..4` too:
-//!
-//! | low bits | kind | payload |
-//! |---|---|---|
-//! | `..00_11` | small integer | 60-bit signed integer in bits `63..4` (decode: arithmetic `>> 4`) |
-//! | `..01_11` | atom | u32 atom index in bits `35..4` |
-//! | `..10_11` | pid | u32 spawn number in bits `35..4` |
-//! | `00_11_11` | `[]` | none: the word is exactly `0x0f` |
-//! | `01_11_11` | reference | 58-bit counter in bits `63..6` |
-//! | `10_11_11` | function reference | u32 instruction index in bits `37..6` |
-//! | `11_11_11` | unused | |
-//!
-//! Header words, object layouts and the collector's forwarding marker are described in `heap.rs`.
-//!
-//! Integers are *canonical*: a value that fits 60 bits is always a small integer, only values
-//! outside that range are boxed. So two equal integers have the same kind and comparing them by
-//! value is exact equality.
-//!
-//! `Term`'s derived `==` compares the words (identity: same immediate or same pointer); use
-//! [`eq`] for the language's structural equality.
 
 #![forbid(unsafe_code)]
 // The accessors below are the term API the VM and its tests share; some only tests use for now
@@ -50,122 +21,10 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use crate::heap::{self, Boxed};
+pub(crate) use crate::word::{Term, View};
 
-/// One Ember value. See the module documentation for the layout.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(transparent)] // heap.rs stores terms as the u64 words of objects
-pub struct Term(u64);
-
-const PRIMARY_MASK: u64 = 0b11;
-const TAG_BOXED: u64 = 0b00;
-const TAG_CONS: u64 = 0b01;
-const TAG_IMMEDIATE: u64 = 0b11;
-
-const IMM_MASK: u64 = 0b11_11;
-const IMM_SMALL: u64 = 0b00_11;
-const IMM_ATOM: u64 = 0b01_11;
-const IMM_PID: u64 = 0b10_11;
-const IMM_OTHER: u64 = 0b11_11;
-
-const OTHER_MASK: u64 = 0b11_11_11;
-const OTHER_NIL: u64 = 0b00_11_11;
-const OTHER_REF: u64 = 0b01_11_11;
-const OTHER_FUN: u64 = 0b10_11_11;
-
-/// Small integers: the payload starts at bit 4, so 60 bits remain.
-const SMALL_SHIFT: u32 = 4;
-/// The smallest and largest small integers.
-pub const SMALL_MIN: i64 = -(1 << 59);
-pub const SMALL_MAX: i64 = (1 << 59) - 1;
-/// References: the payload starts at bit 6, so 58 bits remain (a counter never gets there).
-const REF_SHIFT: u32 = 6;
-pub const REF_MAX: u64 = (1 << 58) - 1;
-
-/// A term taken apart. Slices borrow the object the term points to; the `'static` is a promise
-/// the VM keeps by hand (see the module documentation): don't hold a view across a collection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View<'a> {
-    Int(i64),
-    Atom(u32),
-    Pid(u32),
-    Ref(u64),
-    /// A function reference: a label used as a value (its instruction index).
-    Fun(u32),
-    Nil,
-    Tuple(&'a [Term]),
-    /// A list cell: head, tail.
-    Cons(Term, Term),
-    Binary(&'a [u8]),
-}
-
+/// What needs the heap: reading the objects pointer terms point to.
 impl Term {
-    /// `[]`.
-    pub const NIL: Term = Term(OTHER_NIL);
-
-    pub const fn atom(id: u32) -> Term {
-        Term(((id as u64) << SMALL_SHIFT) | IMM_ATOM)
-    }
-
-    pub const fn pid(n: u32) -> Term {
-        Term(((n as u64) << SMALL_SHIFT) | IMM_PID)
-    }
-
-    /// A reference with counter `n`. Panics if `n > REF_MAX` (2^58 - 1), which a VM making one
-    /// reference per nanosecond reaches after 9 years.
-    pub fn reference(n: u64) -> Term {
-        assert!(n <= REF_MAX, "reference counter {n} does not fit 58 bits");
-        Term((n << REF_SHIFT) | OTHER_REF)
-    }
-
-    /// A function reference to instruction `at`.
-    pub const fn fun(at: u32) -> Term {
-        Term(((at as u64) << REF_SHIFT) | OTHER_FUN)
-    }
-
-    pub fn as_fun(self) -> Option<u32> {
-        (self.0 & OTHER_MASK == OTHER_FUN).then_some((self.0 >> REF_SHIFT) as u32)
-    }
-
-    /// The small integer `i`, or `None` if it does not fit 60 bits (then it needs
-    /// [`crate::heap::Heap::int`], which boxes it).
-    pub const fn small_int(i: i64) -> Option<Term> {
-        if i < SMALL_MIN || i > SMALL_MAX {
-            return None;
-        }
-        Some(Term(((i as u64) << SMALL_SHIFT) | IMM_SMALL))
-    }
-
-    pub const fn raw(self) -> u64 {
-        self.0
-    }
-
-    /// For tests and debugging only. Forging a pointer term (low bits `00` or `01`) that
-    /// `heap.rs` did not make breaks the invariant every accessor relies on.
-    pub const fn from_raw(raw: u64) -> Term {
-        Term(raw)
-    }
-
-    pub fn is_atom(self, id: u32) -> bool {
-        self == Term::atom(id)
-    }
-
-    pub fn as_atom(self) -> Option<u32> {
-        (self.0 & IMM_MASK == IMM_ATOM).then_some((self.0 >> SMALL_SHIFT) as u32)
-    }
-
-    pub fn as_pid(self) -> Option<u32> {
-        (self.0 & IMM_MASK == IMM_PID).then_some((self.0 >> SMALL_SHIFT) as u32)
-    }
-
-    pub fn as_ref(self) -> Option<u64> {
-        (self.0 & OTHER_MASK == OTHER_REF).then_some(self.0 >> REF_SHIFT)
-    }
-
-    /// The small integer's value, without looking at the heap.
-    pub fn as_small_int(self) -> Option<i64> {
-        (self.0 & IMM_MASK == IMM_SMALL).then_some((self.0 as i64) >> SMALL_SHIFT)
-    }
-
     /// The value of a small or boxed integer.
     pub fn as_int(self) -> Option<i64> {
         match self.as_small_int() {
@@ -175,14 +34,6 @@ impl Term {
                 _ => None,
             },
         }
-    }
-
-    pub fn is_nil(self) -> bool {
-        self == Term::NIL
-    }
-
-    pub fn is_cons(self) -> bool {
-        self.0 & PRIMARY_MASK == TAG_CONS
     }
 
     pub fn is_tuple(self) -> bool {
@@ -197,93 +48,19 @@ impl Term {
         self.as_int().is_some()
     }
 
-    /// True for values held in the word itself (integers that fit 60 bits, atoms, pids,
-    /// references, `[]`): they need no heap and survive any collection.
-    pub fn is_immediate(self) -> bool {
-        self.0 & PRIMARY_MASK == TAG_IMMEDIATE
-    }
-
     /// Takes the term apart. See [`View`] for how long the borrowed parts may be used.
     pub fn view(self) -> View<'static> {
-        match self.0 & PRIMARY_MASK {
-            TAG_IMMEDIATE => match self.0 & IMM_MASK {
-                IMM_SMALL => View::Int((self.0 as i64) >> SMALL_SHIFT),
-                IMM_ATOM => View::Atom((self.0 >> SMALL_SHIFT) as u32),
-                IMM_PID => View::Pid((self.0 >> SMALL_SHIFT) as u32),
-                IMM_OTHER => match self.0 & OTHER_MASK {
-                    OTHER_NIL => View::Nil,
-                    OTHER_REF => View::Ref(self.0 >> REF_SHIFT),
-                    OTHER_FUN => View::Fun((self.0 >> REF_SHIFT) as u32),
-                    _ => unreachable!("unused immediate tag in {self:?}"),
-                },
-                _ => unreachable!("two bits have four values"),
-            },
-            TAG_CONS => {
-                let (h, t) = heap::read_cons(self).expect("cons tag");
-                View::Cons(h, t)
-            }
-            TAG_BOXED => match heap::read_boxed(self).expect("boxed tag") {
-                Boxed::Tuple(elems) => View::Tuple(elems),
-                Boxed::Binary(bytes) => View::Binary(bytes),
-                Boxed::Int(i) => View::Int(i),
-            },
-            _ => unreachable!("a header word used as a term: {self:?}"),
+        if let Some(v) = self.immediate_view() {
+            return v;
         }
-    }
-
-    // ---- for heap.rs: pointer terms ----
-
-    /// True for boxed and cons pointers (the terms that point into memory).
-    pub(crate) fn is_pointer(self) -> bool {
-        self.0 & 0b10 == 0
-    }
-
-    pub(crate) fn is_boxed(self) -> bool {
-        self.0 & PRIMARY_MASK == TAG_BOXED
-    }
-
-    /// The address a pointer term points to (cell or header word).
-    pub(crate) fn addr(self) -> u64 {
-        self.0 & !0b111
-    }
-
-    /// The pointer term of the same kind as `self` (boxed or cons) for the object at `addr`.
-    pub(crate) fn same_kind_at(self, addr: u64) -> Term {
-        debug_assert!(self.is_pointer() && addr & 0b111 == 0);
-        Term(addr | (self.0 & PRIMARY_MASK))
-    }
-
-    pub(crate) fn boxed_at(addr: u64) -> Term {
-        debug_assert!(addr & 0b111 == 0);
-        Term(addr | TAG_BOXED)
-    }
-
-    pub(crate) fn cons_at(addr: u64) -> Term {
-        debug_assert!(addr & 0b111 == 0);
-        Term(addr | TAG_CONS)
-    }
-}
-
-/// Shows the word and its primary kind; never dereferences (safe on a stale term).
-impl fmt::Debug for Term {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 & PRIMARY_MASK {
-            TAG_IMMEDIATE => match self.0 & IMM_MASK {
-                IMM_SMALL => write!(f, "Term({})", (self.0 as i64) >> SMALL_SHIFT),
-                IMM_ATOM => write!(f, "Term(atom {})", self.0 >> SMALL_SHIFT),
-                IMM_PID => write!(f, "Term(<0.{}>)", self.0 >> SMALL_SHIFT),
-                _ if *self == Term::NIL => write!(f, "Term([])"),
-                _ if self.0 & OTHER_MASK == OTHER_REF => {
-                    write!(f, "Term(#Ref<{}>)", self.0 >> REF_SHIFT)
-                }
-                _ if self.0 & OTHER_MASK == OTHER_FUN => {
-                    write!(f, "Term(#Fun<{}>)", self.0 >> REF_SHIFT)
-                }
-                _ => write!(f, "Term(bad immediate {:#x})", self.0),
-            },
-            TAG_CONS => write!(f, "Term(cons @{:#x})", self.addr()),
-            TAG_BOXED => write!(f, "Term(boxed @{:#x})", self.addr()),
-            _ => write!(f, "Term(header {:#x})", self.0),
+        if let Some((h, t)) = heap::read_cons(self) {
+            return View::Cons(h, t);
+        }
+        match heap::read_boxed(self) {
+            Some(Boxed::Tuple(elems)) => View::Tuple(elems),
+            Some(Boxed::Binary(bytes)) => View::Binary(bytes),
+            Some(Boxed::Int(i)) => View::Int(i),
+            None => unreachable!("a header word used as a term: {self:?}"),
         }
     }
 }
@@ -755,6 +532,7 @@ pub fn to_string<'n>(t: Term, atom_names: &dyn Fn(u32) -> &'n str) -> String {
 mod tests {
     use super::*;
     use crate::heap::Heap;
+    use crate::word::{REF_MAX, SMALL_MAX, SMALL_MIN};
 
     const NAMES: &[&str] = &[
         "ok",          // 0

@@ -264,11 +264,11 @@ fn account(memory: &mut usize, p: &mut Process) {
 /// Bytes `p` may still grow by before it passes `--max-heap` or, with the VM's `memory`,
 /// `--max-memory`.
 fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
-    let own = config.max_heap_bytes.saturating_sub(p.memory());
-    let others = memory - p.accounted;
+    let mine = p.memory();
+    let own = config.max_heap_bytes.saturating_sub(mine);
     let global = config
         .max_memory_bytes
-        .saturating_sub(others + p.memory() + PROCESS_OVERHEAD);
+        .saturating_sub(memory - p.accounted + mine + PROCESS_OVERHEAD);
     own.min(global)
 }
 
@@ -424,6 +424,7 @@ impl Vm {
     }
 
     /// Trace events that print a term: the term is formatted only when tracing is on.
+    #[inline]
     pub(crate) fn trace_send(&mut self, from: u32, to: u32, msg: Term) {
         if self.trace.is_some() {
             let text = self.format(msg);
@@ -433,6 +434,7 @@ impl Vm {
         }
     }
 
+    #[inline]
     pub(crate) fn trace_receive(&mut self, pid: u32, msg: Term) {
         if self.trace.is_some() {
             let text = self.format(msg);
