@@ -220,11 +220,9 @@ impl Assembler {
                         let before = self.units.len();
                         self.add_file(src);
                         if !self.units[before..].iter().any(|u| u.name == name) {
-                            self.error(
-                                file,
-                                span,
-                                format!("module file for {q} does not define module {q}", q = diag::quote(&name)),
-                            );
+                            let q = diag::quote(&name);
+                            let msg = format!("module file for {q} does not define module {q}");
+                            self.error(file, span, msg);
                         }
                     }
                     Found::Invalid(errs) => {
