@@ -256,13 +256,16 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
             ));
         }
     }
+    // One set of (unit name, label) pairs: checking each export against every label would be
+    // quadratic in the module, and a crafted file can be large.
+    let defined: std::collections::HashSet<(&str, &str)> = m
+        .labels
+        .iter()
+        .map(|l| (m.units[l.unit as usize].name.as_str(), l.name.as_str()))
+        .collect();
     for u in &m.units {
         for e in &u.exports {
-            if !m
-                .labels
-                .iter()
-                .any(|l| m.units[l.unit as usize].name == u.name && &l.name == e)
-            {
+            if !defined.contains(&(u.name.as_str(), e.as_str())) {
                 return bad(format!(
                     "unit `{}` exports `{e}`, which is not one of its labels",
                     u.name
