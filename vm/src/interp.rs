@@ -8,13 +8,12 @@
 
 use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
-use crate::heap::TooBig;
 use crate::isa::{Instr, Opcode, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::process::Process;
-use crate::program::{Pat, Program, Tpl};
+use crate::program::{Pat, Program};
 use crate::term::{self, Term, View};
-use crate::vm::Vm;
+use crate::vm::{Exit, Outgoing, Vm};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 
@@ -58,67 +57,6 @@ impl Probe for NoProbe {
 }
 
 type Binds = SmallVec<[(u8, Term); 8]>;
-
-/// Builds a template's term in `heap`; `reg` gives the value a register contributes (as it
-/// is, or deep-copied when the heap belongs to another process). Constants are shared.
-fn build_with<F: Fn(&mut crate::heap::Heap, u8) -> Term>(
-    t: &Tpl,
-    heap: &mut crate::heap::Heap,
-    reg: &F,
-) -> Term {
-    match t {
-        Tpl::Reg(r) => reg(heap, *r),
-        Tpl::Const(c) => *c,
-        Tpl::Tuple(items) => {
-            let elems: SmallVec<[Term; 8]> =
-                items.iter().map(|i| build_with(i, heap, reg)).collect();
-            heap.tuple(&elems)
-        }
-        Tpl::List(items, tail) => {
-            let mut acc = build_with(tail, heap, reg);
-            for i in items.iter().rev() {
-                let h = build_with(i, heap, reg);
-                acc = heap.cons(h, acc);
-            }
-            acc
-        }
-    }
-}
-
-/// Builds a template's term from the registers, on the process's own heap.
-fn build(t: &Tpl, regs: &[Term], heap: &mut crate::heap::Heap) -> Term {
-    build_with(t, heap, &|_, r| regs[r as usize])
-}
-
-/// Builds a template's term in another process's heap: register values (terms of a heap of
-/// `src_words` words) are deep-copied there, within `room` words in all.
-fn build_into(
-    t: &Tpl,
-    regs: &[Term],
-    dest: &mut crate::heap::Heap,
-    lits: &crate::heap::Literals,
-    src_words: usize,
-    room: usize,
-) -> Result<Term, TooBig> {
-    let start = dest.used_words();
-    let failed = std::cell::Cell::new(false);
-    let msg = build_with(t, dest, &|heap, r| {
-        let v = regs[r as usize];
-        if v.is_immediate() {
-            return v;
-        }
-        let left = room.saturating_sub(heap.used_words() - start);
-        heap.copy_into(v, lits, src_words, left)
-            .unwrap_or_else(|TooBig| {
-                failed.set(true);
-                Term::NIL
-            })
-    });
-    if failed.get() || dest.used_words() - start > room {
-        return Err(TooBig);
-    }
-    Ok(msg)
-}
 
 /// Matches `v` against a pattern, collecting bindings in `binds` (registers are untouched until
 /// the caller commits them, so a clause that fails half-way changes nothing).
@@ -400,7 +338,7 @@ pub fn run_slice<P: Probe>(
     // still hold; call frames stop where they would pass it (pushes are checked one by one).
     let room = vm.room(p);
     p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
-    let max_stack = vm.config.max_stack;
+    let max_stack = vm.max_stack();
     let frame_cap = max_stack.min(p.frames.len() + room / std::mem::size_of::<u32>());
 
     // Reads an operand; a template builds its term on the process heap.
@@ -410,7 +348,7 @@ pub fn run_slice<P: Probe>(
             match s.kind() {
                 SrcKind::Reg(r) => p.regs[r as usize],
                 SrcKind::Const(k) => prog.consts[k as usize],
-                SrcKind::Template(k) => build(&prog.templates[k as usize], &p.regs, &mut p.heap),
+                SrcKind::Template(k) => prog.templates[k as usize].build(&p.regs, &mut p.heap),
             }
         }};
     }
@@ -447,10 +385,7 @@ pub fn run_slice<P: Probe>(
     macro_rules! gc_point {
         () => {
             if p.heap.needs_gc() {
-                let t0 = std::time::Instant::now();
-                p.collect(&prog.literals, &mut []);
-                vm.stats.gc_runs += 1;
-                vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+                vm.collect(p, &mut []);
                 if vm.over_limit(p) {
                     crash!(Term::atom(atom::HEAP_LIMIT));
                 }
@@ -464,10 +399,7 @@ pub fn run_slice<P: Probe>(
         ($bytes:expr, $roots:expr) => {{
             let roots: &mut [Term] = $roots;
             if vm.room(p) < $bytes {
-                let t0 = std::time::Instant::now();
-                p.collect(&prog.literals, roots);
-                vm.stats.gc_runs += 1;
-                vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+                vm.collect(p, roots);
                 if vm.room(p) < $bytes {
                     crash!(Term::atom(atom::HEAP_LIMIT));
                 }
@@ -482,12 +414,9 @@ pub fn run_slice<P: Probe>(
             match term::printed_len($v, &names, &fun_names, vm.room(p)) {
                 Some(n) => n,
                 None => {
-                    let t0 = std::time::Instant::now();
                     let mut roots = [$v];
-                    p.collect(&prog.literals, &mut roots);
+                    vm.collect(p, &mut roots);
                     $v = roots[0];
-                    vm.stats.gc_runs += 1;
-                    vm.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
                     match term::printed_len($v, &names, &fun_names, vm.room(p)) {
                         Some(n) => n,
                         None => crash!(Term::atom(atom::HEAP_LIMIT)),
@@ -549,17 +478,25 @@ pub fn run_slice<P: Probe>(
             gc_point!();
         }};
     }
-    // Signals sent by this instruction may have ended the running process.
-    macro_rules! check_self_exit {
-        () => {
-            if let Some(exit) = vm.cur_exit.take() {
-                if exit.raised {
-                    crash!(exit.reason);
-                }
-                done!(Outcome::Exit {
-                    reason: exit.reason,
-                    raised_at: None
-                });
+    // The running process takes an exit an effect returned: reported when the VM raised it.
+    macro_rules! exit {
+        ($exit:expr) => {{
+            let exit: Exit = $exit;
+            if exit.raised {
+                crash!(exit.reason);
+            }
+            done!(Outcome::Exit {
+                reason: exit.reason,
+                raised_at: None
+            });
+        }};
+    }
+    // An effect's result: its value, or the exit it returned.
+    macro_rules! effect {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(exit) => exit!(exit),
             }
         };
     }
@@ -567,37 +504,16 @@ pub fn run_slice<P: Probe>(
     // A new process at `$at`; arguments are copied into its r0, r1, ...
     macro_rules! spawn {
         ($d:expr, $at:expr, $args:expr, $link:expr) => {{
-            let (at, link): (u32, bool) = ($at, $link);
-            let child = match vm.new_pid() {
-                Ok(pid) => pid,
-                Err(reason) => crash!(reason),
-            };
-            // At least as many registers as arguments: they land in r0, r1, ...
-            let nregs = prog.registers_at(at).max(prog.args[$args.0 as usize].len());
-            let mut c = Box::new(Process::new(child, at, nregs));
-            // The arguments must fit the child's limits; the spawner pays for those that do
-            // not (spec §10).
-            let room = vm.room(&c) / 8;
-            for (i, a) in prog.args[$args.0 as usize].iter().enumerate() {
-                let v = read!(*a);
-                let left = room.saturating_sub(c.heap.used_words());
-                match c
-                    .heap
-                    .copy_into(v, &prog.literals, p.heap.used_words(), left)
-                {
-                    Ok(v) => c.regs[i] = v,
-                    Err(TooBig) => crash!(Term::atom(atom::HEAP_LIMIT)),
-                }
+            let args = &prog.args[$args.0 as usize];
+            let mut values: SmallVec<[Term; 8]> = SmallVec::with_capacity(args.len());
+            for a in args.iter() {
+                values.push(read!(*a));
             }
-            if link {
-                c.links.insert(p.pid);
-                p.links.insert(child);
+            let src_words = p.heap.used_words();
+            match vm.spawn(Some(p), $at, $link, &values, src_words) {
+                Ok(child) => p.regs[$d.0 as usize] = Term::pid(child),
+                Err(exit) => exit!(exit),
             }
-            vm.add_process(c);
-            if let Some(t) = vm.trace.as_mut() {
-                t.spawn(p.pid, child, link);
-            }
-            p.regs[$d.0 as usize] = Term::pid(child);
             pc += 1;
             gc_point!();
         }};
@@ -890,7 +806,7 @@ pub fn run_slice<P: Probe>(
                 }
                 line.push(b'\n');
                 pc += 1;
-                if !vm.write_out(&line) {
+                if !vm.print(&line) {
                     done!(Outcome::Yield);
                 }
                 gc_point!();
@@ -937,47 +853,12 @@ pub fn run_slice<P: Probe>(
             }
             Instr::Send { p: to, v: value } => {
                 let to = read!(to);
-                let target = if let Some(pid) = to.as_pid() {
-                    pid
-                } else if let Some(name) = to.as_atom() {
-                    match vm.registry.get(&name) {
-                        Some(&pid) => pid,
-                        None => badarg!(),
-                    }
-                } else {
-                    badarg!()
+                let msg = match value.kind() {
+                    SrcKind::Template(k) => Outgoing::Template(&prog.templates[k as usize]),
+                    _ => Outgoing::Term(read!(value)),
                 };
-                vm.stats.messages_sent += 1;
-                // A template sent to another live process is built straight in the receiver's
-                // heap: the copy-on-send without a first copy in the sender's.
-                // (With tracing on, the message is built first, so the send event can show it.)
-                if let SrcKind::Template(k) = value.kind() {
-                    if target != p.pid && vm.trace.is_none() {
-                        let src_words = p.heap.used_words();
-                        let regs = &p.regs;
-                        let delivered = vm.try_deliver(target, |heap, room| {
-                            build_into(
-                                &prog.templates[k as usize],
-                                regs,
-                                heap,
-                                &prog.literals,
-                                src_words,
-                                room,
-                            )
-                        });
-                        if !delivered {
-                            vm.kill_raised(p, target, Term::atom(atom::HEAP_LIMIT));
-                        }
-                        pc += 1;
-                        check_self_exit!();
-                        continue;
-                    }
-                }
-                let v = read!(value);
-                vm.trace_send(p.pid, target, v);
-                vm.deliver(p, target, v);
                 pc += 1;
-                check_self_exit!();
+                effect!(vm.send(p, to, msg));
                 gc_point!();
             }
             Instr::Receive { clauses } => {
@@ -1003,10 +884,8 @@ pub fn run_slice<P: Probe>(
                 if let Some(target) = chosen {
                     let msg = p.mailbox.take(c);
                     commit(&mut p.regs, &binds);
-                    vm.cancel_timer(p);
                     p.timed_out = false;
-                    vm.stats.messages_received += 1;
-                    vm.trace_receive(p.pid, msg);
+                    vm.received(p, msg);
                     pc = target.map_or(pc + 1, |l| l.0 as usize);
                     gc_point!();
                     continue;
@@ -1044,70 +923,21 @@ pub fn run_slice<P: Probe>(
                 let Some(other) = read!(other).as_pid() else {
                     badarg!()
                 };
-                if other != p.pid {
-                    if vm.is_alive(other, p) {
-                        if !p.links.contains(other) {
-                            let me = p.pid;
-                            p.links.insert(other);
-                            if let Some(o) = vm.proc_mut(p, other) {
-                                o.links.insert(me);
-                            }
-                        }
-                    } else {
-                        // Linking to a dead process: exit signal `:noproc`, raised by the VM.
-                        let me = p.pid;
-                        vm.exit_signal(p, other, me, Term::atom(atom::NOPROC), true);
-                        if let Some(exit) = vm.cur_exit.take() {
-                            crash!(exit.reason);
-                        }
-                    }
-                }
                 pc += 1;
+                effect!(vm.link(p, other));
                 gc_point!();
             }
             Instr::Unlink { p: other } => {
                 let Some(other) = read!(other).as_pid() else {
                     badarg!()
                 };
-                let me = p.pid;
-                p.links.remove(other);
-                if let Some(o) = vm.proc_mut(p, other) {
-                    o.links.remove(me);
-                }
+                vm.unlink(p, other);
                 pc += 1;
                 gc_point!();
             }
             Instr::Monitor { d, p: target } => {
                 let target = read!(target);
-                let watched = if let Some(pid) = target.as_pid() {
-                    Some(pid)
-                } else if let Some(name) = target.as_atom() {
-                    vm.registry.get(&name).copied()
-                } else {
-                    badarg!()
-                };
-                let r = vm.fresh_ref();
-                p.mailbox.mark_ref(r);
-                let me = p.pid;
-                match watched {
-                    Some(w) if vm.is_alive(w, p) => {
-                        p.monitors.insert(r, w);
-                        // A monitor taken by name names the name in its `:DOWN` (spec §8).
-                        if let Some(o) = vm.proc_mut(p, w) {
-                            o.watchers.insert(r, (me, target));
-                        }
-                    }
-                    _ => {
-                        let msg = p.heap.tuple(&[
-                            Term::atom(atom::DOWN),
-                            Term::reference(r),
-                            Term::atom(atom::PROCESS),
-                            target,
-                            Term::atom(atom::NOPROC),
-                        ]);
-                        p.deliver(msg);
-                    }
-                }
+                let r = effect!(vm.monitor(p, target));
                 p.regs[d.0 as usize] = Term::reference(r);
                 pc += 1;
                 gc_point!();
@@ -1116,31 +946,15 @@ pub fn run_slice<P: Probe>(
                 let Some(r) = read!(r).as_ref() else {
                     badarg!()
                 };
-                if let Some(target) = p.monitors.remove(&r) {
-                    // Still active: its `:DOWN` was not sent, so there is nothing to flush.
-                    if let Some(t) = vm.proc_mut(p, target) {
-                        t.watchers.remove(&r);
-                    }
-                } else {
-                    p.mailbox.remove_where(|m| match m.view() {
-                        View::Tuple(e) => {
-                            e.len() == 5
-                                && e[0].as_atom() == Some(atom::DOWN)
-                                && e[1].as_ref() == Some(r)
-                        }
-                        _ => false,
-                    });
-                }
+                vm.demonitor(p, r);
                 pc += 1;
                 gc_point!();
             }
             Instr::Exit { p: to, v } => {
                 let (to, v) = (read!(to), read!(v));
                 let Some(to) = to.as_pid() else { badarg!() };
-                let me = p.pid;
-                vm.exit_signal(p, me, to, v, false);
                 pc += 1;
-                check_self_exit!();
+                effect!(vm.exit(p, to, v));
                 gc_point!();
             }
             Instr::TrapExit { v } => {
@@ -1157,15 +971,7 @@ pub fn run_slice<P: Probe>(
                 let (Some(name), Some(pid)) = (name.as_atom(), who.as_pid()) else {
                     badarg!()
                 };
-                let taken = vm.registry.contains_key(&name);
-                let ok = name != atom::UNDEFINED && !taken && vm.is_alive(pid, p);
-                match vm.proc_mut(p, pid) {
-                    Some(target) if ok && target.name.is_none() => {
-                        target.name = Some(name);
-                        vm.registry.insert(name, pid);
-                    }
-                    _ => badarg!(),
-                }
+                effect!(vm.register(p, name, pid));
                 pc += 1;
                 gc_point!();
             }
@@ -1173,12 +979,7 @@ pub fn run_slice<P: Probe>(
                 let Some(name) = read!(name).as_atom() else {
                     badarg!()
                 };
-                let Some(pid) = vm.registry.remove(&name) else {
-                    badarg!()
-                };
-                if let Some(t) = vm.proc_mut(p, pid) {
-                    t.name = None;
-                }
+                effect!(vm.unregister(p, name));
                 pc += 1;
                 gc_point!();
             }
@@ -1186,16 +987,15 @@ pub fn run_slice<P: Probe>(
                 let Some(name) = read!(name).as_atom() else {
                     badarg!()
                 };
-                p.regs[d.0 as usize] = match vm.registry.get(&name) {
-                    Some(&pid) => Term::pid(pid),
+                p.regs[d.0 as usize] = match vm.whereis(name) {
+                    Some(pid) => Term::pid(pid),
                     None => Term::atom(atom::UNDEFINED),
                 };
                 pc += 1;
                 gc_point!();
             }
             Instr::MakeRef { d } => {
-                let r = vm.fresh_ref();
-                p.mailbox.mark_ref(r);
+                let r = vm.make_ref(p);
                 p.regs[d.0 as usize] = Term::reference(r);
                 pc += 1;
             }

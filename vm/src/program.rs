@@ -4,11 +4,12 @@
 
 use crate::atoms::AtomTable;
 use crate::bytecode::{ClauseTable, Node};
-use crate::heap::Literals;
+use crate::heap::{Heap, Literals, TooBig};
 use crate::isa::{Instr, Label, Src};
 use crate::lower::Op;
 use crate::term::{self, Term};
 use crate::verify::VerifiedModule;
+use smallvec::SmallVec;
 
 /// A template: builds a term from registers.
 #[derive(Debug)]
@@ -18,6 +19,65 @@ pub(crate) enum Tpl {
     Tuple(Box<[Tpl]>),
     /// Items then tail (`Const(NIL)` for a proper list).
     List(Box<[Tpl]>, Box<Tpl>),
+}
+
+impl Tpl {
+    /// Builds the template's term from the registers, on the process's own heap.
+    pub(crate) fn build(&self, regs: &[Term], heap: &mut Heap) -> Term {
+        self.build_with(heap, &|_, r| regs[r as usize])
+    }
+
+    /// Builds the template's term in another process's heap: register values (terms of a heap
+    /// of `src_words` words) are deep-copied there, within `room` words in all.
+    pub(crate) fn build_into(
+        &self,
+        regs: &[Term],
+        dest: &mut Heap,
+        lits: &Literals,
+        src_words: usize,
+        room: usize,
+    ) -> Result<Term, TooBig> {
+        let start = dest.used_words();
+        let failed = std::cell::Cell::new(false);
+        let msg = self.build_with(dest, &|heap, r| {
+            let v = regs[r as usize];
+            if v.is_immediate() {
+                return v;
+            }
+            let left = room.saturating_sub(heap.used_words() - start);
+            heap.copy_into(v, lits, src_words, left)
+                .unwrap_or_else(|TooBig| {
+                    failed.set(true);
+                    Term::NIL
+                })
+        });
+        if failed.get() || dest.used_words() - start > room {
+            return Err(TooBig);
+        }
+        Ok(msg)
+    }
+
+    /// Builds the term in `heap`; `reg` gives the value a register contributes (as it is, or
+    /// deep-copied when the heap belongs to another process). Constants are shared.
+    fn build_with<F: Fn(&mut Heap, u8) -> Term>(&self, heap: &mut Heap, reg: &F) -> Term {
+        match self {
+            Tpl::Reg(r) => reg(heap, *r),
+            Tpl::Const(c) => *c,
+            Tpl::Tuple(items) => {
+                let elems: SmallVec<[Term; 8]> =
+                    items.iter().map(|i| i.build_with(heap, reg)).collect();
+                heap.tuple(&elems)
+            }
+            Tpl::List(items, tail) => {
+                let mut acc = tail.build_with(heap, reg);
+                for i in items.iter().rev() {
+                    let h = i.build_with(heap, reg);
+                    acc = heap.cons(h, acc);
+                }
+                acc
+            }
+        }
+    }
 }
 
 /// A pattern, matched without allocating.

@@ -20,7 +20,7 @@ use crate::heap::{Heap, TooBig};
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{Process, Status, MAILBOX_SLOT_BYTES};
 use crate::proctable::ProcTable;
-use crate::program::Program;
+use crate::program::{Program, Tpl};
 use crate::term::Term;
 use crate::trace::Tracer;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -211,39 +211,97 @@ struct Dying {
 /// The exits of one cascade (usually one or two: no allocation).
 type Dyings = smallvec::SmallVec<[Dying; 2]>;
 
-/// An exit the running process must take, set by a signal or a delivery while it runs.
-pub(crate) struct SelfExit {
+/// An exit the running process must take, returned by an effect.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
     pub reason: Term,
-    /// Raised by the VM (`:heap_limit`, `:noproc`): reported on stderr.
+    /// Raised by the VM (`:badarg`, `:heap_limit`, `:noproc`, ...): reported on stderr.
     pub raised: bool,
 }
 
+impl Exit {
+    fn raised(reason: u32) -> Exit {
+        Exit {
+            reason: Term::atom(reason),
+            raised: true,
+        }
+    }
+}
+
+/// What an effect returns: its value, or the exit the running process must take.
+pub(crate) type Effect<T = ()> = Result<T, Exit>;
+
+/// What `send` sends: a term of the sender's heap, or a template of its registers.
+#[derive(Clone, Copy)]
+pub(crate) enum Outgoing<'t> {
+    Term(Term),
+    Template(&'t Tpl),
+}
+
+/// The running process during an effect, if any. It is checked out of the table, so what
+/// reaches it is applied to it here, and an exit it must take is collected here for the effect
+/// to return (no side channel on the VM, no placeholder process).
+struct Running<'a> {
+    proc: Option<&'a mut Process>,
+    exit: Option<Exit>,
+}
+
+impl<'a> Running<'a> {
+    fn new(p: &'a mut Process) -> Running<'a> {
+        Running {
+            proc: Some(p),
+            exit: None,
+        }
+    }
+
+    fn none() -> Running<'a> {
+        Running {
+            proc: None,
+            exit: None,
+        }
+    }
+
+    fn is(&self, pid: u32) -> bool {
+        self.proc.as_ref().is_some_and(|p| p.pid == pid)
+    }
+
+    /// The running process must exit once the current instruction is done (the first reason
+    /// wins).
+    fn raise(&mut self, exit: Exit) {
+        if self.exit.is_none() {
+            self.exit = Some(exit);
+        }
+    }
+
+    fn result(self) -> Effect {
+        self.exit.map_or(Ok(()), Err)
+    }
+}
+
 pub struct Vm {
-    pub(crate) prog: Rc<Program>,
+    prog: Rc<Program>,
     /// Live processes by pid (the running one checked out). Nothing is kept per dead process
     /// (spec §10).
-    pub(crate) procs: ProcTable,
+    procs: ProcTable,
     /// Processes alive, the running one included.
     alive: usize,
     /// The next pid number; pids are never reused.
     next_pid: u64,
-    pub(crate) queue: VecDeque<u32>,
-    pub(crate) registry: HashMap<u32, u32>,
+    queue: VecDeque<u32>,
+    registry: HashMap<u32, u32>,
     /// Armed receive timeouts by (deadline, arming order): same-moment timeouts fire in the
     /// order their receives began waiting. A process holds its key, so a receive that ends
     /// removes its timer at once.
     timers: BTreeMap<(u64, u64), u32>,
     timer_seq: u64,
     clock: Clock,
-    pub(crate) refs: u64,
+    refs: u64,
     rng: u64,
-    pub(crate) out: Box<dyn Write>,
+    out: Box<dyn Write>,
     err: Box<dyn Write>,
-    pub(crate) trace: Option<Tracer>,
-    pub(crate) config: Config,
+    trace: Option<Tracer>,
+    config: Config,
     main_exit: Option<(bool, String)>,
-    /// Set when a signal sent while a process runs must end that process.
-    pub(crate) cur_exit: Option<SelfExit>,
     pub stats: Stats,
     halted: Option<i32>,
     /// Pid 0's crash was already written to stderr when it happened.
@@ -309,7 +367,6 @@ impl Vm {
             trace: None,
             config,
             main_exit: None,
-            cur_exit: None,
             stats: Stats::default(),
             halted: None,
             main_reported: false,
@@ -335,19 +392,23 @@ impl Vm {
                 unit.file, unit.name
             ));
         };
-        let pid = self
-            .new_pid()
-            .map_err(|_| "error: no process can be spawned (--max-processes)".to_string())?;
-        let mut p = Box::new(Process::new(pid, pc.0, self.prog.registers_at(pc.0)));
-        let items: Vec<Term> = args.iter().map(|a| p.heap.binary(a.as_bytes())).collect();
-        p.regs[0] = p.heap.list_from(&items, Term::NIL);
-        self.add_process(p);
-        Ok(pid)
+        // The same spawn as the instruction's, with no parent: the arguments are built in a
+        // scratch heap and copied like any spawn arguments.
+        let mut scratch = Heap::new();
+        let items: Vec<Term> = args.iter().map(|a| scratch.binary(a.as_bytes())).collect();
+        let list = scratch.list_from(&items, Term::NIL);
+        self.spawn(None, pc.0, false, &[list], scratch.used_words())
+            .map_err(|e| {
+                format!(
+                    "error: the first process cannot be spawned: {}",
+                    self.format(e.reason)
+                )
+            })
     }
 
     /// The pid for a new process, if the limits allow one (spec §10): otherwise the spawner
     /// crashes with the reason returned.
-    pub(crate) fn new_pid(&mut self) -> Result<u32, Term> {
+    fn new_pid(&mut self) -> Result<u32, Term> {
         let system_limit = Term::atom(atom::SYSTEM_LIMIT);
         if self.alive >= self.config.max_processes
             || self.next_pid > MAX_PID
@@ -361,7 +422,7 @@ impl Vm {
     }
 
     /// Adds a new process (its pid from [`Vm::new_pid`]) to the table and the run queue.
-    pub(crate) fn add_process(&mut self, mut p: Box<Process>) {
+    fn add_process(&mut self, mut p: Box<Process>) {
         let pid = p.pid;
         p.queued = true;
         self.alive += 1;
@@ -408,11 +469,6 @@ impl Vm {
         ((z as u128 * n as u128) >> 64) as u64
     }
 
-    pub(crate) fn fresh_ref(&mut self) -> u64 {
-        self.refs += 1;
-        self.refs
-    }
-
     /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
     pub(crate) fn format(&self, t: Term) -> String {
         crate::term::format_cut(
@@ -445,7 +501,7 @@ impl Vm {
     }
 
     /// Writes a line of `print` to standard output; a failure ends the run (spec §10).
-    pub(crate) fn write_out(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) fn print(&mut self, bytes: &[u8]) -> bool {
         match self.out.write_all(bytes) {
             Ok(()) => true,
             Err(e) => {
@@ -491,25 +547,268 @@ impl Vm {
         );
     }
 
-    pub(crate) fn is_alive(&self, pid: u32, cur: &Process) -> bool {
-        pid == cur.pid || self.procs.contains(pid)
+    // ---- effects: what the interpreter asks of the runtime ----
+    //
+    // Each takes the running process (checked out of the table) and returns what the
+    // instruction needs; an exit the running process must take comes back as `Err(Exit)`.
+
+    /// `send`: copies `msg` (a term of `p`'s heap, or a template built from its registers)
+    /// into the mailbox of `to` (a pid or a registered name).
+    pub(crate) fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
+        let target = if let Some(pid) = to.as_pid() {
+            pid
+        } else if let Some(pid) = to.as_atom().and_then(|name| self.registry.get(&name)) {
+            *pid
+        } else {
+            return Err(Exit::raised(atom::BADARG));
+        };
+        self.stats.messages_sent += 1;
+        let src_words = p.heap.used_words();
+        // A template sent to another process is built straight in the receiver's heap: the
+        // copy-on-send without a first copy in the sender's. (With tracing on, the message is
+        // built first, so the send event can show it.)
+        if let Outgoing::Template(t) = msg {
+            if target != p.pid && self.trace.is_none() {
+                let prog = Rc::clone(&self.prog);
+                let regs = &p.regs;
+                let delivered = self.try_deliver(target, |heap, room| {
+                    t.build_into(regs, heap, &prog.literals, src_words, room)
+                });
+                if delivered {
+                    return Ok(());
+                }
+                let mut cur = Running::new(p);
+                self.kill_raised(&mut cur, target, Term::atom(atom::HEAP_LIMIT));
+                return cur.result();
+            }
+        }
+        let v = match msg {
+            Outgoing::Term(v) => v,
+            Outgoing::Template(t) => t.build(&p.regs, &mut p.heap),
+        };
+        self.trace_send(p.pid, target, v);
+        let mut cur = Running::new(p);
+        self.deliver(&mut cur, target, v);
+        cur.result()
     }
 
-    /// The process `pid`: the running one or one in the table.
-    pub(crate) fn proc_mut<'a>(
-        &'a mut self,
-        cur: &'a mut Process,
-        pid: u32,
-    ) -> Option<&'a mut Process> {
-        if pid == cur.pid {
-            Some(cur)
+    /// `spawn`/`spawn_link` (and pid 0, with no parent): a new process at `at` whose registers
+    /// r0, r1, ... are copies of `args` (terms of a heap of `src_words` words), queued at the
+    /// back. The spawner pays for what does not fit (spec §10).
+    pub(crate) fn spawn(
+        &mut self,
+        parent: Option<&mut Process>,
+        at: u32,
+        link: bool,
+        args: &[Term],
+        src_words: usize,
+    ) -> Effect<u32> {
+        let pid = self.new_pid().map_err(|reason| Exit {
+            reason,
+            raised: true,
+        })?;
+        // At least as many registers as arguments: they land in r0, r1, ...
+        let nregs = self.prog.registers_at(at).max(args.len());
+        let mut c = Box::new(Process::new(pid, at, nregs));
+        let room = self.room(&c) / 8;
+        for (i, &v) in args.iter().enumerate() {
+            let left = room.saturating_sub(c.heap.used_words());
+            c.regs[i] = c
+                .heap
+                .copy_into(v, &self.prog.literals, src_words, left)
+                .map_err(|TooBig| Exit::raised(atom::HEAP_LIMIT))?;
+        }
+        let parent = parent.map(|p| {
+            if link {
+                c.links.insert(p.pid);
+                p.links.insert(pid);
+            }
+            p.pid
+        });
+        self.add_process(c);
+        if let (Some(t), Some(parent)) = (self.trace.as_mut(), parent) {
+            t.spawn(parent, pid, link);
+        }
+        Ok(pid)
+    }
+
+    /// `link`: both ends at once; to a dead pid, exit signal `:noproc` (raised by the VM).
+    pub(crate) fn link(&mut self, p: &mut Process, other: u32) -> Effect {
+        if other == p.pid {
+            return Ok(());
+        }
+        if let Some(o) = self.procs.get_mut(other) {
+            if !p.links.contains(other) {
+                p.links.insert(other);
+                o.links.insert(p.pid);
+            }
+            return Ok(());
+        }
+        let (me, src_words) = (p.pid, p.heap.used_words());
+        let mut cur = Running::new(p);
+        self.exit_signal(
+            &mut cur,
+            other,
+            me,
+            Term::atom(atom::NOPROC),
+            true,
+            src_words,
+        );
+        cur.result().map_err(|e| Exit { raised: true, ..e })
+    }
+
+    /// `unlink`: both ends.
+    pub(crate) fn unlink(&mut self, p: &mut Process, other: u32) {
+        p.links.remove(other);
+        if let Some(o) = self.procs.get_mut(other) {
+            o.links.remove(p.pid);
+        }
+    }
+
+    /// `monitor` of a pid or a registered name: the new reference. A monitor taken by name
+    /// names the name in its `:DOWN` (spec §8); of a dead or unknown target, the `:DOWN`
+    /// (reason `:noproc`) comes at once.
+    pub(crate) fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
+        let watched = if let Some(pid) = target.as_pid() {
+            Some(pid)
+        } else if let Some(name) = target.as_atom() {
+            self.registry.get(&name).copied()
+        } else {
+            return Err(Exit::raised(atom::BADARG));
+        };
+        let r = self.make_ref(p);
+        let me = p.pid;
+        match watched {
+            Some(w) if w == me => {
+                p.monitors.insert(r, w);
+                p.watchers.insert(r, (me, target));
+            }
+            Some(w) if self.procs.contains(w) => {
+                p.monitors.insert(r, w);
+                if let Some(o) = self.procs.get_mut(w) {
+                    o.watchers.insert(r, (me, target));
+                }
+            }
+            _ => {
+                let msg = p.heap.tuple(&[
+                    Term::atom(atom::DOWN),
+                    Term::reference(r),
+                    Term::atom(atom::PROCESS),
+                    target,
+                    Term::atom(atom::NOPROC),
+                ]);
+                p.deliver(msg);
+            }
+        }
+        Ok(r)
+    }
+
+    /// `demonitor`: removes the monitor, or flushes its `:DOWN` if it already fired.
+    pub(crate) fn demonitor(&mut self, p: &mut Process, r: u64) {
+        if let Some(target) = p.monitors.remove(&r) {
+            // Still active: its `:DOWN` was not sent, so there is nothing to flush.
+            if target == p.pid {
+                p.watchers.remove(&r);
+            } else if let Some(t) = self.procs.get_mut(target) {
+                t.watchers.remove(&r);
+            }
+        } else {
+            p.mailbox.remove_where(|m| match m.view() {
+                crate::term::View::Tuple(e) => {
+                    e.len() == 5 && e[0].as_atom() == Some(atom::DOWN) && e[1].as_ref() == Some(r)
+                }
+                _ => false,
+            });
+        }
+    }
+
+    /// `exit p, reason` (Erlang's `exit/2`).
+    pub(crate) fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
+        let (me, src_words) = (p.pid, p.heap.used_words());
+        let mut cur = Running::new(p);
+        self.exit_signal(&mut cur, me, to, reason, false, src_words);
+        cur.result()
+    }
+
+    /// `register name, pid`: `:badarg` for a taken name, a dead pid, or a process that already
+    /// has a name.
+    pub(crate) fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
+        if name == atom::UNDEFINED || self.registry.contains_key(&name) {
+            return Err(Exit::raised(atom::BADARG));
+        }
+        let target = if pid == p.pid {
+            Some(p)
         } else {
             self.procs.get_mut(pid)
+        };
+        match target {
+            Some(t) if t.name.is_none() => {
+                t.name = Some(name);
+                self.registry.insert(name, pid);
+                Ok(())
+            }
+            _ => Err(Exit::raised(atom::BADARG)),
+        }
+    }
+
+    /// `unregister name`: `:badarg` if the name is not registered.
+    pub(crate) fn unregister(&mut self, p: &mut Process, name: u32) -> Effect {
+        let pid = self
+            .registry
+            .remove(&name)
+            .ok_or(Exit::raised(atom::BADARG))?;
+        if pid == p.pid {
+            p.name = None;
+        } else if let Some(t) = self.procs.get_mut(pid) {
+            t.name = None;
+        }
+        Ok(())
+    }
+
+    /// `whereis name`.
+    pub(crate) fn whereis(&self, name: u32) -> Option<u32> {
+        self.registry.get(&name).copied()
+    }
+
+    /// `make_ref`: a fresh reference; `p`'s mailbox notes it (see `Mailbox::mark_ref`).
+    pub(crate) fn make_ref(&mut self, p: &mut Process) -> u64 {
+        self.refs += 1;
+        p.mailbox.mark_ref(self.refs);
+        self.refs
+    }
+
+    /// A receive took `msg`: its timer is disarmed.
+    pub(crate) fn received(&mut self, p: &mut Process, msg: Term) {
+        self.cancel_timer(p);
+        self.stats.messages_received += 1;
+        self.trace_receive(p.pid, msg);
+    }
+
+    /// Collects `p`'s heap now; `roots` are terms the instruction holds (updated in place).
+    pub(crate) fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
+        let t0 = Instant::now();
+        p.collect(&self.prog.literals, roots);
+        self.stats.gc_runs += 1;
+        self.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+    }
+
+    /// Deepest call nesting and largest push stack (`--max-stack` has no flag: fixed).
+    pub(crate) fn max_stack(&self) -> usize {
+        self.config.max_stack
+    }
+
+    // ---- delivery and exits, inside the runtime ----
+
+    /// The process `pid`: the running one or one in the table.
+    fn proc_mut<'a>(&'a mut self, cur: &'a mut Running<'_>, pid: u32) -> Option<&'a mut Process> {
+        match cur.proc.as_deref_mut() {
+            Some(p) if p.pid == pid => Some(p),
+            _ => self.procs.get_mut(pid),
         }
     }
 
     /// Puts a waiting process back in the run queue.
-    pub(crate) fn wake(&mut self, pid: u32) {
+    fn wake(&mut self, pid: u32) {
         if let Some(p) = self.procs.get_mut(pid) {
             if p.status == Status::Waiting && !p.queued {
                 p.status = Status::Runnable;
@@ -519,47 +818,58 @@ impl Vm {
         }
     }
 
-    /// Copies `msg` (a term of `cur`'s heap) into `to`'s mailbox and wakes it.
-    pub(crate) fn deliver(&mut self, cur: &mut Process, to: u32, msg: Term) {
-        if to == cur.pid {
-            cur.deliver(msg);
-            if cur.memory() > self.config.max_heap_bytes {
-                self.raise_self(cur, Term::atom(atom::HEAP_LIMIT));
+    /// Copies `msg` (a term of the running process's heap) into `to`'s mailbox and wakes it.
+    fn deliver(&mut self, cur: &mut Running<'_>, to: u32, msg: Term) {
+        let max_heap = self.config.max_heap_bytes;
+        if let Some(p) = cur.proc.as_deref_mut().filter(|p| p.pid == to) {
+            p.deliver(msg);
+            if p.memory() > max_heap {
+                cur.raise(Exit::raised(atom::HEAP_LIMIT));
             }
             return;
         }
-        let src_words = cur.heap.used_words();
-        let prog = self.prog.clone();
+        let src_words = cur.proc.as_ref().map_or(0, |p| p.heap.used_words());
+        let prog = Rc::clone(&self.prog);
         self.deliver_built(cur, to, |heap, room| {
             heap.copy_into(msg, &prog.literals, src_words, room)
         });
     }
 
-    /// Delivers to `to` (not the running process) a message that `build` makes in its heap
-    /// within `room` words. When it does not fit, the receiver's garbage is collected and the
-    /// message built again; when it still does not fit, the receiver crashes `:heap_limit` and
-    /// the message is dropped (spec §10).
-    pub(crate) fn deliver_built(
+    /// Delivers to `to` a message that `build` makes in its heap within `room` words; the
+    /// running process builds in its own heap. What does not fit crashes the receiver
+    /// `:heap_limit` and is dropped (spec §10).
+    fn deliver_built(
         &mut self,
-        cur: &mut Process,
+        cur: &mut Running<'_>,
         to: u32,
-        build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
+        mut build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
     ) {
+        if let Some(p) = cur.proc.as_deref_mut().filter(|p| p.pid == to) {
+            let room = room_of(&self.config, self.memory, p) / 8;
+            match build(&mut p.heap, room) {
+                Ok(msg) => p.deliver(msg),
+                Err(TooBig) => cur.raise(Exit::raised(atom::HEAP_LIMIT)),
+            }
+            return;
+        }
         if !self.try_deliver(to, build) {
             self.kill_raised(cur, to, Term::atom(atom::HEAP_LIMIT));
         }
     }
 
-    /// [`Vm::deliver_built`] but for the crash: false when the message did not fit, and the
-    /// caller must end the receiver with [`Vm::kill_raised`].
-    pub(crate) fn try_deliver(
+    /// Delivers to `to`, a process in the table (not the running one), a message that `build`
+    /// makes in its heap within `room` words. When it does not fit, the receiver's garbage is
+    /// collected and the message built again; false when it still does not fit, and the
+    /// caller must end the receiver with [`Vm::kill_raised`]. True for a dead `to`: the message
+    /// is dropped silently.
+    fn try_deliver(
         &mut self,
         to: u32,
         mut build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
     ) -> bool {
         let lits = &self.prog.literals;
         let Some(p) = self.procs.get_mut(to) else {
-            return true; // dead: dropped silently
+            return true;
         };
         let mut delivered = false;
         for attempt in 0..2 {
@@ -568,6 +878,10 @@ impl Vm {
                 Ok(msg) => {
                     p.deliver(msg);
                     delivered = true;
+                    if p.memory() > self.config.max_heap_bytes {
+                        // A copy that began as a tree and turned out to be a DAG left garbage.
+                        p.collect(lits, &mut []);
+                    }
                     break;
                 }
                 Err(TooBig) if attempt == 0 => {
@@ -588,21 +902,13 @@ impl Vm {
         delivered
     }
 
-    /// The running process must exit with a VM-raised `reason` once the current instruction
-    /// is done.
-    fn raise_self(&mut self, _cur: &mut Process, reason: Term) {
-        if self.cur_exit.is_none() {
-            self.cur_exit = Some(SelfExit {
+    /// Ends process `pid` with a VM-raised immediate `reason`, reported on stderr.
+    fn kill_raised(&mut self, cur: &mut Running<'_>, pid: u32, reason: Term) {
+        if cur.is(pid) {
+            cur.raise(Exit {
                 reason,
                 raised: true,
             });
-        }
-    }
-
-    /// Ends process `pid` with a VM-raised immediate `reason`, reported on stderr.
-    pub(crate) fn kill_raised(&mut self, cur: &mut Process, pid: u32, reason: Term) {
-        if pid == cur.pid {
-            self.raise_self(cur, reason);
             return;
         }
         let Some(p) = self.procs.remove(pid) else {
@@ -616,7 +922,7 @@ impl Vm {
     }
 
     /// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
-    pub(crate) fn report_crash(&mut self, pid: u32, reason: Term, pc: u32) {
+    fn report_crash(&mut self, pid: u32, reason: Term, pc: u32) {
         let line = format!(
             "error in process <0.{pid}>: {} at {}",
             self.format(reason),
@@ -629,47 +935,20 @@ impl Vm {
         }
     }
 
-    /// Builds `{:EXIT, from, reason}` in `to`'s heap and delivers it. `reason` is a term of
-    /// `src` (a scratch heap or the running process's).
-    fn deliver_exit_message(
+    /// Sends exit signal `reason` (a term of a heap of `src_words` words) from `from` to `to`,
+    /// by the rules of spec §5. `via_link` marks signals that come from a link (never
+    /// untrappable, whatever the reason).
+    fn exit_signal(
         &mut self,
-        cur: &mut Process,
-        to: u32,
-        from: u32,
-        reason: Term,
-        src_words: usize,
-    ) {
-        let prog = self.prog.clone();
-        let build = |heap: &mut Heap, room: usize| {
-            // The tuple's 4 words, then the reason in what is left.
-            let room = room.checked_sub(4).ok_or(TooBig)?;
-            let r = heap.copy_into(reason, &prog.literals, src_words, room)?;
-            Ok(heap.tuple(&[Term::atom(atom::EXIT), Term::pid(from), r]))
-        };
-        if to == cur.pid {
-            let room = self.room(cur) / 8;
-            match build(&mut cur.heap, room) {
-                Ok(msg) => cur.deliver(msg),
-                Err(TooBig) => self.raise_self(cur, Term::atom(atom::HEAP_LIMIT)),
-            }
-        } else {
-            self.deliver_built(cur, to, build);
-        }
-    }
-
-    /// Sends exit signal `reason` from `from` to `to`, by the rules of spec §5. `via_link` marks
-    /// signals that come from a link (never untrappable, whatever the reason). `reason` is a
-    /// term of the running process's heap.
-    pub(crate) fn exit_signal(
-        &mut self,
-        cur: &mut Process,
+        cur: &mut Running<'_>,
         from: u32,
         to: u32,
         reason: Term,
         via_link: bool,
+        src_words: usize,
     ) {
         let mut scratch = Heap::new();
-        let reason = self.copy_to_scratch(&mut scratch, reason, cur.heap.used_words());
+        let reason = self.copy_to_scratch(&mut scratch, reason, src_words);
         let mut dying = Dyings::new();
         self.signal(cur, from, to, reason, via_link, &mut dying, &mut scratch);
         self.cascade(cur, dying, &mut scratch);
@@ -683,11 +962,12 @@ impl Vm {
             .unwrap_or(Term::NIL)
     }
 
-    /// Applies one exit signal; a process it kills is taken out of the table into `dying`.
+    /// Applies one exit signal (its reason a term of `scratch`); a process it kills is taken
+    /// out of the table into `dying`.
     #[allow(clippy::too_many_arguments)]
     fn signal(
         &mut self,
-        cur: &mut Process,
+        cur: &mut Running<'_>,
         from: u32,
         to: u32,
         reason: Term,
@@ -700,16 +980,23 @@ impl Vm {
         };
         let kill = !via_link && reason.as_atom() == Some(atom::KILL);
         let trap = target.trap_exit;
+        let src_words = scratch.used_words();
         let new_reason = if kill {
             Some(Term::atom(atom::KILLED))
         } else if trap {
-            self.deliver_exit_message(cur, to, from, reason, scratch.used_words());
+            let prog = Rc::clone(&self.prog);
+            self.deliver_built(cur, to, |heap, room| {
+                // The tuple's 4 words, then the reason in what is left.
+                let room = room.checked_sub(4).ok_or(TooBig)?;
+                let r = heap.copy_into(reason, &prog.literals, src_words, room)?;
+                Ok(heap.tuple(&[Term::atom(atom::EXIT), Term::pid(from), r]))
+            });
             None
         } else if reason.as_atom() == Some(atom::NORMAL) && (via_link || to != from) {
             // `:normal` is ignored, except `exit self, :normal`, which ends the caller. A
             // signal still reaches the process: a waiting one is queued (spec §5), handles it,
             // and waits again.
-            if to != cur.pid {
+            if !cur.is(to) {
                 self.wake(to);
             }
             None
@@ -719,22 +1006,17 @@ impl Vm {
         let Some(r) = new_reason else {
             return;
         };
-        if to == cur.pid {
-            if self.cur_exit.is_none() {
-                let room = self.room(cur) / 8;
-                let prog = self.prog.clone();
-                let src_words = scratch.used_words();
-                let exit = match cur.heap.copy_into(r, &prog.literals, src_words, room) {
-                    Ok(reason) => SelfExit {
+        if let Some(p) = cur.proc.as_deref_mut().filter(|p| p.pid == to) {
+            if cur.exit.is_none() {
+                let room = room_of(&self.config, self.memory, p) / 8;
+                let exit = match p.heap.copy_into(r, &self.prog.literals, src_words, room) {
+                    Ok(reason) => Exit {
                         reason,
                         raised: false,
                     },
-                    Err(TooBig) => SelfExit {
-                        reason: Term::atom(atom::HEAP_LIMIT),
-                        raised: true,
-                    },
+                    Err(TooBig) => Exit::raised(atom::HEAP_LIMIT),
                 };
-                self.cur_exit = Some(exit);
+                cur.raise(exit);
             }
         } else if let Some(p) = self.procs.remove(to) {
             dying.push(Dying { proc: p, reason: r });
@@ -742,21 +1024,20 @@ impl Vm {
     }
 
     /// Ends the running process (taken out of the table by the caller) with `reason`.
-    pub(crate) fn exit_running(&mut self, p: Box<Process>, reason: Term, raised_at: Option<u32>) {
+    fn exit_running(&mut self, p: Box<Process>, reason: Term, raised_at: Option<u32>) {
         if let Some(pc) = raised_at {
             self.report_crash(p.pid, reason, pc);
         }
         let mut scratch = Heap::new();
         let reason = self.copy_to_scratch(&mut scratch, reason, p.heap.used_words());
-        // No process is running during the cascade: use a placeholder that owns nothing.
-        let mut none = Process::new(u32::MAX, 0, 0);
         let mut dying = Dyings::new();
         dying.push(Dying { proc: p, reason });
-        self.cascade(&mut none, dying, &mut scratch);
+        // No process is running during the cascade.
+        self.cascade(&mut Running::none(), dying, &mut scratch);
     }
 
     /// Processes exits one after another: links get exit signals, monitors get `:DOWN`.
-    fn cascade(&mut self, cur: &mut Process, mut dying: Dyings, scratch: &mut Heap) {
+    fn cascade(&mut self, cur: &mut Running<'_>, mut dying: Dyings, scratch: &mut Heap) {
         while let Some(Dying {
             proc: mut p,
             reason,
@@ -784,12 +1065,12 @@ impl Vm {
                 std::mem::take(&mut p.watchers)
             };
             for (r, (watcher, who)) in watchers {
-                let prog = self.prog.clone();
                 let Some(w) = self.proc_mut(cur, watcher) else {
                     continue;
                 };
                 w.monitors.remove(&r);
-                let build = |heap: &mut Heap, room: usize| {
+                let prog = Rc::clone(&self.prog);
+                self.deliver_built(cur, watcher, |heap, room| {
                     // The tuple's 6 words, then the reason in what is left.
                     let room = room.checked_sub(6).ok_or(TooBig)?;
                     let reason = heap.copy_into(reason, &prog.literals, src_words, room)?;
@@ -800,16 +1081,7 @@ impl Vm {
                         who,
                         reason,
                     ]))
-                };
-                if watcher == cur.pid {
-                    let room = self.room(cur) / 8;
-                    match build(&mut cur.heap, room) {
-                        Ok(msg) => cur.deliver(msg),
-                        Err(TooBig) => self.raise_self(cur, Term::atom(atom::HEAP_LIMIT)),
-                    }
-                } else {
-                    self.deliver_built(cur, watcher, build);
-                }
+                });
             }
             if !p.monitors.is_empty() {
                 for (r, target) in std::mem::take(&mut p.monitors) {
