@@ -130,7 +130,7 @@ fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> 
     let program = ember_vm::program::Program::new(module);
     // `print` output shows as it happens: line by line on a terminal; to a pipe or a file in
     // blocks, flushed whenever the VM waits or ends (spec §10).
-    let out: Box<dyn Write> = if io::stdout().is_terminal() {
+    let out: Box<dyn Write + Send> = if io::stdout().is_terminal() {
         Box::new(io::LineWriter::new(io::stdout()))
     } else {
         Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout()))

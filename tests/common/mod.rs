@@ -2,18 +2,17 @@
 //! collect what a user sees.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
 use std::io::Write;
 use std::process::Command;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 /// A `Write` whose bytes the test can read afterwards.
 #[derive(Clone, Default)]
-pub struct Buffer(pub Rc<RefCell<Vec<u8>>>);
+pub struct Buffer(pub Arc<Mutex<Vec<u8>>>);
 
 impl Write for Buffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
+        self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -23,7 +22,7 @@ impl Write for Buffer {
 
 impl Buffer {
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.borrow()).into_owned()
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 

@@ -39,7 +39,8 @@
 //!    [`Collector::copy`] replace the roots — and never after the heap is dropped; slices from
 //!    [`crate::word::View`] follow the same rule despite their `'static`. A literal term is used
 //!    only while its `Literals` lives. A heap's objects point only into that heap or into the
-//!    literal area: terms move between heaps only through [`Heap::copy_into`].
+//!    literal area: terms move between heaps only through [`Heap::copy_into`], or with the
+//!    whole heap they live in through [`Heap::adopt`] (a message built for another process).
 //! 5. **One thread.** Heaps, the terms into them and the `Literals` are used by one thread at a
 //!    time (a heap may move to another thread with all its terms, between instructions).
 //!
@@ -171,7 +172,11 @@ pub(crate) fn read_cons(t: Term) -> Option<(Term, Term)> {
 pub struct Heap {
     /// Created empty: `Bump::new()` allocates nothing until the first object.
     arena: Bump,
-    /// Bytes of objects in `arena`: live after the last collection plus allocated since.
+    /// Arenas adopted with [`Heap::adopt`]: messages another scheduler built for this process.
+    /// They belong to this heap like `arena` does, and are from-space at the next collection.
+    fragments: Option<Box<Vec<Bump>>>,
+    /// Bytes of objects in `arena` and the fragments: live after the last collection plus
+    /// allocated or adopted since.
     used: usize,
     /// Bytes that survived the last collection.
     live: usize,
@@ -202,6 +207,7 @@ impl Heap {
     pub fn new() -> Heap {
         Heap {
             arena: Bump::new(),
+            fragments: None,
             used: 0,
             live: 0,
             limit: MIN_GC_LIMIT,
@@ -378,6 +384,20 @@ impl Heap {
             .ok_or(TooBig)
     }
 
+    /// Makes `frag`'s objects part of this heap: a message (or exit reason) built in a heap of
+    /// its own by the sender, on another thread, is taken over by its receiver without a copy.
+    /// Terms into `frag` become terms of this heap (invariant 4), and its memory is freed by
+    /// this heap's next collection, which copies what is still live out of it.
+    pub fn adopt(&mut self, frag: Heap) {
+        if frag.used == 0 {
+            return;
+        }
+        self.used += frag.used;
+        let fragments = self.fragments.get_or_insert_with(Default::default);
+        fragments.push(frag.arena);
+        fragments.extend(frag.fragments.into_iter().flat_map(|f| f.into_iter()));
+    }
+
     /// Words of objects in the arena ([`Heap::used_bytes`] in words).
     pub fn used_words(&self) -> usize {
         self.used / WORD
@@ -392,6 +412,12 @@ impl Heap {
     /// Bytes the arena holds from the system allocator (its chunks, footers excluded).
     pub fn arena_bytes(&self) -> usize {
         self.arena.allocated_bytes()
+            + self
+                .fragments
+                .iter()
+                .flat_map(|f| f.iter())
+                .map(Bump::allocated_bytes)
+                .sum::<usize>()
     }
 
     /// How many collections this heap has been through.
@@ -480,7 +506,7 @@ impl Collector<'_> {
             self.to = Bump::with_capacity(std::mem::take(&mut self.first_chunk));
         }
         self.copier
-            .copy(&self.to, &mut self.live, Some(&self.heap.arena), t)
+            .copy(&self.to, &mut self.live, Some(&*self.heap), t)
             .expect("a collection has no budget")
     }
 
@@ -500,6 +526,7 @@ impl Drop for Collector<'_> {
     /// finished (a panic half-way) still leaves the heap consistent for the roots it copied.
     fn drop(&mut self) {
         self.heap.arena = std::mem::take(&mut self.to); // drops from-space
+        self.heap.fragments = None; // the rest of from-space
         self.heap.used = self.live;
         self.heap.live = self.live;
         self.heap.limit = MIN_GC_LIMIT.max(2 * self.live);
@@ -573,7 +600,7 @@ impl Copier<'_> {
         &mut self,
         arena: &Bump,
         used: &mut usize,
-        from: Option<&Bump>,
+        from: Option<&Heap>,
         t: Term,
     ) -> Option<Term> {
         let new = self.copy_one(arena, used, from, t)?;
@@ -598,7 +625,7 @@ impl Copier<'_> {
         &mut self,
         arena: &Bump,
         used: &mut usize,
-        from: Option<&Bump>,
+        from: Option<&Heap>,
         t: Term,
     ) -> Option<Term> {
         if !t.is_pointer() || self.lits.contains(t.addr()) {
@@ -609,7 +636,7 @@ impl Copier<'_> {
             // a broken invariant 4 here, in debug builds, rather than corrupt memory.
             if let Some(from) = from {
                 assert!(
-                    arena_contains(from, t.addr()),
+                    heap_contains(from, t.addr()),
                     "collector: {t:?} points neither into this heap nor into the literal area \
                      (a term of another heap, or one kept across a collection)"
                 );
@@ -670,6 +697,16 @@ impl Copier<'_> {
         }
         Some(t.same_kind_at(addr_of(dst)))
     }
+}
+
+/// Is `addr` inside the heap's arena or one of its fragments? (Debug checks.)
+fn heap_contains(heap: &Heap, addr: u64) -> bool {
+    arena_contains(&heap.arena, addr)
+        || heap
+            .fragments
+            .iter()
+            .flat_map(|f| f.iter())
+            .any(|f| arena_contains(f, addr))
 }
 
 /// Is `addr` inside the allocated part of one of `arena`'s chunks? (O(chunks): debug checks.)
@@ -913,8 +950,9 @@ mod tests {
 
     #[test]
     fn new_heap_is_small_and_allocates_nothing() {
+        // (72: the fragments pointer of N schedulers, spec §9.)
         assert!(
-            std::mem::size_of::<Heap>() <= 64,
+            std::mem::size_of::<Heap>() <= 72,
             "{}",
             std::mem::size_of::<Heap>()
         );
@@ -1132,6 +1170,36 @@ mod tests {
             t = h.tuple(&[t, t]);
         }
         t
+    }
+
+    #[test]
+    fn adopted_fragments_belong_to_the_heap_until_collected() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let own = h.tuple(&[int(1)]);
+        // Messages built in heaps of their own (as another scheduler's sender does).
+        let mut keep = Vec::new();
+        for i in 0..100 {
+            let mut frag = Heap::new();
+            let l = long_list(&mut frag, 10);
+            let msg = frag.tuple(&[int(i), l]);
+            h.adopt(frag);
+            keep.push(msg);
+        }
+        assert_eq!(h.used_bytes(), 2 * 8 + 100 * (3 + 20) * 8);
+        assert!(h.arena_bytes() >= h.used_bytes());
+        // Half of them survive a collection; the fragments are freed.
+        let mut c = h.collect(&lits);
+        let own = c.copy(own);
+        let kept: Vec<Term> = keep.iter().step_by(2).map(|&t| c.copy(t)).collect();
+        c.finish();
+        assert_eq!(h.used_bytes(), 2 * 8 + 50 * (3 + 20) * 8);
+        assert_eq!(show(own), "{1}");
+        assert_eq!(show(kept[1]), "{2, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}");
+        assert!(h.fragments.is_none());
+        // An empty heap adopts nothing.
+        h.adopt(Heap::new());
+        assert!(h.fragments.is_none());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::isa::{Instr, Opcode, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::process::Process;
 use crate::program::{Pat, Program};
+use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
-use crate::vm::{Exit, Outgoing, Vm};
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 
@@ -320,9 +320,9 @@ fn fast_loop<P: Probe>(
 
 /// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
 /// it spent.
-pub fn run_slice<P: Probe>(
+pub(crate) fn run_slice<P: Probe, R: Runtime>(
     prog: &Program,
-    vm: &mut Vm,
+    vm: &mut R,
     p: &mut Process,
     budget: u32,
     probe: &mut P,
@@ -510,7 +510,7 @@ pub fn run_slice<P: Probe>(
                 values.push(read!(*a));
             }
             let src_words = p.heap.used_words();
-            match vm.spawn(Some(p), $at, $link, &values, src_words) {
+            match vm.spawn(p, $at, $link, &values, src_words) {
                 Ok(child) => p.regs[$d.0 as usize] = Term::pid(child),
                 Err(exit) => exit!(exit),
             }
@@ -819,7 +819,7 @@ pub fn run_slice<P: Probe>(
             }
             Instr::Rand { d, n } => match read!(n).as_int() {
                 Some(n) if n > 0 => {
-                    let r = vm.rand_below(n as u64) as i64;
+                    let r = p.rand_below(n as u64) as i64;
                     p.regs[d.0 as usize] = p.heap.int(r);
                     pc += 1;
                     gc_point!();
@@ -873,13 +873,20 @@ pub fn run_slice<P: Probe>(
                 };
                 let mut c = p.mailbox.resume(site.pure.then_some(clauses.0), past_mark);
                 let mut chosen = None;
-                while let Some(msg) = p.mailbox.peek(c) {
-                    vm.stats.messages_tested += 1;
-                    if let Some(clause) = select(prog, table, msg, &p.regs, &mut binds) {
-                        chosen = Some(clause.target);
+                loop {
+                    while let Some(msg) = p.mailbox.peek(c) {
+                        vm.stats().messages_tested += 1;
+                        if let Some(clause) = select(prog, table, msg, &p.regs, &mut binds) {
+                            chosen = Some(clause.target);
+                            break;
+                        }
+                        c = p.mailbox.skip(c);
+                    }
+                    // Nothing matched: take what arrived meanwhile (N schedulers) before waiting.
+                    if chosen.is_some() || !effect!(vm.drain(p)) {
                         break;
                     }
-                    c = p.mailbox.skip(c);
+                    c = p.mailbox.resume(site.pure.then_some(clauses.0), past_mark);
                 }
                 if let Some(target) = chosen {
                     let msg = p.mailbox.take(c);

@@ -34,6 +34,7 @@ mod lower;
 mod process;
 mod proctable;
 pub mod program;
+mod runtime;
 mod term;
 mod trace;
 pub mod verify;

@@ -388,6 +388,8 @@ pub struct Process {
     pub mailbox_peak: usize,
     /// The bytes this process counts for in the VM's total, as of the last accounting.
     pub accounted: usize,
+    /// `rand`'s generator state: per process (spec §9), seeded from `--seed` and the pid.
+    pub rng: u64,
 }
 
 impl Process {
@@ -415,7 +417,24 @@ impl Process {
             peak_heap: 0,
             mailbox_peak: 0,
             accounted: 0,
+            rng: 0,
         }
+    }
+
+    /// Seeds `rand` from the run's seed and this pid, so that a process's numbers repeat for a
+    /// seed however processes are scheduled.
+    pub fn seed_rand(&mut self, seed: u64) {
+        self.rng = seed ^ u64::from(self.pid).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    }
+
+    /// A uniform integer in `[0, n)` (splitmix64; small, fast, and repeatable for a seed).
+    pub fn rand_below(&mut self, n: u64) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z as u128 * n as u128) >> 64) as u64
     }
 
     /// The bytes this process holds that count against `--max-heap` (spec §10): its heap's
@@ -497,12 +516,13 @@ mod tests {
 #[cfg(test)]
 mod size_tests {
     /// A waiting process must cost at most 512 bytes in all (issue target); the struct is most
-    /// of it (432 bytes since spec §10's accounting added the timer key and `accounted`), so
+    /// of it (448 bytes since spec §10's accounting added the timer key and `accounted`, and §9 a
+    /// generator per process and the heap's fragments), so
     /// keep it from growing unnoticed.
     #[test]
     fn a_process_struct_stays_small() {
         let size = std::mem::size_of::<super::Process>();
-        assert!(size <= 432, "{size}");
+        assert!(size <= 448, "{size}");
         assert!(std::mem::size_of::<super::Mailbox>() <= 96);
     }
 }

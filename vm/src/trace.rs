@@ -7,14 +7,14 @@ use serde_json::{json, Value};
 use std::io::Write;
 
 pub struct Tracer {
-    out: Box<dyn Write>,
+    out: Box<dyn Write + Send>,
     /// Set by the first failed write; the VM ends the run with it (spec §10).
     failed: bool,
     error: Option<std::io::Error>,
 }
 
 impl Tracer {
-    pub fn new(out: Box<dyn Write>) -> Tracer {
+    pub fn new(out: Box<dyn Write + Send>) -> Tracer {
         Tracer {
             out,
             failed: false,

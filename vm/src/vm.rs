@@ -20,12 +20,13 @@ use crate::heap::{Heap, TooBig};
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{Process, Status, MAILBOX_SLOT_BYTES};
 use crate::proctable::ProcTable;
-use crate::program::{Program, Tpl};
+use crate::program::Program;
+use crate::runtime::{Effect, Exit, Outgoing, Runtime};
 use crate::term::Term;
 use crate::trace::Tracer;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
@@ -211,33 +212,6 @@ struct Dying {
 /// The exits of one cascade (usually one or two: no allocation).
 type Dyings = smallvec::SmallVec<[Dying; 2]>;
 
-/// An exit the running process must take, returned by an effect.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Exit {
-    pub reason: Term,
-    /// Raised by the VM (`:badarg`, `:heap_limit`, `:noproc`, ...): reported on stderr.
-    pub raised: bool,
-}
-
-impl Exit {
-    fn raised(reason: u32) -> Exit {
-        Exit {
-            reason: Term::atom(reason),
-            raised: true,
-        }
-    }
-}
-
-/// What an effect returns: its value, or the exit the running process must take.
-pub(crate) type Effect<T = ()> = Result<T, Exit>;
-
-/// What `send` sends: a term of the sender's heap, or a template of its registers.
-#[derive(Clone, Copy)]
-pub(crate) enum Outgoing<'t> {
-    Term(Term),
-    Template(&'t Tpl),
-}
-
 /// The running process during an effect, if any. It is checked out of the table, so what
 /// reaches it is applied to it here, and an exit it must take is collected here for the effect
 /// to return (no side channel on the VM, no placeholder process).
@@ -279,7 +253,7 @@ impl<'a> Running<'a> {
 }
 
 pub struct Vm {
-    prog: Rc<Program>,
+    prog: Arc<Program>,
     /// Live processes by pid (the running one checked out). Nothing is kept per dead process
     /// (spec §10).
     procs: ProcTable,
@@ -296,9 +270,10 @@ pub struct Vm {
     timer_seq: u64,
     clock: Clock,
     refs: u64,
-    rng: u64,
-    out: Box<dyn Write>,
-    err: Box<dyn Write>,
+    /// `--seed` (or the clock's): each process's `rand` is seeded from it and its pid.
+    seed: u64,
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
     trace: Option<Tracer>,
     config: Config,
     main_exit: Option<(bool, String)>,
@@ -340,14 +315,19 @@ fn outcome_name(o: &Outcome) -> &'static str {
 }
 
 impl Vm {
-    pub fn new(prog: Program, config: Config, out: Box<dyn Write>, err: Box<dyn Write>) -> Vm {
+    pub fn new(
+        prog: Program,
+        config: Config,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Vm {
         let seed = config.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
         Vm {
-            prog: Rc::new(prog),
+            prog: Arc::new(prog),
             procs: ProcTable::new(),
             alive: 0,
             next_pid: 0,
@@ -361,7 +341,7 @@ impl Vm {
                 Clock::Real(Instant::now())
             },
             refs: 0,
-            rng: seed,
+            seed,
             out,
             err,
             trace: None,
@@ -375,7 +355,7 @@ impl Vm {
         }
     }
 
-    pub fn set_trace(&mut self, out: Box<dyn Write>) {
+    pub fn set_trace(&mut self, out: Box<dyn Write + Send>) {
         self.trace = Some(Tracer::new(out));
     }
 
@@ -457,16 +437,6 @@ impl Vm {
             Clock::Real(start) => (start.elapsed().as_millis() as u64).min(CLOCK_MAX),
             Clock::Virtual(ms) => *ms,
         }
-    }
-
-    /// A uniform integer in `[0, n)` (splitmix64; small, fast, and repeatable for a seed).
-    pub(crate) fn rand_below(&mut self, n: u64) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z as u128 * n as u128) >> 64) as u64
     }
 
     /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
@@ -569,7 +539,7 @@ impl Vm {
         // built first, so the send event can show it.)
         if let Outgoing::Template(t) = msg {
             if target != p.pid && self.trace.is_none() {
-                let prog = Rc::clone(&self.prog);
+                let prog = Arc::clone(&self.prog);
                 let regs = &p.regs;
                 let delivered = self.try_deliver(target, |heap, room| {
                     t.build_into(regs, heap, &prog.literals, src_words, room)
@@ -610,6 +580,7 @@ impl Vm {
         // At least as many registers as arguments: they land in r0, r1, ...
         let nregs = self.prog.registers_at(at).max(args.len());
         let mut c = Box::new(Process::new(pid, at, nregs));
+        c.seed_rand(self.seed);
         let room = self.room(&c) / 8;
         for (i, &v) in args.iter().enumerate() {
             let left = room.saturating_sub(c.heap.used_words());
@@ -829,7 +800,7 @@ impl Vm {
             return;
         }
         let src_words = cur.proc.as_ref().map_or(0, |p| p.heap.used_words());
-        let prog = Rc::clone(&self.prog);
+        let prog = Arc::clone(&self.prog);
         self.deliver_built(cur, to, |heap, room| {
             heap.copy_into(msg, &prog.literals, src_words, room)
         });
@@ -984,7 +955,7 @@ impl Vm {
         let new_reason = if kill {
             Some(Term::atom(atom::KILLED))
         } else if trap {
-            let prog = Rc::clone(&self.prog);
+            let prog = Arc::clone(&self.prog);
             self.deliver_built(cur, to, |heap, room| {
                 // The tuple's 4 words, then the reason in what is left.
                 let room = room.checked_sub(4).ok_or(TooBig)?;
@@ -1069,7 +1040,7 @@ impl Vm {
                     continue;
                 };
                 w.monitors.remove(&r);
-                let prog = Rc::clone(&self.prog);
+                let prog = Arc::clone(&self.prog);
                 self.deliver_built(cur, watcher, |heap, room| {
                     // The tuple's 6 words, then the reason in what is left.
                     let room = room.checked_sub(6).ok_or(TooBig)?;
@@ -1332,5 +1303,83 @@ impl Vm {
     /// Bytes accounted to the live processes (their heaps, stacks, mailboxes and structs).
     pub fn memory_bytes(&self) -> usize {
         self.memory
+    }
+}
+
+/// One scheduler: the effects above, and signals that take effect at once.
+impl Runtime for Vm {
+    fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
+        Vm::send(self, p, to, msg)
+    }
+    fn spawn(
+        &mut self,
+        p: &mut Process,
+        at: u32,
+        link: bool,
+        args: &[Term],
+        src_words: usize,
+    ) -> Effect<u32> {
+        Vm::spawn(self, Some(p), at, link, args, src_words)
+    }
+    fn link(&mut self, p: &mut Process, other: u32) -> Effect {
+        Vm::link(self, p, other)
+    }
+    fn unlink(&mut self, p: &mut Process, other: u32) {
+        Vm::unlink(self, p, other)
+    }
+    fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
+        Vm::monitor(self, p, target)
+    }
+    fn demonitor(&mut self, p: &mut Process, r: u64) {
+        Vm::demonitor(self, p, r)
+    }
+    fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
+        Vm::exit(self, p, to, reason)
+    }
+    fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
+        Vm::register(self, p, name, pid)
+    }
+    fn unregister(&mut self, p: &mut Process, name: u32) -> Effect {
+        Vm::unregister(self, p, name)
+    }
+    fn whereis(&self, name: u32) -> Option<u32> {
+        Vm::whereis(self, name)
+    }
+    fn make_ref(&mut self, p: &mut Process) -> u64 {
+        Vm::make_ref(self, p)
+    }
+    fn received(&mut self, p: &mut Process, msg: Term) {
+        Vm::received(self, p, msg)
+    }
+    #[inline]
+    fn drain(&mut self, _: &mut Process) -> Effect<bool> {
+        Ok(false)
+    }
+    fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
+        Vm::collect(self, p, roots)
+    }
+    fn room(&self, p: &Process) -> usize {
+        Vm::room(self, p)
+    }
+    fn over_limit(&self, p: &Process) -> bool {
+        Vm::over_limit(self, p)
+    }
+    fn max_stack(&self) -> usize {
+        Vm::max_stack(self)
+    }
+    fn print(&mut self, line: &[u8]) -> bool {
+        Vm::print(self, line)
+    }
+    fn now_ms(&self) -> u64 {
+        Vm::now_ms(self)
+    }
+    fn arm_timer(&mut self, p: &mut Process, ms: u64) {
+        Vm::arm_timer(self, p, ms)
+    }
+    fn cancel_timer(&mut self, p: &mut Process) {
+        Vm::cancel_timer(self, p)
+    }
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
     }
 }

@@ -1,0 +1,80 @@
+//! What the interpreter asks of the runtime: the effects of the process instructions (spawn,
+//! send, links, monitors, exit signals, the registry), the limits, the clock and output.
+//!
+//! [`crate::interp::run_slice`] is generic over it and monomorphised, so the runtime of one
+//! scheduler ([`crate::vm::Vm`], where a signal to a process that is not running takes effect
+//! at once) and that of N schedulers ([`crate::smp`], where signals are messages in the
+//! receiver's incoming queue) share one interpreter loop and pay nothing for the other.
+
+use crate::process::Process;
+use crate::program::Tpl;
+use crate::term::Term;
+use crate::vm::Stats;
+
+/// An exit the running process must take, returned by an effect.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
+    pub reason: Term,
+    /// Raised by the VM (`:badarg`, `:heap_limit`, `:noproc`, ...): reported on stderr.
+    pub raised: bool,
+}
+
+impl Exit {
+    pub(crate) fn raised(reason: u32) -> Exit {
+        Exit {
+            reason: Term::atom(reason),
+            raised: true,
+        }
+    }
+}
+
+/// What an effect returns: its value, or the exit the running process must take.
+pub(crate) type Effect<T = ()> = Result<T, Exit>;
+
+/// What `send` sends: a term of the sender's heap, or a template of its registers.
+#[derive(Clone, Copy)]
+pub(crate) enum Outgoing<'t> {
+    Term(Term),
+    Template(&'t Tpl),
+}
+
+pub(crate) trait Runtime {
+    /// `send p, v`: `to` is a pid or a registered name.
+    fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect;
+    /// `spawn`/`spawn_link` at `at` with `args` (terms of a heap of `src_words` words).
+    fn spawn(
+        &mut self,
+        p: &mut Process,
+        at: u32,
+        link: bool,
+        args: &[Term],
+        src_words: usize,
+    ) -> Effect<u32>;
+    fn link(&mut self, p: &mut Process, other: u32) -> Effect;
+    fn unlink(&mut self, p: &mut Process, other: u32);
+    fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64>;
+    fn demonitor(&mut self, p: &mut Process, r: u64);
+    fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect;
+    fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect;
+    fn unregister(&mut self, p: &mut Process, name: u32) -> Effect;
+    fn whereis(&self, name: u32) -> Option<u32>;
+    fn make_ref(&mut self, p: &mut Process) -> u64;
+    /// A receive took `msg`.
+    fn received(&mut self, p: &mut Process, msg: Term);
+    /// Signals that reached `p` while it ran: messages join its mailbox, links, monitors and
+    /// exit signals take effect. True when a message arrived. With one scheduler signals take
+    /// effect at once, so there is never anything to drain.
+    fn drain(&mut self, p: &mut Process) -> Effect<bool>;
+    /// Collects `p`'s heap now; `roots` are terms the instruction holds (updated in place).
+    fn collect(&mut self, p: &mut Process, roots: &mut [Term]);
+    /// Bytes `p` may still grow by before it passes its limits (spec §10).
+    fn room(&self, p: &Process) -> usize;
+    fn over_limit(&self, p: &Process) -> bool;
+    fn max_stack(&self) -> usize;
+    /// Writes a line of `print`; false when the output failed and the run ends.
+    fn print(&mut self, line: &[u8]) -> bool;
+    fn now_ms(&self) -> u64;
+    fn arm_timer(&mut self, p: &mut Process, ms: u64);
+    fn cancel_timer(&mut self, p: &mut Process);
+    fn stats(&mut self) -> &mut Stats;
+}
