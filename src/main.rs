@@ -27,9 +27,14 @@ struct RunFlags {
     /// Arguments for the program: pid 0 starts with `r0 :=` this list, as binaries.
     #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
-    /// Reductions per slice before a process is preempted.
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..))]
-    budget: u32,
+    /// Reductions per slice before a process is preempted (default 4000). Implies
+    /// `--schedulers 1` unless that is given too.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    budget: Option<u32>,
+    /// Scheduler threads (default: one per core). One scheduler gives the exact single-queue
+    /// order of spec §5; `--budget`, `--trace` and `--virtual-time` ask for it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    schedulers: Option<u32>,
     /// Write scheduler events as JSON Lines to this file.
     #[arg(long, value_name = "PATH")]
     trace: Option<PathBuf>,
@@ -116,8 +121,17 @@ fn load(path: &Path) -> Result<VerifiedModule, Failure> {
 
 fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> {
     let module = load(&flags.file)?;
+    // Exactness (spec §9): the flags that fix the order imply one scheduler, as does the
+    // profiler, whose probe sees one.
+    let exact = flags.budget.is_some() || flags.trace.is_some() || flags.virtual_time || folded.is_some();
+    let schedulers = match flags.schedulers {
+        Some(n) => n as usize,
+        None if exact => 1,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let config = ember_vm::vm::Config {
-        budget: flags.budget,
+        budget: flags.budget.unwrap_or(4000),
+        schedulers,
         virtual_time: flags.virtual_time,
         seed: flags.seed,
         max_heap_bytes: flags.max_heap,

@@ -179,6 +179,16 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
     let _ = writeln!(r, "  messages received   {}", st.messages_received);
     let _ = writeln!(r, "  messages tested     {}", st.messages_tested);
     let _ = writeln!(r, "  mailbox high water  {}", st.mailbox_peak);
+    for sc in &st.schedulers {
+        let _ = writeln!(
+            r,
+            "  scheduler {:<3}       {} slices, {} steals, {:.3} ms idle",
+            sc.id,
+            sc.slices,
+            sc.steals,
+            sc.idle_nanos as f64 / 1e6
+        );
+    }
     let _ = writeln!(r, "  GC runs             {}", st.gc_runs);
     let _ = writeln!(
         r,

@@ -11,6 +11,12 @@
 //!   (may repeat; every one must be reported).
 //! - `; args: ...`: arguments after the file name (flags such as `--virtual-time` or the
 //!   program's own arguments), split on spaces.
+//! - `; schedulers: 1`: the output depends on the single-queue order of spec §5.
+//!
+//! Each file runs with `--schedulers 1` and again with `--schedulers 4` (spec §9: what Erlang's
+//! rules fix must not depend on the number of schedulers), except files that say they depend on
+//! the single-queue order, or whose flags ask for it (`--budget`, `--trace`, `--virtual-time`),
+//! and files that do not assemble.
 //!
 //! Files under a `modules/` directory are imported by other tests and not run on their own.
 
@@ -24,6 +30,7 @@ struct Expectations {
     stderr: Vec<String>,
     errors: Vec<String>,
     args: Vec<String>,
+    single_queue: bool,
 }
 
 fn parse(text: &str) -> Expectations {
@@ -33,6 +40,7 @@ fn parse(text: &str) -> Expectations {
         stderr: Vec::new(),
         errors: Vec::new(),
         args: Vec::new(),
+        single_queue: false,
     };
     for line in text.lines() {
         let Some(pos) = line.find(';') else { continue };
@@ -48,18 +56,27 @@ fn parse(text: &str) -> Expectations {
             e.errors.push(rest.trim().to_string());
         } else if let Some(rest) = comment.strip_prefix("args:") {
             e.args.extend(rest.split_whitespace().map(str::to_string));
+        } else if let Some(rest) = comment.strip_prefix("schedulers:") {
+            e.single_queue = rest.trim() == "1";
         }
     }
     e
 }
 
-fn check(root: &Path, path: &Path) -> Result<(), Failed> {
+/// Whether the file may also run with several schedulers.
+fn any_schedulers(e: &Expectations) -> bool {
+    let exact = ["--budget", "--trace", "--virtual-time", "--schedulers"];
+    !e.single_queue && e.errors.is_empty() && !e.args.iter().any(|a| exact.contains(&a.as_str()))
+}
+
+fn check(root: &Path, path: &Path, schedulers: u32) -> Result<(), Failed> {
     let text = std::fs::read_to_string(root.join(path)).map_err(|e| format!("read: {e}"))?;
     let e = parse(&text);
     let output = Command::new(env!("CARGO_BIN_EXE_ember"))
         .current_dir(root)
         .arg("run")
         .arg(path)
+        .args(["--schedulers", &schedulers.to_string()])
         .args(&e.args)
         .output()
         .map_err(|err| format!("spawn ember: {err}"))?;
@@ -130,19 +147,25 @@ fn main() {
     let mut files = Vec::new();
     collect(&root.join("tests/basm"), &mut files);
     collect(&root.join("examples"), &mut files);
-    let trials = files
-        .into_iter()
-        .map(|path| {
-            let name = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .display()
-                .to_string();
-            let rel = PathBuf::from(&name);
-            Trial::test(name, move || {
-                check(Path::new(env!("CARGO_MANIFEST_DIR")), &rel)
-            })
-        })
-        .collect();
+    let mut trials = Vec::new();
+    for path in files {
+        let name = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let rel = PathBuf::from(&name);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let many = any_schedulers(&parse(&text));
+        let one = rel.clone();
+        trials.push(Trial::test(name.clone(), move || {
+            check(Path::new(env!("CARGO_MANIFEST_DIR")), &one, 1)
+        }));
+        if many {
+            trials.push(Trial::test(format!("{name} [4 schedulers]"), move || {
+                check(Path::new(env!("CARGO_MANIFEST_DIR")), &rel, 4)
+            }));
+        }
+    }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -29,6 +29,8 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod smp;
+
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
 pub const REPORT_CUT: usize = 1000;
 
@@ -54,8 +56,11 @@ pub struct Config {
     /// Deepest `call` nesting and largest `push` stack before `:stack_overflow`.
     pub max_stack: usize,
     /// For embedders and fuzzing: end the run once this many reductions were spent in all
-    /// (checked between slices). The CLI has no such bound.
+    /// (checked between slices; one scheduler only). The CLI has no such bound.
     pub max_reductions: Option<u64>,
+    /// `--schedulers`: how many scheduler threads run processes (spec §9). One gives the exact
+    /// single-queue order of spec §5.
+    pub schedulers: usize,
 }
 
 impl Default for Config {
@@ -69,6 +74,7 @@ impl Default for Config {
             max_processes: 1 << 22,
             max_stack: 1 << 22,
             max_reductions: None,
+            schedulers: 1,
         }
     }
 }
@@ -144,6 +150,19 @@ pub struct Stats {
     pub top: Vec<ProcStats>,
     /// Pid 0's figures when it exited.
     pub main: Option<ProcStats>,
+    /// Per scheduler, with more than one.
+    pub schedulers: Vec<SchedulerStats>,
+}
+
+/// One scheduler's figures (N schedulers).
+#[derive(Clone, Debug, Default)]
+pub struct SchedulerStats {
+    pub id: usize,
+    pub slices: u64,
+    /// Processes taken from another scheduler's queue.
+    pub steals: u64,
+    /// Time spent looking for work or asleep.
+    pub idle_nanos: u64,
 }
 
 impl Stats {
@@ -1145,6 +1164,15 @@ impl Vm {
     /// [`Vm::run`] with an instruction probe (the profiler); monomorphised so that the plain
     /// run pays nothing for it.
     pub fn run_with<P: Probe>(&mut self, probe: &mut P) -> RunEnd {
+        if self.config.schedulers > 1 {
+            // N schedulers (the profiler's probe sees one scheduler only: it is not used).
+            smp::run(self, self.config.schedulers);
+            if let Some(n) = self.halted {
+                self.finish();
+                return self.output_failure.take().unwrap_or(RunEnd::Halted(n));
+            }
+            return self.end_of_run();
+        }
         let prog = self.prog.clone();
         let budget = self.config.budget.max(1);
         let mut last = u32::MAX;
@@ -1209,7 +1237,7 @@ impl Vm {
                     self.procs.put_back(p);
                 }
                 Outcome::Exit { reason, raised_at } => {
-                    self.procs.remove(pid);
+                    self.procs.release(pid);
                     self.exit_running(p, reason, raised_at);
                 }
                 Outcome::Halt(n) => {
@@ -1229,6 +1257,11 @@ impl Vm {
                 }
             }
         }
+        self.end_of_run()
+    }
+
+    /// No process can run and no timer is pending: pid 0's exit, or a deadlock.
+    fn end_of_run(&mut self) -> RunEnd {
         self.finish();
         if let Some(end) = self.output_failure.take() {
             return end;

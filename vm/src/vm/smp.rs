@@ -1,0 +1,1196 @@
+//! N schedulers (spec §9): one OS thread each, a run queue each, idle ones steal.
+//!
+//! ```text
+//!             spawn / wake: push to own queue          steal when idle
+//!   sched 0 ─► [ p3 p7 p1 ] ◄──── stealers ────► [ p4 p9 ] ◄─ sched 1
+//!      │                                              │
+//!      │  send p9, msg: copy msg into a fragment,     │
+//!      └──► p9.inbox (its own queue) ──► p9 drains it when it runs: messages join its
+//!           mailbox (the fragment joins its heap), links, monitors and exit signals apply
+//! ```
+//!
+//! As in the BEAM since OTP 21, every interaction between processes is a signal in the
+//! receiver's incoming queue ([`Signal`]): messages, exit signals, link, unlink, monitor,
+//! demonitor, `:DOWN` and timeouts. Any scheduler pushes to it under the receiver's own lock
+//! (no lock is global; a drain swaps the whole queue out, so it holds the lock for a moment);
+//! only the process itself, on the scheduler running it, drains it, at the start of each slice and
+//! whenever a `receive` finds nothing. Each sender pushes in program order, so between one
+//! sender and one receiver signals arrive in the order sent. A message is copied by the
+//! sender into a heap of its own (a fragment) which the receiver adopts into its heap
+//! ([`Heap::adopt`]): nothing ever writes into a heap another thread is using.
+//!
+//! A process's state (`WAITING`, `QUEUED`, `RUNNING`, `DEAD`) is one atomic. A sender pushes
+//! its signal, then moves a `WAITING` receiver to `QUEUED` and queues it; a process about to
+//! wait sets `WAITING` first and then looks at its queue once more, so no wake-up is lost.
+//! `active` counts processes `QUEUED` or `RUNNING`: only they can send, so when it is zero
+//! and no timer is pending the run is over.
+//!
+//! Erlang's rules for the races this opens: an exit signal from a former link partner that
+//! arrives after `unlink` finds no link and is ignored; a `:DOWN` that arrives after
+//! `demonitor` finds no monitor and is dropped.
+
+use super::*;
+use crate::runtime::{Effect, Exit, Outgoing, Runtime};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use dashmap::DashMap;
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
+use std::time::Duration;
+
+const WAITING: u8 = 0;
+const QUEUED: u8 = 1;
+const RUNNING: u8 = 2;
+const DEAD: u8 = 3;
+
+const NO_NAME: u32 = u32::MAX;
+const NOT_HALTED: i32 = i32::MIN;
+
+/// What one process sends another. Terms travel in the heap (fragment) beside them.
+enum Signal {
+    Message { frag: Heap, msg: Term },
+    /// A message that did not fit the receiver's limit: the receiver crashes `:heap_limit`.
+    TooBig,
+    Exit {
+        from: u32,
+        reason: Term,
+        frag: Heap,
+        link: bool,
+    },
+    Link { from: u32 },
+    Unlink { from: u32 },
+    Monitor { from: u32, r: u64, who: Term },
+    Demonitor { r: u64 },
+    Down {
+        r: u64,
+        who: Term,
+        reason: Term,
+        frag: Heap,
+    },
+    Timeout { key: (u64, u64) },
+}
+
+/// A process as the other schedulers see it.
+struct Handle {
+    pid: u32,
+    /// Signals not yet taken, oldest first. (A vector under a lock rather than a lock-free
+    /// segmented queue: a million waiting processes must not hold a block each.)
+    inbox: Mutex<Vec<Signal>>,
+    state: AtomicU8,
+    /// The registered name (an atom), or `NO_NAME`.
+    name: AtomicU32,
+    /// The process itself, taken by the scheduler that runs it.
+    body: Mutex<Option<Box<Process>>>,
+    /// Set when the process has exited and answered what was queued for it: a link or monitor
+    /// request that finds it set is answered by its sender (`:noproc`). The one lock per
+    /// process, taken by link and monitor requests only, so that none is lost or answered
+    /// twice.
+    closed: Mutex<bool>,
+}
+
+/// What all schedulers share.
+struct Shared {
+    prog: Arc<Program>,
+    config: Config,
+    table: DashMap<u32, Arc<Handle>, rustc_hash::FxBuildHasher>,
+    registry: RwLock<HashMap<u32, u32>>,
+    next_pid: AtomicU64,
+    alive: AtomicUsize,
+    /// Bytes accounted to live processes (as `Vm::memory`).
+    memory: AtomicUsize,
+    refs: AtomicU64,
+    seed: u64,
+    /// Processes QUEUED or RUNNING.
+    active: AtomicUsize,
+    injector: Injector<Arc<Handle>>,
+    stealers: Vec<Stealer<Arc<Handle>>>,
+    sleep: Mutex<()>,
+    wake: Condvar,
+    sleepers: AtomicUsize,
+    done: AtomicBool,
+    halted: AtomicI32,
+    timers: Mutex<BTreeMap<(u64, u64), u32>>,
+    timer_seq: AtomicU64,
+    start: Instant,
+    /// Virtual milliseconds under `--virtual-time`.
+    virtual_ms: AtomicU64,
+    out: Mutex<Box<dyn Write + Send>>,
+    err: Mutex<Box<dyn Write + Send>>,
+    trace: Mutex<Option<Tracer>>,
+    tracing: bool,
+    output_failure: Mutex<Option<RunEnd>>,
+    main_exit: Mutex<Option<(bool, String)>>,
+    main_reported: AtomicBool,
+    /// Figures of exited processes, merged by the schedulers as they stop.
+    stats: Mutex<Stats>,
+}
+
+/// One scheduler: its run queue and its figures; the runtime the interpreter sees.
+struct Sched<'s> {
+    id: usize,
+    sh: &'s Shared,
+    queue: Worker<Arc<Handle>>,
+    stats: Stats,
+    /// The handle of the process running now.
+    running: Option<Arc<Handle>>,
+    /// An empty signal vector to swap with a process's queue (its capacity is reused).
+    spare: Vec<Signal>,
+}
+
+/// Runs `vm`'s processes on `n` schedulers until no process can run and no timer is pending,
+/// or `halt`; then hands everything back to `vm` (its figures, pid 0's exit, the processes
+/// still alive for the deadlock report).
+pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
+    let workers: Vec<Worker<Arc<Handle>>> = (0..n).map(|_| Worker::new_fifo()).collect();
+    let sh = Shared {
+        prog: Arc::clone(&vm.prog),
+        config: std::mem::take(&mut vm.config),
+        table: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+        registry: RwLock::new(std::mem::take(&mut vm.registry)),
+        next_pid: AtomicU64::new(vm.next_pid),
+        alive: AtomicUsize::new(vm.alive),
+        memory: AtomicUsize::new(vm.memory),
+        refs: AtomicU64::new(vm.refs),
+        seed: vm.seed,
+        active: AtomicUsize::new(0),
+        injector: Injector::new(),
+        stealers: workers.iter().map(Worker::stealer).collect(),
+        sleep: Mutex::new(()),
+        wake: Condvar::new(),
+        sleepers: AtomicUsize::new(0),
+        done: AtomicBool::new(false),
+        halted: AtomicI32::new(NOT_HALTED),
+        timers: Mutex::new(BTreeMap::new()),
+        timer_seq: AtomicU64::new(vm.timer_seq),
+        start: match vm.clock {
+            Clock::Real(start) => start,
+            Clock::Virtual(_) => Instant::now(),
+        },
+        virtual_ms: AtomicU64::new(match vm.clock {
+            Clock::Virtual(ms) => ms,
+            Clock::Real(_) => 0,
+        }),
+        out: Mutex::new(std::mem::replace(&mut vm.out, Box::new(io::sink()))),
+        err: Mutex::new(std::mem::replace(&mut vm.err, Box::new(io::sink()))),
+        tracing: vm.trace.is_some(),
+        trace: Mutex::new(vm.trace.take()),
+        output_failure: Mutex::new(None),
+        main_exit: Mutex::new(vm.main_exit.take()),
+        main_reported: AtomicBool::new(vm.main_reported),
+        stats: Mutex::new(std::mem::take(&mut vm.stats)),
+    };
+    // The processes spawned before the run (pid 0) start queued, in pid order.
+    let mut procs: Vec<Box<Process>> = Vec::new();
+    while let Some(pid) = vm.queue.pop_front() {
+        if let Some(p) = vm.procs.remove(pid) {
+            procs.push(p);
+        }
+    }
+    for mut p in procs {
+        p.queued = true;
+        let h = Arc::new(Handle {
+            pid: p.pid,
+            inbox: Mutex::new(Vec::new()),
+            state: AtomicU8::new(QUEUED),
+            name: AtomicU32::new(p.name.unwrap_or(NO_NAME)),
+            body: Mutex::new(Some(p)),
+            closed: Mutex::new(false),
+        });
+        sh.table.insert(h.pid, Arc::clone(&h));
+        sh.active.fetch_add(1, SeqCst);
+        sh.injector.push(h);
+    }
+    let timed = matches!(vm.clock, Clock::Virtual(_));
+    std::thread::scope(|scope| {
+        for (id, queue) in workers.into_iter().enumerate() {
+            let sh = &sh;
+            scope.spawn(move || {
+                let mut s = Sched {
+                    id,
+                    sh,
+                    queue,
+                    stats: Stats::default(),
+                    running: None,
+                    spare: Vec::new(),
+                };
+                s.run(timed);
+                let mut all = sh.stats.lock();
+                all.merge(&s.stats, id);
+            });
+        }
+    });
+    // Hand back what the end of the run and the reports need.
+    let mut sh = sh;
+    vm.config = std::mem::take(&mut sh.config);
+    vm.out = std::mem::replace(sh.out.get_mut(), Box::new(io::sink()));
+    vm.err = std::mem::replace(sh.err.get_mut(), Box::new(io::sink()));
+    vm.trace = sh.trace.get_mut().take();
+    vm.stats = std::mem::take(sh.stats.get_mut());
+    vm.main_exit = sh.main_exit.get_mut().take();
+    vm.main_reported = sh.main_reported.load(SeqCst);
+    vm.registry = std::mem::take(sh.registry.get_mut());
+    vm.alive = sh.alive.load(SeqCst);
+    vm.memory = sh.memory.load(SeqCst);
+    vm.refs = sh.refs.load(SeqCst);
+    vm.next_pid = sh.next_pid.load(SeqCst);
+    if let Clock::Virtual(ms) = &mut vm.clock {
+        *ms = sh.virtual_ms.load(SeqCst);
+    }
+    let mut pids: Vec<u32> = sh.table.iter().map(|e| *e.key()).collect();
+    pids.sort_unstable();
+    for pid in pids {
+        if let Some((_, h)) = sh.table.remove(&pid) {
+            if let Some(p) = h.body.lock().take() {
+                vm.procs.insert(p);
+            }
+        }
+    }
+    if let Some(failure) = sh.output_failure.get_mut().take() {
+        vm.output_failure = Some(failure);
+    }
+    let halted = sh.halted.load(SeqCst);
+    if halted != NOT_HALTED {
+        vm.halted = Some(halted);
+    }
+    RunEnd::Halted(0) // the caller decides from the state handed back
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        if self.config.virtual_time {
+            self.virtual_ms.load(Acquire)
+        } else {
+            (self.start.elapsed().as_millis() as u64).min(CLOCK_MAX)
+        }
+    }
+
+    fn lookup(&self, pid: u32) -> Option<Arc<Handle>> {
+        self.table.get(&pid).map(|h| Arc::clone(h.value()))
+    }
+
+    fn format(&self, t: Term) -> String {
+        crate::term::format_cut(
+            t,
+            &|a| self.prog.atoms.name(a),
+            &|at| self.prog.fun_name(at),
+            REPORT_CUT,
+        )
+    }
+
+    fn output_failed(&self, what: &str, e: &io::Error) {
+        let mut f = self.output_failure.lock();
+        if f.is_none() {
+            *f = Some(
+                if e.kind() == io::ErrorKind::BrokenPipe && what != "trace" {
+                    RunEnd::OutputFailed {
+                        status: 141,
+                        message: None,
+                    }
+                } else {
+                    RunEnd::OutputFailed {
+                        status: 1,
+                        message: Some(format!("ember: error: cannot write {what}: {e}")),
+                    }
+                },
+            );
+        }
+        drop(f);
+        self.halt(1);
+    }
+
+    fn halt(&self, n: i32) {
+        let _ = self
+            .halted
+            .compare_exchange(NOT_HALTED, n, SeqCst, SeqCst);
+        self.done.store(true, SeqCst);
+        let _guard = self.sleep.lock();
+        self.wake.notify_all();
+    }
+
+    fn write_err(&self, line: &str) {
+        if let Err(e) = self.out.lock().flush() {
+            self.output_failed("standard output", &e);
+        }
+        let mut err = self.err.lock();
+        if let Err(e) = writeln!(err, "{line}").and_then(|()| err.flush()) {
+            drop(err);
+            self.output_failed("standard error", &e);
+        }
+    }
+
+    fn report_crash(&self, pid: u32, reason: Term, pc: u32) {
+        let line = format!(
+            "error in process <0.{pid}>: {} at {}",
+            self.format(reason),
+            self.prog.module.location(pc)
+        );
+        self.write_err(&line);
+        if pid == 0 {
+            self.main_reported.store(true, SeqCst);
+        }
+    }
+
+    /// The room `p` has under its limits (as [`room_of`], with the shared account).
+    fn room(&self, p: &Process) -> usize {
+        room_of(&self.config, self.memory.load(Relaxed), p)
+    }
+
+    fn account(&self, p: &mut Process) {
+        let now = p.memory() + PROCESS_OVERHEAD;
+        if now >= p.accounted {
+            self.memory.fetch_add(now - p.accounted, Relaxed);
+        } else {
+            self.memory.fetch_sub(p.accounted - now, Relaxed);
+        }
+        p.accounted = now;
+    }
+
+    /// Fires the timers due now (under the timers lock, so that no one sees an empty timer
+    /// table while their wake-ups are still to come); queues the processes they wake.
+    fn fire_due(&self, s: &Sched<'_>) -> bool {
+        let now = self.now_ms();
+        let mut timers = self.timers.lock();
+        let mut fired = false;
+        while let Some((&key, &pid)) = timers.first_key_value() {
+            if key.0 > now {
+                break;
+            }
+            timers.remove(&key);
+            if let Some(h) = self.lookup(pid) {
+                if self.tracing {
+                    if let Some(t) = self.trace.lock().as_mut() {
+                        t.timeout(pid);
+                    }
+                }
+                s.signal(&h, Signal::Timeout { key });
+                fired = true;
+            }
+        }
+        fired
+    }
+}
+
+impl Stats {
+    /// Adds a scheduler's figures (`id`) to the run's.
+    fn merge(&mut self, s: &Stats, id: usize) {
+        self.slices += s.slices;
+        self.context_switches += s.context_switches;
+        self.spawns += s.spawns;
+        self.exits += s.exits;
+        self.messages_sent += s.messages_sent;
+        self.messages_received += s.messages_received;
+        self.messages_tested += s.messages_tested;
+        self.gc_runs += s.gc_runs;
+        self.gc_nanos += s.gc_nanos;
+        self.reductions += s.reductions;
+        self.peak_processes = self.peak_processes.max(s.peak_processes);
+        for t in &s.top {
+            self.record(t.clone());
+        }
+        if let Some(m) = &s.main {
+            self.main = Some(m.clone());
+        }
+        self.peak_heap = self.peak_heap.max(s.peak_heap);
+        self.mailbox_peak = self.mailbox_peak.max(s.mailbox_peak);
+        let mine = s.schedulers.first().cloned().unwrap_or_default();
+        self.schedulers.push(SchedulerStats { id, ..mine });
+        self.schedulers.sort_by_key(|s| s.id);
+    }
+}
+
+impl<'s> Sched<'s> {
+    /// Pushes `sig` to `h`'s queue and wakes it if it waits.
+    fn signal(&self, h: &Arc<Handle>, sig: Signal) {
+        h.inbox.lock().push(sig);
+        if h
+            .state
+            .compare_exchange(WAITING, QUEUED, AcqRel, Acquire)
+            .is_ok()
+        {
+            self.sh.active.fetch_add(1, SeqCst);
+            self.enqueue(Arc::clone(h));
+        }
+    }
+
+    /// Pushes a link or monitor request to `h`; false when `h` has exited (and answered
+    /// what was queued), so the request is the sender's to answer.
+    fn request(&self, h: &Arc<Handle>, sig: Signal) -> bool {
+        let closed = h.closed.lock();
+        if *closed {
+            return false;
+        }
+        self.signal(h, sig);
+        true
+    }
+
+    fn enqueue(&self, h: Arc<Handle>) {
+        self.queue.push(h);
+        // Wake a sleeping scheduler only for work this one has to spare: a process woken by
+        // a message usually runs here next, without crossing threads.
+        if self.queue.len() > 1 && self.sh.sleepers.load(SeqCst) > 0 {
+            let _guard = self.sh.sleep.lock();
+            self.sh.wake.notify_one();
+        }
+    }
+
+    /// The next process to run: from this scheduler's queue, the shared one, or another's.
+    fn find_work(&mut self) -> Option<Arc<Handle>> {
+        if let Some(h) = self.queue.pop() {
+            return Some(h);
+        }
+        loop {
+            let mut retry = false;
+            match self.sh.injector.steal_batch_and_pop(&self.queue) {
+                Steal::Success(h) => return Some(h),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.sh.stealers.len();
+            for k in 1..n {
+                let victim = &self.sh.stealers[(self.id + k) % n];
+                match victim.steal_batch_and_pop(&self.queue) {
+                    Steal::Success(h) => {
+                        self.sched_stats().steals += 1;
+                        return Some(h);
+                    }
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    fn sched_stats(&mut self) -> &mut SchedulerStats {
+        if self.stats.schedulers.is_empty() {
+            self.stats.schedulers.push(SchedulerStats::default());
+        }
+        &mut self.stats.schedulers[0]
+    }
+
+    fn run(&mut self, virtual_time: bool) {
+        let prog = Arc::clone(&self.sh.prog);
+        let budget = self.sh.config.budget.max(1);
+        let mut last = u32::MAX;
+        loop {
+            if self.sh.done.load(Acquire) {
+                return;
+            }
+            if !virtual_time {
+                self.sh.fire_due(self);
+            }
+            let Some(h) = self.find_work() else {
+                if self.idle(virtual_time) {
+                    return;
+                }
+                continue;
+            };
+            // Only this scheduler holds a queued handle: it runs it now.
+            h.state.store(RUNNING, SeqCst);
+            let Some(mut p) = h.body.lock().take() else {
+                continue;
+            };
+            p.queued = false;
+            self.stats.slices += 1;
+            self.sched_stats().slices += 1;
+            if p.pid != last {
+                self.stats.context_switches += 1;
+                last = p.pid;
+            }
+            self.running = Some(Arc::clone(&h));
+            let room = self.sh.room(&p);
+            p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
+            let (outcome, reds) = match self.drain(&mut p) {
+                Ok(_) => interp::run_slice(&prog, self, &mut p, budget, &mut interp::NoProbe),
+                Err(exit) => (
+                    Outcome::Exit {
+                        reason: exit.reason,
+                        raised_at: exit.raised.then_some(p.pc),
+                    },
+                    0,
+                ),
+            };
+            self.running = None;
+            p.reductions += reds as u64;
+            self.stats.reductions += reds as u64;
+            match outcome {
+                Outcome::Yield => {
+                    p.queued = true;
+                    self.sh.account(&mut p);
+                    *h.body.lock() = Some(p);
+                    h.state.store(QUEUED, SeqCst);
+                    self.enqueue(h);
+                }
+                Outcome::Wait => {
+                    p.status = Status::Waiting;
+                    self.sh.account(&mut p);
+                    *h.body.lock() = Some(p);
+                    h.state.store(WAITING, SeqCst);
+                    // A signal pushed before we said WAITING woke no one: look once more.
+                    if !h.inbox.lock().is_empty()
+                        && h
+                            .state
+                            .compare_exchange(WAITING, QUEUED, AcqRel, Acquire)
+                            .is_ok()
+                    {
+                        self.enqueue(h);
+                    } else {
+                        self.sh.active.fetch_sub(1, SeqCst);
+                    }
+                }
+                Outcome::Exit { reason, raised_at } => {
+                    self.die(&h, p, reason, raised_at);
+                    self.sh.active.fetch_sub(1, SeqCst);
+                }
+                Outcome::Halt(n) => {
+                    *h.body.lock() = Some(p);
+                    self.sh.halt(n);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// No work found. Returns true when the run is over.
+    fn idle(&mut self, virtual_time: bool) -> bool {
+        let t0 = Instant::now();
+        let over = self.idle_wait(virtual_time);
+        self.sched_stats().idle_nanos += t0.elapsed().as_nanos() as u64;
+        over
+    }
+
+    fn idle_wait(&mut self, virtual_time: bool) -> bool {
+        if let Err(e) = self.sh.out.lock().flush() {
+            self.sh.output_failed("standard output", &e);
+        }
+        if self.sh.active.load(SeqCst) == 0 {
+            // No process can run anywhere: only a timer can wake one.
+            let timers = self.sh.timers.lock();
+            let Some((&(deadline, _), _)) = timers.first_key_value() else {
+                drop(timers);
+                self.sh.done.store(true, SeqCst);
+                let _guard = self.sh.sleep.lock();
+                self.sh.wake.notify_all();
+                return true;
+            };
+            drop(timers);
+            if virtual_time {
+                // Every scheduler is idle (nothing is active): the clock jumps.
+                self.sh.virtual_ms.fetch_max(deadline, SeqCst);
+                self.sh.fire_due(self);
+                return false;
+            }
+            let now = self.sh.now_ms();
+            if deadline > now {
+                let mut guard = self.sh.sleep.lock();
+                self.sh.sleepers.fetch_add(1, SeqCst);
+                self.sh
+                    .wake
+                    .wait_for(&mut guard, Duration::from_millis(deadline - now));
+                self.sh.sleepers.fetch_sub(1, SeqCst);
+            }
+            self.sh.fire_due(self);
+            return false;
+        }
+        // Others have work this scheduler could not steal (yet): sleep until work is queued.
+        let mut guard = self.sh.sleep.lock();
+        if self.sh.done.load(SeqCst) {
+            return true;
+        }
+        self.sh.sleepers.fetch_add(1, SeqCst);
+        self.sh.wake.wait_for(&mut guard, Duration::from_millis(1));
+        self.sh.sleepers.fetch_sub(1, SeqCst);
+        false
+    }
+
+    /// A copy of `t` (a term of a heap of `src_words` words) in a fragment for another
+    /// process, within its heap limit.
+    fn fragment(&self, t: Term, src_words: usize) -> Result<(Heap, Term), TooBig> {
+        let mut frag = Heap::new();
+        let max = self.sh.config.max_heap_bytes / 8;
+        let t = frag.copy_into(t, &self.sh.prog.literals, src_words, max)?;
+        Ok((frag, t))
+    }
+
+    /// Exit signal `reason` (a term of a heap of `src_words` words) to `to`.
+    fn exit_signal_to(&self, h: &Arc<Handle>, from: u32, reason: Term, src_words: usize, link: bool) {
+        match self.fragment(reason, src_words) {
+            Ok((frag, reason)) => self.signal(
+                h,
+                Signal::Exit {
+                    from,
+                    reason,
+                    frag,
+                    link,
+                },
+            ),
+            Err(TooBig) => self.signal(h, Signal::TooBig),
+        }
+    }
+
+    /// Applies an exit signal to `p` itself (drained, or sent to itself): an `{:EXIT, ...}`
+    /// message, nothing, or the exit `p` must take.
+    fn apply_exit(
+        &mut self,
+        p: &mut Process,
+        from: u32,
+        reason: Term,
+        frag: Heap,
+        link: bool,
+    ) -> Effect<bool> {
+        if link {
+            // Erlang's unlink rule: a signal from a partner no longer linked is ignored.
+            if !p.links.contains(from) {
+                return Ok(false);
+            }
+            p.links.remove(from);
+        }
+        let kill = !link && reason.as_atom() == Some(atom::KILL);
+        if kill {
+            return Err(Exit {
+                reason: Term::atom(atom::KILLED),
+                raised: false,
+            });
+        }
+        p.heap.adopt(frag);
+        if p.trap_exit {
+            let msg = p
+                .heap
+                .tuple(&[Term::atom(atom::EXIT), Term::pid(from), reason]);
+            self.deliver_local(p, msg)?;
+            return Ok(true);
+        }
+        if reason.as_atom() == Some(atom::NORMAL) && (link || from != p.pid) {
+            return Ok(false);
+        }
+        Err(Exit {
+            reason,
+            raised: false,
+        })
+    }
+
+    /// A message built in `p`'s own heap joins its mailbox, within its limit.
+    fn deliver_local(&mut self, p: &mut Process, msg: Term) -> Effect {
+        p.deliver(msg);
+        if p.memory() > self.sh.config.max_heap_bytes {
+            return Err(Exit::raised(atom::HEAP_LIMIT));
+        }
+        Ok(())
+    }
+
+    /// Ends `p` (its handle `h`) with `reason`: partners get exit signals, watchers `:DOWN`,
+    /// and what was still queued for it is answered (links and monitors with `:noproc`).
+    fn die(&mut self, h: &Arc<Handle>, mut p: Box<Process>, reason: Term, raised_at: Option<u32>) {
+        let pid = p.pid;
+        if let Some(pc) = raised_at {
+            self.sh.report_crash(pid, reason, pc);
+        }
+        h.state.store(DEAD, SeqCst);
+        self.sh.table.remove(&pid);
+        let name = h.name.swap(NO_NAME, SeqCst);
+        if name != NO_NAME {
+            let mut reg = self.sh.registry.write();
+            if reg.get(&name) == Some(&pid) {
+                reg.remove(&name);
+            }
+        }
+        if p.timer != (0, 0) {
+            self.sh.timers.lock().remove(&p.timer);
+        }
+        if self.sh.tracing {
+            let text = self.sh.format(reason);
+            if let Some(t) = self.sh.trace.lock().as_mut() {
+                t.exit(pid, &text);
+            }
+        }
+        self.stats.exits += 1;
+        self.stats.record(p.stats());
+        if pid == 0 {
+            let normal = reason.as_atom() == Some(atom::NORMAL);
+            *self.sh.main_exit.lock() = Some((normal, self.sh.format(reason)));
+        }
+        let src_words = p.heap.used_words();
+        for link in p.links.take() {
+            if let Some(o) = self.sh.lookup(link) {
+                self.exit_signal_to(&o, pid, reason, src_words, true);
+            }
+        }
+        for (r, (watcher, who)) in std::mem::take(&mut p.watchers) {
+            if watcher == pid {
+                continue;
+            }
+            if let Some(w) = self.sh.lookup(watcher) {
+                self.down_to(&w, r, who, reason, src_words);
+            }
+        }
+        for (r, target) in std::mem::take(&mut p.monitors) {
+            if let Some(t) = self.sh.lookup(target) {
+                self.signal(&t, Signal::Demonitor { r });
+            }
+        }
+        // Link and monitor requests that reached it while it ran get its exit reason, as if
+        // they had been taken before it exited; after `closed`, senders answer `:noproc`.
+        *h.closed.lock() = true;
+        let late = std::mem::take(&mut *h.inbox.lock());
+        for sig in late {
+            match sig {
+                Signal::Link { from } => {
+                    if let Some(o) = self.sh.lookup(from) {
+                        self.exit_signal_to(&o, pid, reason, src_words, true);
+                    }
+                }
+                Signal::Monitor { from, r, who } => {
+                    if let Some(w) = self.sh.lookup(from) {
+                        self.down_to(&w, r, who, reason, src_words);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.sh.memory.fetch_sub(p.accounted, Relaxed);
+        self.sh.alive.fetch_sub(1, SeqCst);
+    }
+
+    fn down_to(&self, w: &Arc<Handle>, r: u64, who: Term, reason: Term, src_words: usize) {
+        match self.fragment(reason, src_words) {
+            Ok((frag, reason)) => self.signal(
+                w,
+                Signal::Down {
+                    r,
+                    who,
+                    reason,
+                    frag,
+                },
+            ),
+            Err(TooBig) => self.signal(w, Signal::TooBig),
+        }
+    }
+
+    fn me(&self) -> &Arc<Handle> {
+        self.running.as_ref().expect("a process is running")
+    }
+}
+
+impl Runtime for Sched<'_> {
+    fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
+        let target = if let Some(pid) = to.as_pid() {
+            pid
+        } else if let Some(pid) = to.as_atom().and_then(|n| self.sh.registry.read().get(&n).copied()) {
+            pid
+        } else {
+            return Err(Exit::raised(atom::BADARG));
+        };
+        self.stats.messages_sent += 1;
+        let src_words = p.heap.used_words();
+        if target == p.pid {
+            let v = match msg {
+                Outgoing::Term(v) => v,
+                Outgoing::Template(t) => t.build(&p.regs, &mut p.heap),
+            };
+            self.trace_send(p.pid, target, v);
+            return self.deliver_local(p, v);
+        }
+        let Some(h) = self.sh.lookup(target) else {
+            if let Outgoing::Term(v) = msg {
+                self.trace_send(p.pid, target, v);
+            }
+            return Ok(()); // dead: dropped
+        };
+        let mut frag = Heap::new();
+        let max = self.sh.config.max_heap_bytes / 8;
+        let built = match msg {
+            Outgoing::Term(v) => frag.copy_into(v, &self.sh.prog.literals, src_words, max),
+            Outgoing::Template(t) => {
+                t.build_into(&p.regs, &mut frag, &self.sh.prog.literals, src_words, max)
+            }
+        };
+        match built {
+            Ok(v) => {
+                self.trace_send(p.pid, target, v);
+                self.signal(&h, Signal::Message { frag, msg: v });
+            }
+            Err(TooBig) => self.signal(&h, Signal::TooBig),
+        }
+        Ok(())
+    }
+
+    fn spawn(
+        &mut self,
+        p: &mut Process,
+        at: u32,
+        link: bool,
+        args: &[Term],
+        src_words: usize,
+    ) -> Effect<u32> {
+        let sh = self.sh;
+        let system_limit = Exit::raised(atom::SYSTEM_LIMIT);
+        if sh.alive.fetch_add(1, SeqCst) >= sh.config.max_processes
+            || sh.memory.load(Relaxed).saturating_add(PROCESS_OVERHEAD) > sh.config.max_memory_bytes
+        {
+            sh.alive.fetch_sub(1, SeqCst);
+            return Err(system_limit);
+        }
+        let pid = sh.next_pid.fetch_add(1, SeqCst);
+        if pid > MAX_PID {
+            sh.alive.fetch_sub(1, SeqCst);
+            return Err(system_limit);
+        }
+        let pid = pid as u32;
+        let nregs = sh.prog.registers_at(at).max(args.len());
+        let mut c = Box::new(Process::new(pid, at, nregs));
+        c.seed_rand(sh.seed);
+        let room = sh.room(&c) / 8;
+        for (i, &v) in args.iter().enumerate() {
+            let left = room.saturating_sub(c.heap.used_words());
+            match c.heap.copy_into(v, &sh.prog.literals, src_words, left) {
+                Ok(v) => c.regs[i] = v,
+                Err(TooBig) => {
+                    sh.alive.fetch_sub(1, SeqCst);
+                    return Err(Exit::raised(atom::HEAP_LIMIT));
+                }
+            }
+        }
+        if link {
+            c.links.insert(p.pid);
+            p.links.insert(pid);
+        }
+        c.queued = true;
+        sh.account(&mut c);
+        let h = Arc::new(Handle {
+            pid,
+            inbox: Mutex::new(Vec::new()),
+            state: AtomicU8::new(QUEUED),
+            name: AtomicU32::new(NO_NAME),
+            body: Mutex::new(Some(c)),
+            closed: Mutex::new(false),
+        });
+        sh.table.insert(pid, Arc::clone(&h));
+        self.stats.spawns += 1;
+        self.stats.peak_processes = self.stats.peak_processes.max(sh.alive.load(Relaxed));
+        sh.active.fetch_add(1, SeqCst);
+        if sh.tracing {
+            if let Some(t) = sh.trace.lock().as_mut() {
+                t.spawn(p.pid, pid, link);
+            }
+        }
+        self.enqueue(h);
+        Ok(pid)
+    }
+
+    fn link(&mut self, p: &mut Process, other: u32) -> Effect {
+        if other == p.pid {
+            return Ok(());
+        }
+        let o = self.sh.lookup(other);
+        if p.links.contains(other) && o.is_some() {
+            return Ok(());
+        }
+        match o {
+            Some(o) if self.request(&o, Signal::Link { from: p.pid }) => {
+                p.links.insert(other);
+                Ok(())
+            }
+            _ => {
+                // Linking to a dead process: exit signal `:noproc`, raised by the VM.
+                p.links.insert(other);
+                self.apply_exit(p, other, Term::atom(atom::NOPROC), Heap::new(), true)
+                    .map(|_| ())
+                    .map_err(|e| Exit { raised: true, ..e })
+            }
+        }
+    }
+
+    fn unlink(&mut self, p: &mut Process, other: u32) {
+        p.links.remove(other);
+        if let Some(o) = self.sh.lookup(other) {
+            self.signal(&o, Signal::Unlink { from: p.pid });
+        }
+    }
+
+    fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
+        let watched = if let Some(pid) = target.as_pid() {
+            Some(pid)
+        } else if let Some(name) = target.as_atom() {
+            self.sh.registry.read().get(&name).copied()
+        } else {
+            return Err(Exit::raised(atom::BADARG));
+        };
+        let r = self.make_ref(p);
+        let me = p.pid;
+        match watched.map(|w| (w, self.sh.lookup(w))) {
+            Some((w, _)) if w == me => {
+                p.monitors.insert(r, w);
+                p.watchers.insert(r, (me, target));
+            }
+            Some((w, Some(h)))
+                if self.request(
+                    &h,
+                    Signal::Monitor {
+                        from: me,
+                        r,
+                        who: target,
+                    },
+                ) =>
+            {
+                p.monitors.insert(r, w);
+            }
+            _ => {
+                let msg = p.heap.tuple(&[
+                    Term::atom(atom::DOWN),
+                    Term::reference(r),
+                    Term::atom(atom::PROCESS),
+                    target,
+                    Term::atom(atom::NOPROC),
+                ]);
+                p.deliver(msg);
+            }
+        }
+        Ok(r)
+    }
+
+    fn demonitor(&mut self, p: &mut Process, r: u64) {
+        if let Some(target) = p.monitors.remove(&r) {
+            if target == p.pid {
+                p.watchers.remove(&r);
+            } else if let Some(h) = self.sh.lookup(target) {
+                self.signal(&h, Signal::Demonitor { r });
+            }
+        } else {
+            p.mailbox.remove_where(|m| match m.view() {
+                crate::term::View::Tuple(e) => {
+                    e.len() == 5 && e[0].as_atom() == Some(atom::DOWN) && e[1].as_ref() == Some(r)
+                }
+                _ => false,
+            });
+        }
+    }
+
+    fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
+        if to == p.pid {
+            return self.apply_exit(p, to, reason, Heap::new(), false).map(|_| ());
+        }
+        if let Some(h) = self.sh.lookup(to) {
+            self.exit_signal_to(&h, p.pid, reason, p.heap.used_words(), false);
+        }
+        Ok(())
+    }
+
+    fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
+        let badarg = Exit::raised(atom::BADARG);
+        if name == atom::UNDEFINED {
+            return Err(badarg);
+        }
+        let mut reg = self.sh.registry.write();
+        if reg.contains_key(&name) {
+            return Err(badarg);
+        }
+        let h = if pid == p.pid {
+            Arc::clone(self.me())
+        } else {
+            self.sh.lookup(pid).ok_or(badarg)?
+        };
+        if h
+            .name
+            .compare_exchange(NO_NAME, name, SeqCst, SeqCst)
+            .is_err()
+            || h.state.load(SeqCst) == DEAD
+        {
+            return Err(badarg);
+        }
+        reg.insert(name, pid);
+        Ok(())
+    }
+
+    fn unregister(&mut self, _: &mut Process, name: u32) -> Effect {
+        let pid = self
+            .sh
+            .registry
+            .write()
+            .remove(&name)
+            .ok_or(Exit::raised(atom::BADARG))?;
+        if let Some(h) = self.sh.lookup(pid) {
+            let _ = h.name.compare_exchange(name, NO_NAME, SeqCst, SeqCst);
+        }
+        Ok(())
+    }
+
+    fn whereis(&self, name: u32) -> Option<u32> {
+        self.sh.registry.read().get(&name).copied()
+    }
+
+    fn make_ref(&mut self, p: &mut Process) -> u64 {
+        let r = self.sh.refs.fetch_add(1, Relaxed) + 1;
+        p.mailbox.mark_ref(r);
+        r
+    }
+
+    fn received(&mut self, p: &mut Process, msg: Term) {
+        self.cancel_timer(p);
+        self.stats.messages_received += 1;
+        if self.sh.tracing {
+            let text = self.sh.format(msg);
+            if let Some(t) = self.sh.trace.lock().as_mut() {
+                t.receive(p.pid, &text);
+            }
+        }
+    }
+
+    fn drain(&mut self, p: &mut Process) -> Effect<bool> {
+        let h = Arc::clone(self.me());
+        let mut got = false;
+        let mut batch = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut batch, &mut *h.inbox.lock());
+        let mut signals = batch.drain(..);
+        let result = self.apply_signals(p, &h, &mut signals, &mut got);
+        // What an exit left untaken goes back in front of what arrived since.
+        let rest: Vec<Signal> = signals.collect();
+        if !rest.is_empty() {
+            let mut inbox = h.inbox.lock();
+            let newer = std::mem::replace(&mut *inbox, rest);
+            inbox.extend(newer);
+        }
+        self.spare = batch;
+        result.map(|()| got)
+    }
+
+    fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
+        let t0 = Instant::now();
+        p.collect(&self.sh.prog.literals, roots);
+        self.stats.gc_runs += 1;
+        self.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+    }
+
+    fn room(&self, p: &Process) -> usize {
+        self.sh.room(p)
+    }
+
+    fn over_limit(&self, p: &Process) -> bool {
+        let mine = p.memory();
+        mine > self.sh.config.max_heap_bytes
+            || self.sh.memory.load(Relaxed) - p.accounted.min(self.sh.memory.load(Relaxed))
+                + mine
+                + PROCESS_OVERHEAD
+                > self.sh.config.max_memory_bytes
+    }
+
+    fn max_stack(&self) -> usize {
+        self.sh.config.max_stack
+    }
+
+    fn print(&mut self, line: &[u8]) -> bool {
+        let result = self.sh.out.lock().write_all(line);
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                self.sh.output_failed("standard output", &e);
+                false
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.sh.now_ms()
+    }
+
+    fn arm_timer(&mut self, p: &mut Process, ms: u64) {
+        let seq = self.sh.timer_seq.fetch_add(1, Relaxed) + 1;
+        let deadline = self.sh.now_ms().saturating_add(ms).min(CLOCK_MAX);
+        p.timer = (deadline, seq);
+        self.sh.timers.lock().insert(p.timer, p.pid);
+    }
+
+    fn cancel_timer(&mut self, p: &mut Process) {
+        if p.timer != (0, 0) {
+            self.sh.timers.lock().remove(&p.timer);
+            p.timer = (0, 0);
+        }
+    }
+
+    fn stats(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+}
+
+impl Sched<'_> {
+    /// Applies signals in order until one makes `p` exit.
+    fn apply_signals(
+        &mut self,
+        p: &mut Process,
+        h: &Arc<Handle>,
+        signals: &mut impl Iterator<Item = Signal>,
+        got: &mut bool,
+    ) -> Effect {
+        let _ = h;
+        for sig in signals {
+            match sig {
+                Signal::Message { frag, msg } => {
+                    let room = self.sh.room(p);
+                    if frag.used_bytes() + MAILBOX_SLOT_BYTES > room {
+                        // Collect once: what is garbage makes room.
+                        self.collect(p, &mut []);
+                        if frag.used_bytes() + MAILBOX_SLOT_BYTES > self.sh.room(p) {
+                            return Err(Exit::raised(atom::HEAP_LIMIT));
+                        }
+                    }
+                    p.heap.adopt(frag);
+                    p.deliver(msg);
+                    *got = true;
+                }
+                Signal::TooBig => return Err(Exit::raised(atom::HEAP_LIMIT)),
+                Signal::Exit {
+                    from,
+                    reason,
+                    frag,
+                    link,
+                } => *got |= self.apply_exit(p, from, reason, frag, link)?,
+                Signal::Link { from } => p.links.insert(from),
+                Signal::Unlink { from } => p.links.remove(from),
+                Signal::Monitor { from, r, who } => {
+                    p.watchers.insert(r, (from, who));
+                }
+                Signal::Demonitor { r } => {
+                    p.watchers.remove(&r);
+                }
+                Signal::Down {
+                    r,
+                    who,
+                    reason,
+                    frag,
+                } => {
+                    // A `:DOWN` after `demonitor` is dropped.
+                    if p.monitors.remove(&r).is_some() {
+                        p.heap.adopt(frag);
+                        let msg = p.heap.tuple(&[
+                            Term::atom(atom::DOWN),
+                            Term::reference(r),
+                            Term::atom(atom::PROCESS),
+                            who,
+                            reason,
+                        ]);
+                        self.deliver_local(p, msg)?;
+                        *got = true;
+                    }
+                }
+                Signal::Timeout { key } => {
+                    if p.timer == key {
+                        p.timer = (0, 0);
+                        p.timed_out = true;
+                        *got = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn trace_send(&self, from: u32, to: u32, msg: Term) {
+        if self.sh.tracing {
+            let text = self.sh.format(msg);
+            if let Some(t) = self.sh.trace.lock().as_mut() {
+                t.send(from, to, &text);
+            }
+        }
+    }
+}
