@@ -14,36 +14,98 @@ use crate::process::Process;
 const PAGE_BITS: u32 = 10;
 const PAGE: usize = 1 << PAGE_BITS;
 
-struct Page {
-    /// `None`: no such process, or it is checked out (running).
-    slots: [Option<Box<Process>>; PAGE],
-    /// Processes of this page that are alive, checked-out ones included.
+struct Page<T> {
+    /// `None`: no such process, or (for a `ProcTable`) it is checked out (running).
+    slots: [Option<T>; PAGE],
+    /// Entries of this page that are alive, checked-out ones included.
     live: u32,
 }
 
-pub(crate) struct ProcTable {
-    pages: Vec<Option<Box<Page>>>,
+/// Values by pid, in pages (see the module documentation). N schedulers keep their process
+/// handles in shards of these ([`crate::vm`]'s `smp`), one scheduler its processes.
+pub(crate) struct PagedTable<T> {
+    pages: Vec<Option<Box<Page<T>>>>,
 }
+
+/// One scheduler's process table.
+pub(crate) type ProcTable = PagedTable<Box<Process>>;
 
 fn split(pid: u32) -> (usize, usize) {
     ((pid >> PAGE_BITS) as usize, pid as usize & (PAGE - 1))
 }
 
-impl ProcTable {
-    pub fn new() -> ProcTable {
-        ProcTable { pages: Vec::new() }
+impl<T> PagedTable<T> {
+    pub fn new() -> PagedTable<T> {
+        PagedTable { pages: Vec::new() }
     }
 
-    fn slot(&self, pid: u32) -> Option<&Option<Box<Process>>> {
+    fn slot(&self, pid: u32) -> Option<&Option<T>> {
         let (page, i) = split(pid);
         self.pages.get(page)?.as_ref().map(|p| &p.slots[i])
     }
 
-    fn slot_mut(&mut self, pid: u32) -> Option<&mut Option<Box<Process>>> {
+    fn slot_mut(&mut self, pid: u32) -> Option<&mut Option<T>> {
         let (page, i) = split(pid);
         self.pages.get_mut(page)?.as_mut().map(|p| &mut p.slots[i])
     }
 
+    pub fn get_entry(&self, pid: u32) -> Option<&T> {
+        self.slot(pid)?.as_ref()
+    }
+
+    /// Adds `v` under `pid` (which must not be alive).
+    pub fn insert_at(&mut self, pid: u32, v: T) {
+        let (page, i) = split(pid);
+        if page >= self.pages.len() {
+            self.pages.resize_with(page + 1, || None);
+        }
+        let page = self.pages[page].get_or_insert_with(|| {
+            Box::new(Page {
+                slots: std::array::from_fn(|_| None),
+                live: 0,
+            })
+        });
+        page.live += 1;
+        page.slots[i] = Some(v);
+    }
+
+    /// Removes the entry of `pid`, if present.
+    pub fn remove_entry(&mut self, pid: u32) -> Option<T> {
+        let v = self.slot_mut(pid)?.take()?;
+        self.release(pid);
+        Some(v)
+    }
+
+    /// The entry of `pid` (present or checked out) is gone for good: the page forgets it,
+    /// and is freed with its last entry.
+    pub fn release(&mut self, pid: u32) {
+        let (page, _) = split(pid);
+        if let Some(slot) = self.pages.get_mut(page) {
+            if let Some(p) = slot.as_mut() {
+                p.live -= 1;
+                if p.live == 0 {
+                    *slot = None;
+                }
+            }
+        }
+        // The directory's tail follows the highest live page down (a burst of spawns leaves
+        // no directory behind once it has exited).
+        while matches!(self.pages.last(), Some(None)) {
+            self.pages.pop();
+        }
+    }
+
+    /// The entries present, in pid order.
+    pub fn entries(&self) -> impl Iterator<Item = &T> {
+        self.pages
+            .iter()
+            .flatten()
+            .flat_map(|p| p.slots.iter())
+            .filter_map(Option::as_ref)
+    }
+}
+
+impl ProcTable {
     pub fn get(&self, pid: u32) -> Option<&Process> {
         self.slot(pid)?.as_deref()
     }
@@ -58,18 +120,7 @@ impl ProcTable {
 
     /// Adds a new process (its pid must not be alive).
     pub fn insert(&mut self, p: Box<Process>) {
-        let (page, i) = split(p.pid);
-        if page >= self.pages.len() {
-            self.pages.resize_with(page + 1, || None);
-        }
-        let page = self.pages[page].get_or_insert_with(|| {
-            Box::new(Page {
-                slots: std::array::from_fn(|_| None),
-                live: 0,
-            })
-        });
-        page.live += 1;
-        page.slots[i] = Some(p);
+        self.insert_at(p.pid, p);
     }
 
     /// Takes a process out to run it; it stays alive until [`ProcTable::put_back`] or
@@ -89,36 +140,12 @@ impl ProcTable {
 
     /// Removes a process that is present (not checked out); `None` if there is none.
     pub fn remove(&mut self, pid: u32) -> Option<Box<Process>> {
-        let p = self.slot_mut(pid)?.take()?;
-        self.release(pid);
-        Some(p)
-    }
-
-    /// The checked-out process `pid` has exited: its slot is free for good.
-    pub fn release(&mut self, pid: u32) {
-        let (page, _) = split(pid);
-        if let Some(slot) = self.pages.get_mut(page) {
-            if let Some(p) = slot.as_mut() {
-                p.live -= 1;
-                if p.live == 0 {
-                    *slot = None;
-                }
-            }
-        }
-        // The directory's tail follows the highest live page down (a burst of spawns leaves
-        // no directory behind once it has exited).
-        while matches!(self.pages.last(), Some(None)) {
-            self.pages.pop();
-        }
+        self.remove_entry(pid)
     }
 
     /// The processes present (not checked out), in pid order.
     pub fn values(&self) -> impl Iterator<Item = &Process> {
-        self.pages
-            .iter()
-            .flatten()
-            .flat_map(|p| p.slots.iter())
-            .filter_map(|s| s.as_deref())
+        self.entries().map(|p| &**p)
     }
 }
 

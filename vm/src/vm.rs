@@ -29,7 +29,7 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-mod smp;
+pub(crate) mod smp;
 
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
 pub const REPORT_CUT: usize = 1000;
@@ -320,7 +320,7 @@ fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
     let own = config.max_heap_bytes.saturating_sub(mine);
     let global = config
         .max_memory_bytes
-        .saturating_sub(memory - p.accounted + mine + PROCESS_OVERHEAD);
+        .saturating_sub(memory.saturating_sub(p.accounted) + mine + PROCESS_OVERHEAD);
     own.min(global)
 }
 

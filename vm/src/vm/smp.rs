@@ -22,20 +22,22 @@
 //! A process's state (`WAITING`, `QUEUED`, `RUNNING`, `DEAD`) is one atomic. A sender pushes
 //! its signal, then moves a `WAITING` receiver to `QUEUED` and queues it; a process about to
 //! wait sets `WAITING` first and then looks at its queue once more, so no wake-up is lost.
-//! `active` counts processes `QUEUED` or `RUNNING`: only they can send, so when it is zero
-//! and no timer is pending the run is over.
+//! Only a running process sends, and a process it wakes is queued before its slice ends; so
+//! when every scheduler is idle and every queue is empty, no process can run, and when no
+//! timer is pending either the run is over. (Schedulers count themselves idle only around
+//! their waits: no counter is touched per message.)
 //!
 //! Erlang's rules for the races this opens: an exit signal from a former link partner that
 //! arrives after `unlink` finds no link and is ignored; a `:DOWN` that arrives after
 //! `demonitor` finds no monitor and is dropped.
 
 use super::*;
+use crate::proctable::PagedTable;
 use crate::runtime::{Effect, Exit, Outgoing, Runtime};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use dashmap::DashMap;
 use parking_lot::{Condvar, Mutex, RwLock};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, SeqCst};
 use std::time::Duration;
 
 const WAITING: u8 = 0;
@@ -48,7 +50,10 @@ const NOT_HALTED: i32 = i32::MIN;
 
 /// What one process sends another. Terms travel in the heap (fragment) beside them.
 enum Signal {
-    Message { frag: Heap, msg: Term },
+    Message {
+        frag: Heap,
+        msg: Term,
+    },
     /// A message that did not fit the receiver's limit: the receiver crashes `:heap_limit`.
     TooBig,
     Exit {
@@ -57,21 +62,33 @@ enum Signal {
         frag: Heap,
         link: bool,
     },
-    Link { from: u32 },
-    Unlink { from: u32 },
-    Monitor { from: u32, r: u64, who: Term },
-    Demonitor { r: u64 },
+    Link {
+        from: u32,
+    },
+    Unlink {
+        from: u32,
+    },
+    Monitor {
+        from: u32,
+        r: u64,
+        who: Term,
+    },
+    Demonitor {
+        r: u64,
+    },
     Down {
         r: u64,
         who: Term,
         reason: Term,
         frag: Heap,
     },
-    Timeout { key: (u64, u64) },
+    Timeout {
+        key: (u64, u64),
+    },
 }
 
 /// A process as the other schedulers see it.
-struct Handle {
+pub(crate) struct Handle {
     pid: u32,
     /// Signals not yet taken, oldest first. (A vector under a lock rather than a lock-free
     /// segmented queue: a million waiting processes must not hold a block each.)
@@ -88,11 +105,57 @@ struct Handle {
     closed: Mutex<bool>,
 }
 
+/// The live processes' handles by pid: paged tables (as one scheduler's) in shards, each under
+/// its own lock; the pages of 1,024 consecutive pids share a shard, so a lookup takes one
+/// uncontended read lock and touches memory near its neighbours'.
+struct Table {
+    shards: Box<[RwLock<PagedTable<Arc<Handle>>>]>,
+}
+
+impl Table {
+    const SHARDS: usize = 64;
+
+    fn new() -> Table {
+        Table {
+            shards: (0..Self::SHARDS)
+                .map(|_| RwLock::new(PagedTable::new()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, pid: u32) -> &RwLock<PagedTable<Arc<Handle>>> {
+        &self.shards[(pid as usize >> 10) % Self::SHARDS]
+    }
+
+    fn lookup(&self, pid: u32) -> Option<Arc<Handle>> {
+        self.shard(pid).read().get_entry(pid).cloned()
+    }
+
+    fn insert(&self, h: Arc<Handle>) {
+        self.shard(h.pid).write().insert_at(h.pid, h);
+    }
+
+    fn remove(&self, pid: u32) {
+        self.shard(pid).write().remove_entry(pid);
+    }
+
+    /// Every handle, in pid order (the run is over).
+    fn drain(&mut self) -> Vec<Arc<Handle>> {
+        let mut all: Vec<Arc<Handle>> = self
+            .shards
+            .iter_mut()
+            .flat_map(|s| s.get_mut().entries().cloned().collect::<Vec<_>>())
+            .collect();
+        all.sort_by_key(|h| h.pid);
+        all
+    }
+}
+
 /// What all schedulers share.
 struct Shared {
     prog: Arc<Program>,
     config: Config,
-    table: DashMap<u32, Arc<Handle>, rustc_hash::FxBuildHasher>,
+    table: Table,
     registry: RwLock<HashMap<u32, u32>>,
     next_pid: AtomicU64,
     alive: AtomicUsize,
@@ -100,8 +163,6 @@ struct Shared {
     memory: AtomicUsize,
     refs: AtomicU64,
     seed: u64,
-    /// Processes QUEUED or RUNNING.
-    active: AtomicUsize,
     injector: Injector<Arc<Handle>>,
     stealers: Vec<Stealer<Arc<Handle>>>,
     sleep: Mutex<()>,
@@ -110,6 +171,9 @@ struct Shared {
     done: AtomicBool,
     halted: AtomicI32,
     timers: Mutex<BTreeMap<(u64, u64), u32>>,
+    /// The earliest deadline in `timers` or earlier (`u64::MAX`: none): schedulers look at the
+    /// timers only once it has passed.
+    next_deadline: AtomicU64,
     timer_seq: AtomicU64,
     start: Instant,
     /// Virtual milliseconds under `--virtual-time`.
@@ -135,7 +199,18 @@ struct Sched<'s> {
     running: Option<Arc<Handle>>,
     /// An empty signal vector to swap with a process's queue (its capacity is reused).
     spare: Vec<Signal>,
+    /// Bytes this scheduler's processes grew (or shrank) by that are not in the shared
+    /// account yet: it is brought up to date a megabyte at a time, so that schedulers do not
+    /// fight over its cache line at every slice. The `--max-memory` check is that much
+    /// approximate per scheduler.
+    mem_delta: i64,
 }
+
+/// The first chunk of a message's fragment: a few small terms (a larger message adds chunks).
+const FRAGMENT_BYTES: usize = 64;
+
+/// How far a scheduler's memory figure may drift from the shared account.
+const MEM_FLUSH: i64 = 1 << 20;
 
 /// Runs `vm`'s processes on `n` schedulers until no process can run and no timer is pending,
 /// or `halt`; then hands everything back to `vm` (its figures, pid 0's exit, the processes
@@ -145,14 +220,13 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
     let sh = Shared {
         prog: Arc::clone(&vm.prog),
         config: std::mem::take(&mut vm.config),
-        table: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+        table: Table::new(),
         registry: RwLock::new(std::mem::take(&mut vm.registry)),
         next_pid: AtomicU64::new(vm.next_pid),
         alive: AtomicUsize::new(vm.alive),
         memory: AtomicUsize::new(vm.memory),
         refs: AtomicU64::new(vm.refs),
         seed: vm.seed,
-        active: AtomicUsize::new(0),
         injector: Injector::new(),
         stealers: workers.iter().map(Worker::stealer).collect(),
         sleep: Mutex::new(()),
@@ -161,6 +235,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         done: AtomicBool::new(false),
         halted: AtomicI32::new(NOT_HALTED),
         timers: Mutex::new(BTreeMap::new()),
+        next_deadline: AtomicU64::new(u64::MAX),
         timer_seq: AtomicU64::new(vm.timer_seq),
         start: match vm.clock {
             Clock::Real(start) => start,
@@ -196,8 +271,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
             body: Mutex::new(Some(p)),
             closed: Mutex::new(false),
         });
-        sh.table.insert(h.pid, Arc::clone(&h));
-        sh.active.fetch_add(1, SeqCst);
+        sh.table.insert(Arc::clone(&h));
         sh.injector.push(h);
     }
     let timed = matches!(vm.clock, Clock::Virtual(_));
@@ -212,8 +286,10 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                     stats: Stats::default(),
                     running: None,
                     spare: Vec::new(),
+                    mem_delta: 0,
                 };
                 s.run(timed);
+                s.flush_memory();
                 let mut all = sh.stats.lock();
                 all.merge(&s.stats, id);
             });
@@ -236,13 +312,9 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
     if let Clock::Virtual(ms) = &mut vm.clock {
         *ms = sh.virtual_ms.load(SeqCst);
     }
-    let mut pids: Vec<u32> = sh.table.iter().map(|e| *e.key()).collect();
-    pids.sort_unstable();
-    for pid in pids {
-        if let Some((_, h)) = sh.table.remove(&pid) {
-            if let Some(p) = h.body.lock().take() {
-                vm.procs.insert(p);
-            }
+    for h in sh.table.drain() {
+        if let Some(p) = h.body.lock().take() {
+            vm.procs.insert(p);
         }
     }
     if let Some(failure) = sh.output_failure.get_mut().take() {
@@ -256,6 +328,11 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
 }
 
 impl Shared {
+    /// No process is queued anywhere.
+    fn queues_empty(&self) -> bool {
+        self.injector.is_empty() && self.stealers.iter().all(Stealer::is_empty)
+    }
+
     fn now_ms(&self) -> u64 {
         if self.config.virtual_time {
             self.virtual_ms.load(Acquire)
@@ -265,7 +342,7 @@ impl Shared {
     }
 
     fn lookup(&self, pid: u32) -> Option<Arc<Handle>> {
-        self.table.get(&pid).map(|h| Arc::clone(h.value()))
+        self.table.lookup(pid)
     }
 
     fn format(&self, t: Term) -> String {
@@ -299,9 +376,7 @@ impl Shared {
     }
 
     fn halt(&self, n: i32) {
-        let _ = self
-            .halted
-            .compare_exchange(NOT_HALTED, n, SeqCst, SeqCst);
+        let _ = self.halted.compare_exchange(NOT_HALTED, n, SeqCst, SeqCst);
         self.done.store(true, SeqCst);
         let _guard = self.sleep.lock();
         self.wake.notify_all();
@@ -330,25 +405,13 @@ impl Shared {
         }
     }
 
-    /// The room `p` has under its limits (as [`room_of`], with the shared account).
-    fn room(&self, p: &Process) -> usize {
-        room_of(&self.config, self.memory.load(Relaxed), p)
-    }
-
-    fn account(&self, p: &mut Process) {
-        let now = p.memory() + PROCESS_OVERHEAD;
-        if now >= p.accounted {
-            self.memory.fetch_add(now - p.accounted, Relaxed);
-        } else {
-            self.memory.fetch_sub(p.accounted - now, Relaxed);
-        }
-        p.accounted = now;
-    }
-
     /// Fires the timers due now (under the timers lock, so that no one sees an empty timer
     /// table while their wake-ups are still to come); queues the processes they wake.
     fn fire_due(&self, s: &Sched<'_>) -> bool {
         let now = self.now_ms();
+        if now < self.next_deadline.load(Acquire) {
+            return false;
+        }
         let mut timers = self.timers.lock();
         let mut fired = false;
         while let Some((&key, &pid)) = timers.first_key_value() {
@@ -366,6 +429,8 @@ impl Shared {
                 fired = true;
             }
         }
+        let next = timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0);
+        self.next_deadline.store(next, Release);
         fired
     }
 }
@@ -399,15 +464,41 @@ impl Stats {
 }
 
 impl<'s> Sched<'s> {
+    /// The VM's memory as this scheduler sees it.
+    fn memory(&self) -> usize {
+        (self.sh.memory.load(Relaxed) as i64 + self.mem_delta).max(0) as usize
+    }
+
+    /// The room `p` has under its limits (as [`room_of`]).
+    fn room_for(&self, p: &Process) -> usize {
+        room_of(&self.sh.config, self.memory(), p)
+    }
+
+    fn account(&mut self, p: &mut Process) {
+        let now = p.memory() + PROCESS_OVERHEAD;
+        self.mem_delta += now as i64 - p.accounted as i64;
+        p.accounted = now;
+        if self.mem_delta.abs() >= MEM_FLUSH {
+            self.flush_memory();
+        }
+    }
+
+    fn flush_memory(&mut self) {
+        let d = std::mem::take(&mut self.mem_delta);
+        if d >= 0 {
+            self.sh.memory.fetch_add(d as usize, Relaxed);
+        } else {
+            self.sh.memory.fetch_sub(d.unsigned_abs() as usize, Relaxed);
+        }
+    }
+
     /// Pushes `sig` to `h`'s queue and wakes it if it waits.
     fn signal(&self, h: &Arc<Handle>, sig: Signal) {
         h.inbox.lock().push(sig);
-        if h
-            .state
+        if h.state
             .compare_exchange(WAITING, QUEUED, AcqRel, Acquire)
             .is_ok()
         {
-            self.sh.active.fetch_add(1, SeqCst);
             self.enqueue(Arc::clone(h));
         }
     }
@@ -500,7 +591,7 @@ impl<'s> Sched<'s> {
                 last = p.pid;
             }
             self.running = Some(Arc::clone(&h));
-            let room = self.sh.room(&p);
+            let room = self.room_for(&p);
             p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
             let (outcome, reds) = match self.drain(&mut p) {
                 Ok(_) => interp::run_slice(&prog, self, &mut p, budget, &mut interp::NoProbe),
@@ -518,31 +609,27 @@ impl<'s> Sched<'s> {
             match outcome {
                 Outcome::Yield => {
                     p.queued = true;
-                    self.sh.account(&mut p);
+                    self.account(&mut p);
                     *h.body.lock() = Some(p);
                     h.state.store(QUEUED, SeqCst);
                     self.enqueue(h);
                 }
                 Outcome::Wait => {
                     p.status = Status::Waiting;
-                    self.sh.account(&mut p);
+                    self.account(&mut p);
                     *h.body.lock() = Some(p);
                     h.state.store(WAITING, SeqCst);
                     // A signal pushed before we said WAITING woke no one: look once more.
                     if !h.inbox.lock().is_empty()
-                        && h
-                            .state
+                        && h.state
                             .compare_exchange(WAITING, QUEUED, AcqRel, Acquire)
                             .is_ok()
                     {
                         self.enqueue(h);
-                    } else {
-                        self.sh.active.fetch_sub(1, SeqCst);
                     }
                 }
                 Outcome::Exit { reason, raised_at } => {
                     self.die(&h, p, reason, raised_at);
-                    self.sh.active.fetch_sub(1, SeqCst);
                 }
                 Outcome::Halt(n) => {
                     *h.body.lock() = Some(p);
@@ -565,41 +652,40 @@ impl<'s> Sched<'s> {
         if let Err(e) = self.sh.out.lock().flush() {
             self.sh.output_failed("standard output", &e);
         }
-        if self.sh.active.load(SeqCst) == 0 {
+        let mut guard = self.sh.sleep.lock();
+        if self.sh.done.load(SeqCst) {
+            return true;
+        }
+        let idle = self.sh.sleepers.fetch_add(1, SeqCst) + 1;
+        if idle == self.sh.stealers.len() && self.sh.queues_empty() {
             // No process can run anywhere: only a timer can wake one.
-            let timers = self.sh.timers.lock();
-            let Some((&(deadline, _), _)) = timers.first_key_value() else {
-                drop(timers);
+            let deadline = self.sh.timers.lock().first_key_value().map(|(k, _)| k.0);
+            let Some(deadline) = deadline else {
                 self.sh.done.store(true, SeqCst);
-                let _guard = self.sh.sleep.lock();
                 self.sh.wake.notify_all();
+                self.sh.sleepers.fetch_sub(1, SeqCst);
                 return true;
             };
-            drop(timers);
             if virtual_time {
-                // Every scheduler is idle (nothing is active): the clock jumps.
+                // Every scheduler is idle: the clock jumps (spec §9).
+                self.sh.sleepers.fetch_sub(1, SeqCst);
+                drop(guard);
                 self.sh.virtual_ms.fetch_max(deadline, SeqCst);
                 self.sh.fire_due(self);
                 return false;
             }
             let now = self.sh.now_ms();
             if deadline > now {
-                let mut guard = self.sh.sleep.lock();
-                self.sh.sleepers.fetch_add(1, SeqCst);
                 self.sh
                     .wake
                     .wait_for(&mut guard, Duration::from_millis(deadline - now));
-                self.sh.sleepers.fetch_sub(1, SeqCst);
             }
+            self.sh.sleepers.fetch_sub(1, SeqCst);
+            drop(guard);
             self.sh.fire_due(self);
             return false;
         }
-        // Others have work this scheduler could not steal (yet): sleep until work is queued.
-        let mut guard = self.sh.sleep.lock();
-        if self.sh.done.load(SeqCst) {
-            return true;
-        }
-        self.sh.sleepers.fetch_add(1, SeqCst);
+        // Others are busy, or have work this scheduler could not steal yet: wait to be woken.
         self.sh.wake.wait_for(&mut guard, Duration::from_millis(1));
         self.sh.sleepers.fetch_sub(1, SeqCst);
         false
@@ -608,14 +694,21 @@ impl<'s> Sched<'s> {
     /// A copy of `t` (a term of a heap of `src_words` words) in a fragment for another
     /// process, within its heap limit.
     fn fragment(&self, t: Term, src_words: usize) -> Result<(Heap, Term), TooBig> {
-        let mut frag = Heap::new();
+        let mut frag = Heap::with_capacity(FRAGMENT_BYTES);
         let max = self.sh.config.max_heap_bytes / 8;
         let t = frag.copy_into(t, &self.sh.prog.literals, src_words, max)?;
         Ok((frag, t))
     }
 
     /// Exit signal `reason` (a term of a heap of `src_words` words) to `to`.
-    fn exit_signal_to(&self, h: &Arc<Handle>, from: u32, reason: Term, src_words: usize, link: bool) {
+    fn exit_signal_to(
+        &self,
+        h: &Arc<Handle>,
+        from: u32,
+        reason: Term,
+        src_words: usize,
+        link: bool,
+    ) {
         match self.fragment(reason, src_words) {
             Ok((frag, reason)) => self.signal(
                 h,
@@ -688,7 +781,7 @@ impl<'s> Sched<'s> {
             self.sh.report_crash(pid, reason, pc);
         }
         h.state.store(DEAD, SeqCst);
-        self.sh.table.remove(&pid);
+        self.sh.table.remove(pid);
         let name = h.name.swap(NO_NAME, SeqCst);
         if name != NO_NAME {
             let mut reg = self.sh.registry.write();
@@ -749,7 +842,7 @@ impl<'s> Sched<'s> {
                 _ => {}
             }
         }
-        self.sh.memory.fetch_sub(p.accounted, Relaxed);
+        self.mem_delta -= p.accounted as i64;
         self.sh.alive.fetch_sub(1, SeqCst);
     }
 
@@ -777,7 +870,10 @@ impl Runtime for Sched<'_> {
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         let target = if let Some(pid) = to.as_pid() {
             pid
-        } else if let Some(pid) = to.as_atom().and_then(|n| self.sh.registry.read().get(&n).copied()) {
+        } else if let Some(pid) = to
+            .as_atom()
+            .and_then(|n| self.sh.registry.read().get(&n).copied())
+        {
             pid
         } else {
             return Err(Exit::raised(atom::BADARG));
@@ -792,13 +888,19 @@ impl Runtime for Sched<'_> {
             self.trace_send(p.pid, target, v);
             return self.deliver_local(p, v);
         }
-        let Some(h) = self.sh.lookup(target) else {
+        // The last process sent to is kept with the sender: a relay, a client or a server
+        // sends to the same one again and again, and then needs no table lookup.
+        let h = match p.peer.take() {
+            Some(h) if h.pid == target => Some(h),
+            _ => self.sh.lookup(target),
+        };
+        let Some(h) = h.filter(|h| h.state.load(Acquire) != DEAD) else {
             if let Outgoing::Term(v) = msg {
                 self.trace_send(p.pid, target, v);
             }
             return Ok(()); // dead: dropped
         };
-        let mut frag = Heap::new();
+        let mut frag = Heap::with_capacity(FRAGMENT_BYTES);
         let max = self.sh.config.max_heap_bytes / 8;
         let built = match msg {
             Outgoing::Term(v) => frag.copy_into(v, &self.sh.prog.literals, src_words, max),
@@ -813,6 +915,7 @@ impl Runtime for Sched<'_> {
             }
             Err(TooBig) => self.signal(&h, Signal::TooBig),
         }
+        p.peer = Some(h);
         Ok(())
     }
 
@@ -827,7 +930,7 @@ impl Runtime for Sched<'_> {
         let sh = self.sh;
         let system_limit = Exit::raised(atom::SYSTEM_LIMIT);
         if sh.alive.fetch_add(1, SeqCst) >= sh.config.max_processes
-            || sh.memory.load(Relaxed).saturating_add(PROCESS_OVERHEAD) > sh.config.max_memory_bytes
+            || self.memory().saturating_add(PROCESS_OVERHEAD) > sh.config.max_memory_bytes
         {
             sh.alive.fetch_sub(1, SeqCst);
             return Err(system_limit);
@@ -841,7 +944,7 @@ impl Runtime for Sched<'_> {
         let nregs = sh.prog.registers_at(at).max(args.len());
         let mut c = Box::new(Process::new(pid, at, nregs));
         c.seed_rand(sh.seed);
-        let room = sh.room(&c) / 8;
+        let room = self.room_for(&c) / 8;
         for (i, &v) in args.iter().enumerate() {
             let left = room.saturating_sub(c.heap.used_words());
             match c.heap.copy_into(v, &sh.prog.literals, src_words, left) {
@@ -857,7 +960,7 @@ impl Runtime for Sched<'_> {
             p.links.insert(pid);
         }
         c.queued = true;
-        sh.account(&mut c);
+        self.account(&mut c);
         let h = Arc::new(Handle {
             pid,
             inbox: Mutex::new(Vec::new()),
@@ -866,10 +969,9 @@ impl Runtime for Sched<'_> {
             body: Mutex::new(Some(c)),
             closed: Mutex::new(false),
         });
-        sh.table.insert(pid, Arc::clone(&h));
+        sh.table.insert(Arc::clone(&h));
         self.stats.spawns += 1;
         self.stats.peak_processes = self.stats.peak_processes.max(sh.alive.load(Relaxed));
-        sh.active.fetch_add(1, SeqCst);
         if sh.tracing {
             if let Some(t) = sh.trace.lock().as_mut() {
                 t.spawn(p.pid, pid, link);
@@ -969,7 +1071,9 @@ impl Runtime for Sched<'_> {
 
     fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
         if to == p.pid {
-            return self.apply_exit(p, to, reason, Heap::new(), false).map(|_| ());
+            return self
+                .apply_exit(p, to, reason, Heap::new(), false)
+                .map(|_| ());
         }
         if let Some(h) = self.sh.lookup(to) {
             self.exit_signal_to(&h, p.pid, reason, p.heap.used_words(), false);
@@ -991,8 +1095,7 @@ impl Runtime for Sched<'_> {
         } else {
             self.sh.lookup(pid).ok_or(badarg)?
         };
-        if h
-            .name
+        if h.name
             .compare_exchange(NO_NAME, name, SeqCst, SeqCst)
             .is_err()
             || h.state.load(SeqCst) == DEAD
@@ -1063,15 +1166,13 @@ impl Runtime for Sched<'_> {
     }
 
     fn room(&self, p: &Process) -> usize {
-        self.sh.room(p)
+        self.room_for(p)
     }
 
     fn over_limit(&self, p: &Process) -> bool {
         let mine = p.memory();
         mine > self.sh.config.max_heap_bytes
-            || self.sh.memory.load(Relaxed) - p.accounted.min(self.sh.memory.load(Relaxed))
-                + mine
-                + PROCESS_OVERHEAD
+            || self.memory().saturating_sub(p.accounted) + mine + PROCESS_OVERHEAD
                 > self.sh.config.max_memory_bytes
     }
 
@@ -1099,6 +1200,7 @@ impl Runtime for Sched<'_> {
         let deadline = self.sh.now_ms().saturating_add(ms).min(CLOCK_MAX);
         p.timer = (deadline, seq);
         self.sh.timers.lock().insert(p.timer, p.pid);
+        self.sh.next_deadline.fetch_min(deadline, AcqRel);
     }
 
     fn cancel_timer(&mut self, p: &mut Process) {
@@ -1126,11 +1228,11 @@ impl Sched<'_> {
         for sig in signals {
             match sig {
                 Signal::Message { frag, msg } => {
-                    let room = self.sh.room(p);
+                    let room = self.room_for(p);
                     if frag.used_bytes() + MAILBOX_SLOT_BYTES > room {
                         // Collect once: what is garbage makes room.
                         self.collect(p, &mut []);
-                        if frag.used_bytes() + MAILBOX_SLOT_BYTES > self.sh.room(p) {
+                        if frag.used_bytes() + MAILBOX_SLOT_BYTES > self.room_for(p) {
                             return Err(Exit::raised(atom::HEAP_LIMIT));
                         }
                     }
