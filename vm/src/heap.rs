@@ -732,6 +732,132 @@ fn arena_contains(arena: &Bump, addr: u64) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Flat terms: small messages between threads
+
+/// The most words a flat term takes (see [`flatten`]).
+pub const FLAT_WORDS: usize = 8;
+
+/// A small term written out word by word, to travel inside a signal from one scheduler to
+/// another without an allocation: most messages are a few words (`{:token, 42}` is three).
+pub type Flat = SmallVec<[u64; FLAT_WORDS]>;
+
+/// In flat terms only: `n` list items follow, then the tail.
+const FLAT_LIST: u64 = 3;
+
+/// Writes `t` into `out` in pre-order: an immediate or a literal pointer as its word (the
+/// literal area is shared by every thread and outlives the run); a tuple, binary or big integer
+/// as its header and contents; list cells as one header with their count, then the items and
+/// the tail. False (and `out` unusable) when it takes more than [`FLAT_WORDS`] words.
+pub fn flatten(t: Term, lits: &Literals, out: &mut Flat) -> bool {
+    if out.len() >= FLAT_WORDS {
+        return false;
+    }
+    if !t.is_pointer() || lits.contains(t.addr()) {
+        out.push(t.raw());
+        return true;
+    }
+    if t.is_cons() {
+        let at = out.len();
+        out.push(0);
+        let mut n = 0;
+        let mut rest = t;
+        while let Some((head, tail)) = read_cons(rest) {
+            if !flatten(head, lits, out) {
+                return false;
+            }
+            n += 1;
+            rest = tail;
+            if lits.contains_term(rest) {
+                break;
+            }
+        }
+        out[at] = header(FLAT_LIST, n);
+        return flatten(rest, lits, out);
+    }
+    match read_boxed(t) {
+        Some(Boxed::Tuple(elems)) => {
+            out.push(header(KIND_TUPLE, elems.len()));
+            elems.iter().all(|&e| flatten(e, lits, out))
+        }
+        Some(Boxed::Binary(bytes)) => {
+            if 1 + bytes.len().div_ceil(WORD) + out.len() > FLAT_WORDS {
+                return false;
+            }
+            out.push(header(KIND_BINARY, bytes.len()));
+            for chunk in bytes.chunks(WORD) {
+                let mut w = [0u8; WORD];
+                w[..chunk.len()].copy_from_slice(chunk);
+                out.push(u64::from_le_bytes(w));
+            }
+            true
+        }
+        Some(Boxed::Int(i)) => {
+            out.push(header(KIND_BIGINT, 0));
+            out.push(i as u64);
+            out.len() <= FLAT_WORDS
+        }
+        None => false,
+    }
+}
+
+impl Heap {
+    /// The flat header of a tuple of `arity` elements (for templates written flat).
+    pub fn flat_tuple_header(arity: usize) -> u64 {
+        header(KIND_TUPLE, arity)
+    }
+
+    /// The flat header of `n` list items followed by their tail.
+    pub fn flat_list_header(n: usize) -> u64 {
+        header(FLAT_LIST, n)
+    }
+
+    /// Builds in this heap the term [`flatten`] wrote.
+    pub fn unflatten(&mut self, words: &[u64]) -> Term {
+        let mut at = 0;
+        self.unflatten_at(words, &mut at)
+    }
+
+    fn unflatten_at(&mut self, words: &[u64], at: &mut usize) -> Term {
+        let w = words[*at];
+        *at += 1;
+        if w & LOW3 != HEADER_TAG {
+            // An immediate, or a pointer into the literal area: the very term that was
+            // flattened (invariant 1 holds: the literal area made it).
+            return Term::from_raw(w);
+        }
+        let size = header_size(w);
+        match header_kind(w) {
+            KIND_TUPLE => {
+                let elems: SmallVec<[Term; FLAT_WORDS]> =
+                    (0..size).map(|_| self.unflatten_at(words, at)).collect();
+                self.tuple(&elems)
+            }
+            KIND_BINARY => {
+                let n = size.div_ceil(WORD);
+                let bytes: SmallVec<[u8; FLAT_WORDS * WORD]> = words[*at..*at + n]
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .take(size)
+                    .collect();
+                *at += n;
+                self.binary(&bytes)
+            }
+            KIND_BIGINT => {
+                let i = words[*at] as i64;
+                *at += 1;
+                self.int(i)
+            }
+            _ => {
+                let items: SmallVec<[Term; FLAT_WORDS]> =
+                    (0..size).map(|_| self.unflatten_at(words, at)).collect();
+                let tail = self.unflatten_at(words, at);
+                self.list_from(&items, tail)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Literals
 
 /// The program's literal terms: built once at load time, immutable, freed only when the VM is
@@ -1183,6 +1309,37 @@ mod tests {
             t = h.tuple(&[t, t]);
         }
         t
+    }
+
+    #[test]
+    fn small_terms_travel_flat() {
+        let (lits, terms) = sample_literals();
+        let mut a = Heap::new();
+        let s = a.binary(b"hi");
+        let l = a.list_from(&[int(1), terms[0]], int(2));
+        let big = a.int(i64::MIN);
+        let cases = [
+            int(5),
+            a.tuple(&[Term::atom(0), int(42)]),
+            a.tuple(&[s, l]),
+            big,
+            terms[1],
+            a.tuple(&[]),
+            a.list_from(&[int(1), int(2), int(3)], Term::NIL),
+        ];
+        for t in cases {
+            let mut flat = Flat::new();
+            assert!(flatten(t, &lits, &mut flat), "{}", show(t));
+            assert!(flat.len() <= FLAT_WORDS);
+            let mut b = Heap::new();
+            let back = b.unflatten(&flat);
+            assert!(eq(back, t), "{} came back as {}", show(t), show(back));
+        }
+        // Too large: a longer list, a longer binary.
+        let long = long_list(&mut a, 20);
+        assert!(!flatten(long, &lits, &mut Flat::new()));
+        let bin = a.binary(&[7; 100]);
+        assert!(!flatten(bin, &lits, &mut Flat::new()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::atoms::AtomTable;
 use crate::bytecode::{ClauseTable, Node};
-use crate::heap::{Heap, Literals, TooBig};
+use crate::heap::{flatten, Flat, Heap, Literals, TooBig, FLAT_WORDS};
 use crate::isa::{Instr, Label, Src};
 use crate::lower::Op;
 use crate::term::{self, Term};
@@ -55,6 +55,29 @@ impl Tpl {
             return Err(TooBig);
         }
         Ok(msg)
+    }
+
+    /// Writes the term the template would build straight into `out` (see
+    /// [`crate::heap::flatten`]); false when it takes more than `FLAT_WORDS` words.
+    pub(crate) fn flatten(&self, regs: &[Term], lits: &Literals, out: &mut Flat) -> bool {
+        match self {
+            Tpl::Reg(r) => flatten(regs[*r as usize], lits, out),
+            Tpl::Const(c) => flatten(*c, lits, out),
+            Tpl::Tuple(items) => {
+                if out.len() >= FLAT_WORDS {
+                    return false;
+                }
+                out.push(Heap::flat_tuple_header(items.len()));
+                items.iter().all(|i| i.flatten(regs, lits, out))
+            }
+            Tpl::List(items, tail) => {
+                if out.len() >= FLAT_WORDS {
+                    return false;
+                }
+                out.push(Heap::flat_list_header(items.len()));
+                items.iter().all(|i| i.flatten(regs, lits, out)) && tail.flatten(regs, lits, out)
+            }
+        }
     }
 
     /// Builds the term in `heap`; `reg` gives the value a register contributes (as it is, or

@@ -32,6 +32,7 @@
 //! `demonitor` finds no monitor and is dropped.
 
 use super::*;
+use crate::heap::{flatten, Flat, FLAT_WORDS};
 use crate::proctable::PagedTable;
 use crate::runtime::{Effect, Exit, Outgoing, Runtime};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -50,6 +51,9 @@ const NOT_HALTED: i32 = i32::MIN;
 
 /// What one process sends another. Terms travel in the heap (fragment) beside them.
 enum Signal {
+    /// A small message, written out flat (no allocation).
+    Flat(Flat),
+    /// A larger one, in a heap of its own that the receiver adopts.
     Message {
         frag: Heap,
         msg: Term,
@@ -87,12 +91,16 @@ enum Signal {
     },
 }
 
+/// A process's incoming signals. One fits inline: a waiting process is usually woken by one
+/// message, which then lies beside the lock instead of in another allocation.
+type Inbox = smallvec::SmallVec<[Signal; 1]>;
+
 /// A process as the other schedulers see it.
 pub(crate) struct Handle {
     pid: u32,
     /// Signals not yet taken, oldest first. (A vector under a lock rather than a lock-free
     /// segmented queue: a million waiting processes must not hold a block each.)
-    inbox: Mutex<Vec<Signal>>,
+    inbox: Mutex<Inbox>,
     state: AtomicU8,
     /// The registered name (an atom), or `NO_NAME`.
     name: AtomicU32,
@@ -198,7 +206,7 @@ struct Sched<'s> {
     /// The handle of the process running now.
     running: Option<Arc<Handle>>,
     /// An empty signal vector to swap with a process's queue (its capacity is reused).
-    spare: Vec<Signal>,
+    spare: Inbox,
     /// Bytes this scheduler's processes grew (or shrank) by that are not in the shared
     /// account yet: it is brought up to date a megabyte at a time, so that schedulers do not
     /// fight over its cache line at every slice. The `--max-memory` check is that much
@@ -265,7 +273,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         p.queued = true;
         let h = Arc::new(Handle {
             pid: p.pid,
-            inbox: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::new()),
             state: AtomicU8::new(QUEUED),
             name: AtomicU32::new(p.name.unwrap_or(NO_NAME)),
             body: Mutex::new(Some(p)),
@@ -285,7 +293,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                     queue,
                     stats: Stats::default(),
                     running: None,
-                    spare: Vec::new(),
+                    spare: Inbox::new(),
                     mem_delta: 0,
                 };
                 s.run(timed);
@@ -569,7 +577,9 @@ impl<'s> Sched<'s> {
             if self.sh.done.load(Acquire) {
                 return;
             }
-            if !virtual_time {
+            // Timers are looked at every so many slices (and whenever the scheduler idles):
+            // reading the clock at every slice costs more than the slice of a relay.
+            if !virtual_time && self.stats.slices.is_multiple_of(64) {
                 self.sh.fire_due(self);
             }
             let Some(h) = self.find_work() else {
@@ -590,7 +600,7 @@ impl<'s> Sched<'s> {
                 self.stats.context_switches += 1;
                 last = p.pid;
             }
-            self.running = Some(Arc::clone(&h));
+            self.running = Some(h);
             let room = self.room_for(&p);
             p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
             let (outcome, reds) = match self.drain(&mut p) {
@@ -603,7 +613,7 @@ impl<'s> Sched<'s> {
                     0,
                 ),
             };
-            self.running = None;
+            let h = self.running.take().expect("the handle of the slice");
             p.reductions += reds as u64;
             self.stats.reductions += reds as u64;
             match outcome {
@@ -900,6 +910,22 @@ impl Runtime for Sched<'_> {
             }
             return Ok(()); // dead: dropped
         };
+        // Most messages are a few words: they travel inside the signal.
+        let mut flat = Flat::new();
+        let lits = &self.sh.prog.literals;
+        let small = match msg {
+            Outgoing::Term(v) => flatten(v, lits, &mut flat),
+            Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
+        };
+        if small {
+            if self.sh.tracing {
+                let v = p.heap.unflatten(&flat);
+                self.trace_send(p.pid, target, v);
+            }
+            self.signal(&h, Signal::Flat(flat));
+            p.peer = Some(h);
+            return Ok(());
+        }
         let mut frag = Heap::with_capacity(FRAGMENT_BYTES);
         let max = self.sh.config.max_heap_bytes / 8;
         let built = match msg {
@@ -963,7 +989,7 @@ impl Runtime for Sched<'_> {
         self.account(&mut c);
         let h = Arc::new(Handle {
             pid,
-            inbox: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::new()),
             state: AtomicU8::new(QUEUED),
             name: AtomicU32::new(NO_NAME),
             body: Mutex::new(Some(c)),
@@ -1141,20 +1167,22 @@ impl Runtime for Sched<'_> {
     }
 
     fn drain(&mut self, p: &mut Process) -> Effect<bool> {
-        let h = Arc::clone(self.me());
+        // The running process's handle, moved out and back (no reference count traffic).
+        let h = self.running.take().expect("a process is running");
         let mut got = false;
         let mut batch = std::mem::take(&mut self.spare);
         std::mem::swap(&mut batch, &mut *h.inbox.lock());
         let mut signals = batch.drain(..);
         let result = self.apply_signals(p, &h, &mut signals, &mut got);
         // What an exit left untaken goes back in front of what arrived since.
-        let rest: Vec<Signal> = signals.collect();
+        let rest: Inbox = signals.collect();
         if !rest.is_empty() {
             let mut inbox = h.inbox.lock();
             let newer = std::mem::replace(&mut *inbox, rest);
             inbox.extend(newer);
         }
         self.spare = batch;
+        self.running = Some(h);
         result.map(|()| got)
     }
 
@@ -1227,6 +1255,17 @@ impl Sched<'_> {
         let _ = h;
         for sig in signals {
             match sig {
+                Signal::Flat(words) => {
+                    if 8 * FLAT_WORDS + MAILBOX_SLOT_BYTES > self.room_for(p) {
+                        self.collect(p, &mut []);
+                        if 8 * FLAT_WORDS + MAILBOX_SLOT_BYTES > self.room_for(p) {
+                            return Err(Exit::raised(atom::HEAP_LIMIT));
+                        }
+                    }
+                    let msg = p.heap.unflatten(&words);
+                    p.deliver(msg);
+                    *got = true;
+                }
                 Signal::Message { frag, msg } => {
                     let room = self.room_for(p);
                     if frag.used_bytes() + MAILBOX_SLOT_BYTES > room {
