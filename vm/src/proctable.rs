@@ -25,6 +25,11 @@ struct Page<T> {
 /// handles in shards of these ([`crate::vm`]'s `smp`), one scheduler its processes.
 pub(crate) struct PagedTable<T> {
     pages: Vec<Option<Box<Page<T>>>>,
+    /// The highest page anything was inserted in. Pids are given out in order, so every pid
+    /// of a lower page has been given out: an empty lower page is freed, while the top one is
+    /// kept for the pids still to come (a spawn-and-exit loop would otherwise make and free a
+    /// page per process).
+    top: usize,
 }
 
 /// One scheduler's process table.
@@ -36,7 +41,10 @@ fn split(pid: u32) -> (usize, usize) {
 
 impl<T> PagedTable<T> {
     pub fn new() -> PagedTable<T> {
-        PagedTable { pages: Vec::new() }
+        PagedTable {
+            pages: Vec::new(),
+            top: 0,
+        }
     }
 
     fn slot(&self, pid: u32) -> Option<&Option<T>> {
@@ -56,6 +64,15 @@ impl<T> PagedTable<T> {
     /// Adds `v` under `pid` (which must not be alive).
     pub fn insert_at(&mut self, pid: u32, v: T) {
         let (page, i) = split(pid);
+        if page > self.top {
+            // The old top page gets no more pids: free it if it emptied meanwhile.
+            let old = std::mem::replace(&mut self.top, page);
+            if let Some(slot) = self.pages.get_mut(old) {
+                if slot.as_ref().is_some_and(|p| p.live == 0) {
+                    *slot = None;
+                }
+            }
+        }
         if page >= self.pages.len() {
             self.pages.resize_with(page + 1, || None);
         }
@@ -83,7 +100,7 @@ impl<T> PagedTable<T> {
         if let Some(slot) = self.pages.get_mut(page) {
             if let Some(p) = slot.as_mut() {
                 p.live -= 1;
-                if p.live == 0 {
+                if p.live == 0 && page < self.top {
                     *slot = None;
                 }
             }
@@ -183,8 +200,8 @@ mod tests {
         assert_eq!(t.values().map(|p| p.pid).collect::<Vec<_>>(), [0]);
         assert_eq!(
             t.pages.iter().flatten().count(),
-            1,
-            "only pid 0's page is held"
+            2,
+            "pid 0's page, and the top page waiting for the next pids"
         );
         assert!(t.get(1).is_none() && t.remove(1).is_none());
     }
@@ -203,11 +220,18 @@ mod tests {
         let _p = t.check_out(7).unwrap();
         t.release(7);
         assert_eq!(t.values().count(), 39);
-        // A page whose last process is released is freed.
+        // A page whose last process is released is freed once later pids are in use.
         let mut t = ProcTable::new();
         t.insert(proc(2048));
         let _p = t.check_out(2048).unwrap();
         t.release(2048);
-        assert!(t.pages.iter().all(Option::is_none));
+        assert_eq!(
+            t.pages.iter().flatten().count(),
+            1,
+            "the top page waits for more"
+        );
+        t.insert(proc(3072));
+        t.remove(3072);
+        assert_eq!(t.pages.iter().flatten().count(), 1, "only the new top page");
     }
 }
