@@ -16,7 +16,7 @@
 //! [`Heap::copy_into`]), so no term is ever built in full before a check refuses it.
 
 use crate::atoms::atom;
-use crate::heap::{Heap, TooBig};
+use crate::heap::{Heap, Literals, TooBig};
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{Process, Status, MAILBOX_SLOT_BYTES};
 use crate::proctable::ProcTable;
@@ -558,10 +558,9 @@ impl Vm {
         // built first, so the send event can show it.)
         if let Outgoing::Template(t) = msg {
             if target != p.pid && self.trace.is_none() {
-                let prog = Arc::clone(&self.prog);
                 let regs = &p.regs;
-                let delivered = self.try_deliver(target, |heap, room| {
-                    t.build_into(regs, heap, &prog.literals, src_words, room)
+                let delivered = self.try_deliver(target, |heap, lits, room| {
+                    t.build_into(regs, heap, lits, src_words, room)
                 });
                 if delivered {
                     return Ok(());
@@ -819,9 +818,8 @@ impl Vm {
             return;
         }
         let src_words = cur.proc.as_ref().map_or(0, |p| p.heap.used_words());
-        let prog = Arc::clone(&self.prog);
-        self.deliver_built(cur, to, |heap, room| {
-            heap.copy_into(msg, &prog.literals, src_words, room)
+        self.deliver_built(cur, to, |heap, lits, room| {
+            heap.copy_into(msg, lits, src_words, room)
         });
     }
 
@@ -832,11 +830,11 @@ impl Vm {
         &mut self,
         cur: &mut Running<'_>,
         to: u32,
-        mut build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
+        mut build: impl FnMut(&mut Heap, &Literals, usize) -> Result<Term, TooBig>,
     ) {
         if let Some(p) = cur.proc.as_deref_mut().filter(|p| p.pid == to) {
             let room = room_of(&self.config, self.memory, p) / 8;
-            match build(&mut p.heap, room) {
+            match build(&mut p.heap, &self.prog.literals, room) {
                 Ok(msg) => p.deliver(msg),
                 Err(TooBig) => cur.raise(Exit::raised(atom::HEAP_LIMIT)),
             }
@@ -855,7 +853,7 @@ impl Vm {
     fn try_deliver(
         &mut self,
         to: u32,
-        mut build: impl FnMut(&mut Heap, usize) -> Result<Term, TooBig>,
+        mut build: impl FnMut(&mut Heap, &Literals, usize) -> Result<Term, TooBig>,
     ) -> bool {
         let lits = &self.prog.literals;
         let Some(p) = self.procs.get_mut(to) else {
@@ -864,11 +862,11 @@ impl Vm {
         let mut delivered = false;
         for attempt in 0..2 {
             let room = room_of(&self.config, self.memory, p).saturating_sub(MAILBOX_SLOT_BYTES) / 8;
-            match build(&mut p.heap, room) {
+            match build(&mut p.heap, lits, room) {
                 Ok(msg) => {
                     p.deliver(msg);
                     delivered = true;
-                    if p.memory() > self.config.max_heap_bytes {
+                    if p.heap.used_bytes() > self.config.max_heap_bytes {
                         // A copy that began as a tree and turned out to be a DAG left garbage.
                         p.collect(lits, &mut []);
                     }
@@ -883,7 +881,8 @@ impl Vm {
                 Err(TooBig) => {}
             }
         }
-        account(&mut self.memory, p);
+        // (The receiver's share of the VM's memory is brought up to date when it next runs,
+        // which a delivery makes sure of; its own limit was checked against what it holds.)
         if delivered && p.status == Status::Waiting && !p.queued {
             p.status = Status::Runnable;
             p.queued = true;
@@ -974,11 +973,10 @@ impl Vm {
         let new_reason = if kill {
             Some(Term::atom(atom::KILLED))
         } else if trap {
-            let prog = Arc::clone(&self.prog);
-            self.deliver_built(cur, to, |heap, room| {
+            self.deliver_built(cur, to, |heap, lits, room| {
                 // The tuple's 4 words, then the reason in what is left.
                 let room = room.checked_sub(4).ok_or(TooBig)?;
-                let r = heap.copy_into(reason, &prog.literals, src_words, room)?;
+                let r = heap.copy_into(reason, lits, src_words, room)?;
                 Ok(heap.tuple(&[Term::atom(atom::EXIT), Term::pid(from), r]))
             });
             None
@@ -1059,11 +1057,10 @@ impl Vm {
                     continue;
                 };
                 w.monitors.remove(&r);
-                let prog = Arc::clone(&self.prog);
-                self.deliver_built(cur, watcher, |heap, room| {
+                self.deliver_built(cur, watcher, |heap, lits, room| {
                     // The tuple's 6 words, then the reason in what is left.
                     let room = room.checked_sub(6).ok_or(TooBig)?;
-                    let reason = heap.copy_into(reason, &prog.literals, src_words, room)?;
+                    let reason = heap.copy_into(reason, lits, src_words, room)?;
                     Ok(heap.tuple(&[
                         Term::atom(atom::DOWN),
                         Term::reference(r),
@@ -1341,9 +1338,11 @@ impl Vm {
 
 /// One scheduler: the effects above, and signals that take effect at once.
 impl Runtime for Vm {
+    #[inline]
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         Vm::send(self, p, to, msg)
     }
+    #[inline]
     fn spawn(
         &mut self,
         p: &mut Process,
@@ -1354,33 +1353,43 @@ impl Runtime for Vm {
     ) -> Effect<u32> {
         Vm::spawn(self, Some(p), at, link, args, src_words)
     }
+    #[inline]
     fn link(&mut self, p: &mut Process, other: u32) -> Effect {
         Vm::link(self, p, other)
     }
+    #[inline]
     fn unlink(&mut self, p: &mut Process, other: u32) {
         Vm::unlink(self, p, other)
     }
+    #[inline]
     fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
         Vm::monitor(self, p, target)
     }
+    #[inline]
     fn demonitor(&mut self, p: &mut Process, r: u64) {
         Vm::demonitor(self, p, r)
     }
+    #[inline]
     fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
         Vm::exit(self, p, to, reason)
     }
+    #[inline]
     fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
         Vm::register(self, p, name, pid)
     }
+    #[inline]
     fn unregister(&mut self, p: &mut Process, name: u32) -> Effect {
         Vm::unregister(self, p, name)
     }
+    #[inline]
     fn whereis(&self, name: u32) -> Option<u32> {
         Vm::whereis(self, name)
     }
+    #[inline]
     fn make_ref(&mut self, p: &mut Process) -> u64 {
         Vm::make_ref(self, p)
     }
+    #[inline]
     fn received(&mut self, p: &mut Process, msg: Term) {
         Vm::received(self, p, msg)
     }
@@ -1388,30 +1397,39 @@ impl Runtime for Vm {
     fn drain(&mut self, _: &mut Process) -> Effect<bool> {
         Ok(false)
     }
+    #[inline]
     fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
         Vm::collect(self, p, roots)
     }
+    #[inline]
     fn room(&self, p: &Process) -> usize {
         Vm::room(self, p)
     }
+    #[inline]
     fn over_limit(&self, p: &Process) -> bool {
         Vm::over_limit(self, p)
     }
+    #[inline]
     fn max_stack(&self) -> usize {
         Vm::max_stack(self)
     }
+    #[inline]
     fn print(&mut self, line: &[u8]) -> bool {
         Vm::print(self, line)
     }
+    #[inline]
     fn now_ms(&self) -> u64 {
         Vm::now_ms(self)
     }
+    #[inline]
     fn arm_timer(&mut self, p: &mut Process, ms: u64) {
         Vm::arm_timer(self, p, ms)
     }
+    #[inline]
     fn cancel_timer(&mut self, p: &mut Process) {
         Vm::cancel_timer(self, p)
     }
+    #[inline]
     fn stats(&mut self) -> &mut Stats {
         &mut self.stats
     }
