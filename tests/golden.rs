@@ -57,7 +57,7 @@ fn parse(text: &str) -> Expectations {
         } else if let Some(rest) = comment.strip_prefix("args:") {
             e.args.extend(rest.split_whitespace().map(str::to_string));
         } else if let Some(rest) = comment.strip_prefix("schedulers:") {
-            e.single_queue = rest.trim() == "1";
+            e.single_queue = rest.split_whitespace().next() == Some("1");
         }
     }
     e
