@@ -411,13 +411,25 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
     macro_rules! printed_len {
         ($v:ident) => {{
             let fun_names = |at: u32| prog.fun_name(at);
-            match term::printed_len($v, &names, &fun_names, vm.room(p)) {
+            match term::printed_len(
+                $v,
+                &names,
+                &fun_names,
+                vm.room(p),
+                p.heap.used_words() + prog.literals.size_bytes() / 8,
+            ) {
                 Some(n) => n,
                 None => {
                     let mut roots = [$v];
                     vm.collect(p, &mut roots);
                     $v = roots[0];
-                    match term::printed_len($v, &names, &fun_names, vm.room(p)) {
+                    match term::printed_len(
+                        $v,
+                        &names,
+                        &fun_names,
+                        vm.room(p),
+                        p.heap.used_words() + prog.literals.size_bytes() / 8,
+                    ) {
                         Some(n) => n,
                         None => crash!(Term::atom(atom::HEAP_LIMIT)),
                     }

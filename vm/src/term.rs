@@ -299,14 +299,22 @@ impl Sink for Capped<'_> {
 pub(crate) struct Counter {
     pub n: usize,
     pub cap: usize,
+    /// Pieces put so far, and how many may be: a walk that puts more pieces than the term
+    /// has words in its heap is walking shared parts again and again (see `printed_len`).
+    pub pieces: usize,
+    pub max_pieces: usize,
 }
 
 impl Sink for Counter {
     fn put(&mut self, bytes: &[u8]) {
         self.n = self.n.saturating_add(bytes.len());
+        self.pieces += 1;
     }
     fn room(&self) -> usize {
-        (self.cap + 1).saturating_sub(self.n)
+        if self.pieces > self.max_pieces {
+            return 0;
+        }
+        self.cap.saturating_add(1).saturating_sub(self.n)
     }
 }
 
@@ -328,15 +336,104 @@ pub fn format_with<'n>(
 
 /// The length of the printed form of `t`, or `None` when it is longer than `cap` bytes. The
 /// work is bounded by `cap` (and the size of `t`'s objects), whatever the term shares.
+///
+/// `heap_words` bounds the words of the objects `t` reaches (its heap's used words, plus the
+/// literal area's). A walk of a term without shared parts puts a bounded number of pieces per
+/// word; one that puts more is walking shared parts over and over (`{r1, r1}` nested 40 deep
+/// prints 2^40 leaves), and then the length is computed on the DAG instead, each object once.
 pub(crate) fn printed_len<'n>(
     t: Term,
     atom_names: &dyn Fn(u32) -> &'n str,
     fun_names: &dyn Fn(u32) -> String,
     cap: usize,
+    heap_words: usize,
 ) -> Option<usize> {
-    let mut c = Counter { n: 0, cap };
+    let mut c = Counter {
+        n: 0,
+        cap,
+        pieces: 0,
+        max_pieces: heap_words.saturating_mul(4).saturating_add(64),
+    };
     format_into(t, atom_names, fun_names, &mut c);
+    if c.pieces > c.max_pieces && c.n <= cap {
+        return dag_printed_len(t, atom_names, fun_names, cap);
+    }
     (c.n <= cap).then_some(c.n)
+}
+
+/// [`printed_len`] of a term with shared parts: each tuple's length and each list cell's
+/// (the length of the list from that cell on) is computed once. Lengths saturate past `cap`.
+fn dag_printed_len<'n>(
+    t: Term,
+    atom_names: &dyn Fn(u32) -> &'n str,
+    fun_names: &dyn Fn(u32) -> String,
+    cap: usize,
+) -> Option<usize> {
+    let over = cap.saturating_add(1);
+    let leaf = |t: Term| {
+        let mut c = Counter {
+            n: 0,
+            cap,
+            pieces: 0,
+            max_pieces: usize::MAX,
+        };
+        format_into(t, atom_names, fun_names, &mut c);
+        c.n.min(over)
+    };
+    // Tuples by address: their printed length; list cells by address: the length of what
+    // they print inside the brackets, from their head on.
+    let mut memo: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    let is_compound = |t: Term| t.is_pointer() && (t.is_cons() || t.is_tuple());
+    // The printed length of a term whose parts are known.
+    let len = |t: Term, memo: &std::collections::HashMap<u64, usize>| -> usize {
+        if !is_compound(t) {
+            leaf(t)
+        } else if t.is_cons() {
+            memo[&t.addr()].saturating_add(2)
+        } else {
+            memo[&t.addr()]
+        }
+    };
+    let mut stack: Vec<(Term, bool)> = vec![(t, false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if !is_compound(t) || memo.contains_key(&t.addr()) {
+            continue;
+        }
+        match t.view() {
+            View::Tuple(elems) => {
+                if expanded {
+                    let inner = elems
+                        .iter()
+                        .fold(0usize, |acc, &e| acc.saturating_add(len(e, &memo)));
+                    let commas = 2 * elems.len().saturating_sub(1);
+                    memo.insert(t.addr(), inner.saturating_add(commas + 2).min(over));
+                } else {
+                    stack.push((t, true));
+                    stack.extend(elems.iter().map(|&e| (e, false)));
+                }
+            }
+            View::Cons(head, tail) => {
+                if expanded {
+                    let rest = if tail.is_nil() {
+                        0
+                    } else if tail.is_cons() {
+                        memo[&tail.addr()].saturating_add(2)
+                    } else {
+                        len(tail, &memo).saturating_add(3)
+                    };
+                    let here = len(head, &memo).saturating_add(rest).min(over);
+                    memo.insert(t.addr(), here);
+                } else {
+                    stack.push((t, true));
+                    stack.push((head, false));
+                    stack.push((tail, false));
+                }
+            }
+            _ => {}
+        }
+    }
+    let n = len(t, &memo);
+    (n <= cap).then_some(n)
 }
 
 /// The printed form of `t` cut at `cap` bytes, ending in `...` when cut (spec §10: reports).
@@ -848,6 +945,42 @@ mod tests {
         let x = h.tuple(&[int(1), int(9), Term::atom(6)]);
         let y = h.tuple(&[int(1), int(10), Term::atom(7)]);
         assert_eq!(compare(x, y, &names), Ordering::Less);
+    }
+
+    #[test]
+    fn printed_length_of_shared_terms_is_computed_on_the_dag() {
+        let mut h = Heap::new();
+        let fun = |at: u32| at.to_string();
+        let l = h.list_from(&[int(1), Term::atom(0)], Term::NIL);
+        let improper = h.list_from(&[int(7)], l);
+        let odd = h.list_from(&[int(8)], int(9));
+        let bin = h.binary(b"x\n");
+        let mut t = h.tuple(&[l, improper, odd, bin]);
+        // Small DAGs: the DAG computation agrees with printing.
+        for _ in 0..6 {
+            let printed = to_string(t, &names).len();
+            assert_eq!(dag_printed_len(t, &names, &fun, usize::MAX), Some(printed));
+            assert_eq!(
+                printed_len(t, &names, &fun, usize::MAX, h.used_words()),
+                Some(printed)
+            );
+            t = h.tuple(&[t, t]);
+        }
+        // 2^60 leaves in 60 tuples: measured at once, and found too long for any limit.
+        let mut bomb = Term::NIL;
+        for _ in 0..60 {
+            bomb = h.tuple(&[bomb, bomb]);
+        }
+        assert_eq!(
+            printed_len(bomb, &names, &fun, 1 << 30, h.used_words()),
+            None
+        );
+        let mut twenty = Term::NIL;
+        for _ in 0..20 {
+            twenty = h.tuple(&[twenty, twenty]);
+        }
+        let n = printed_len(twenty, &names, &fun, 1 << 30, h.used_words()).unwrap();
+        assert_eq!(n, to_string(twenty, &names).len());
     }
 
     #[test]
