@@ -18,7 +18,6 @@
 
 use smallvec::SmallVec;
 use std::cmp::Ordering;
-use std::fmt;
 
 use crate::heap::{self, Boxed};
 pub(crate) use crate::word::{Term, View};
@@ -547,14 +546,26 @@ fn format_into<'n, S: Sink>(
 }
 
 /// Appends a number's decimal form (without a temporary `String`).
-fn write_display<S: Sink>(out: &mut S, n: impl fmt::Display) {
-    use std::io::Write;
-    let mut buf = [0u8; 24];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    // 24 bytes hold any i64 or u64 in decimal.
-    let _ = write!(cursor, "{n}");
-    let len = cursor.position() as usize;
-    out.put(&buf[..len]);
+fn write_display<S: Sink>(out: &mut S, n: impl Into<i128>) {
+    // By hand: `to_str` and `print` measure a printed form before they build it, so numbers
+    // are written twice, and the formatting machinery is many times a few divisions.
+    let n: i128 = n.into();
+    let mut buf = [0u8; 40];
+    let mut at = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    out.put(&buf[at..]);
 }
 
 /// `:name` when the name is identifier-like (`[A-Za-z_][A-Za-z0-9_]*`), else `:"..."` with the

@@ -1046,12 +1046,7 @@ impl Vm {
                 }
             }
             let src_words = scratch.used_words();
-            // (Most processes hold no monitors: skip building empty iterators.)
-            let watchers = if p.watchers.is_empty() {
-                BTreeMap::new()
-            } else {
-                std::mem::take(&mut p.watchers)
-            };
+            let watchers = std::mem::take(&mut p.watchers);
             for (r, (watcher, who)) in watchers {
                 let Some(w) = self.proc_mut(cur, watcher) else {
                     continue;
