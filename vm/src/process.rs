@@ -348,7 +348,7 @@ impl Links {
 #[derive(Debug)]
 pub enum RefMap<V> {
     Few(smallvec::SmallVec<[(u64, V); 1]>),
-    Many(Box<BTreeMap<u64, V>>),
+    Many(BTreeMap<u64, V>),
 }
 
 impl<V> Default for RefMap<V> {
@@ -380,7 +380,7 @@ impl<V> RefMap<V> {
             RefMap::Few(v) => {
                 let mut m: BTreeMap<u64, V> = v.drain(..).collect();
                 m.insert(r, value);
-                *self = RefMap::Many(Box::new(m));
+                *self = RefMap::Many(m);
             }
             RefMap::Many(m) => {
                 m.insert(r, value);
