@@ -38,6 +38,7 @@ fn run(module: VerifiedModule) {
         max_stack: 1 << 10,
         // Checked between slices: a run stops within one budget of it.
         max_reductions: Some(FUEL),
+        schedulers: 1,
     };
     let program = ember_vm::program::Program::new(module);
     let mut vm = ember_vm::vm::Vm::new(
