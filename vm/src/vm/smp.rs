@@ -4,7 +4,7 @@
 //!             spawn / wake: push to own queue          steal when idle
 //!   sched 0 ─► [ p3 p7 p1 ] ◄──── stealers ────► [ p4 p9 ] ◄─ sched 1
 //!      │                                              │
-//!      │  send p9, msg: copy msg into a fragment,     │
+//!      │  send p9, msg: flat in the signal, or a fragment │
 //!      └──► p9.inbox (its own queue) ──► p9 drains it when it runs: messages join its
 //!           mailbox (the fragment joins its heap), links, monitors and exit signals apply
 //! ```
@@ -15,9 +15,10 @@
 //! (no lock is global; a drain swaps the whole queue out, so it holds the lock for a moment);
 //! only the process itself, on the scheduler running it, drains it, at the start of each slice and
 //! whenever a `receive` finds nothing. Each sender pushes in program order, so between one
-//! sender and one receiver signals arrive in the order sent. A message is copied by the
-//! sender into a heap of its own (a fragment) which the receiver adopts into its heap
-//! ([`Heap::adopt`]): nothing ever writes into a heap another thread is using.
+//! sender and one receiver signals arrive in the order sent. A message of a few words travels
+//! written out flat inside its signal ([`flatten`]); a larger one is copied by the sender into a
+//! heap of its own (a fragment) which the receiver adopts into its heap ([`Heap::adopt`]):
+//! nothing ever writes into a heap another thread is using.
 //!
 //! A process's state (`WAITING`, `QUEUED`, `RUNNING`, `DEAD`) is one atomic. A sender pushes
 //! its signal, then moves a `WAITING` receiver to `QUEUED` and queues it; a process about to
@@ -29,7 +30,9 @@
 //!
 //! Erlang's rules for the races this opens: an exit signal from a former link partner that
 //! arrives after `unlink` finds no link and is ignored; a `:DOWN` that arrives after
-//! `demonitor` finds no monitor and is dropped.
+//! `demonitor` finds no monitor and is dropped; a link or monitor request that reaches a
+//! process while it exits is answered with its exit reason, one that comes later with
+//! `:noproc`.
 
 use super::*;
 use crate::heap::{flatten, Flat, FLAT_WORDS};
