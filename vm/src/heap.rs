@@ -359,11 +359,10 @@ impl Heap {
         }
         // As a tree first, in one pass, stopping once it passes what a tree of this source can
         // take. (What a stopped copy allocated is unreachable garbage for the next collection.)
-        let mut copier = Copier {
+        let mut copier: Copier<'_, TREE> = Copier {
             lits,
             pending: SmallVec::new(),
-            forward: false,
-            copies: None,
+            copies: HashMap::new(),
             budget: src_words.min(max_words),
         };
         if let Some(copy) = copier.copy(&self.arena, &mut self.used, None, t) {
@@ -374,11 +373,10 @@ impl Heap {
         if measure(t, lits, max_words, &mut seen).is_none() {
             return Err(TooBig);
         }
-        let mut copier = Copier {
+        let mut copier: Copier<'_, DAG> = Copier {
             lits,
             pending: SmallVec::new(),
-            forward: false,
-            copies: Some(HashMap::with_capacity(seen.len())),
+            copies: HashMap::with_capacity(seen.len()),
             budget: usize::MAX,
         };
         copier
@@ -476,8 +474,7 @@ impl Heap {
             copier: Copier {
                 lits,
                 pending: SmallVec::new(),
-                forward: true,
-                copies: None,
+                copies: HashMap::new(),
                 budget: usize::MAX,
             },
         }
@@ -507,7 +504,7 @@ pub struct Collector<'a> {
     first_chunk: usize,
     /// Bytes copied to `to`.
     live: usize,
-    copier: Copier<'a>,
+    copier: Copier<'a, COLLECT>,
 }
 
 impl Collector<'_> {
@@ -588,24 +585,33 @@ fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut HashSet<u64>) -> O
     Some(words)
 }
 
+/// What a [`Copier`] does, fixed at compile time so that each kind of copy pays only for its
+/// own checks (a large message copies millions of cells).
+///
+/// - `TREE`: `copy_into` as a tree, within a budget of words;
+/// - `DAG`: `copy_into` of a term with shared objects, each copied once (a table of copies);
+/// - `COLLECT`: the collector, which leaves forwarding markers in from-space.
+const TREE: u8 = 0;
+const DAG: u8 = 1;
+const COLLECT: u8 = 2;
+
 /// Copies objects one at a time into an arena, and keeps a stack of the fields of the copies
-/// that still point to the originals. Used by the collector (`forward`: leave forwarding
-/// markers, follow the ones found, so sharing is kept and nothing is copied twice) and by
+/// that still point to the originals. Used by the collector (leaving forwarding markers and
+/// following the ones found, so sharing is kept and nothing is copied twice) and by
 /// `copy_into` (the source is only read).
-struct Copier<'l> {
+struct Copier<'l, const MODE: u8> {
     lits: &'l Literals,
     /// Fields (words inside copies this copier made) still holding a pointer to an original.
     /// Fields still to copy; inline for small terms, so a typical send allocates nothing.
     pending: SmallVec<[*mut u64; 16]>,
-    forward: bool,
-    /// For a source with shared objects (`copy_into` of a DAG): the copy made of each object,
-    /// by address, so that it is copied once. The collector uses forwarding markers instead.
-    copies: Option<HashMap<u64, u64>>,
-    /// Words this copier may still allocate; a copy that needs more stops and fails.
+    /// `DAG`: the copy made of each object, by address, so that it is copied once. (The
+    /// collector uses forwarding markers instead.)
+    copies: HashMap<u64, u64>,
+    /// `TREE`: words this copier may still allocate; a copy that needs more stops and fails.
     budget: usize,
 }
 
-impl Copier<'_> {
+impl<const MODE: u8> Copier<'_, MODE> {
     /// Copies everything reachable from `t` into `arena`; the term for the copy. `from` is
     /// from-space when collecting, used by a debug-build check.
     /// `None` when the budget ran out (what was copied is then unreachable garbage).
@@ -633,7 +639,7 @@ impl Copier<'_> {
 
     /// Copies the one object `t` points to (not what it points to: its pointer fields go on
     /// `pending`) and returns the term for the copy. Immediates and literals are returned as
-    /// they are; with `forward`, an object already copied is found through its marker.
+    /// they are; when collecting, an object already copied is found through its marker.
     fn copy_one(
         &mut self,
         arena: &Bump,
@@ -660,11 +666,13 @@ impl Copier<'_> {
         // (invariant 1), alive (invariant 4: the VM passes only terms of this heap, or for
         // copy_into of a live heap).
         let first = unsafe { src.read() };
-        if self.forward && first & LOW3 == FORWARD_TAG {
+        if MODE == COLLECT && first & LOW3 == FORWARD_TAG {
             return Some(t.same_kind_at(first & !LOW3));
         }
-        if let Some(&copy) = self.copies.as_ref().and_then(|c| c.get(&t.addr())) {
-            return Some(t.same_kind_at(copy));
+        if MODE == DAG {
+            if let Some(&copy) = self.copies.get(&t.addr()) {
+                return Some(t.same_kind_at(copy));
+            }
         }
         let (words, first_field) = if t.is_cons() {
             (2, 0)
@@ -681,21 +689,23 @@ impl Copier<'_> {
                 },
             )
         };
-        self.budget = self.budget.checked_sub(words)?;
+        if MODE == TREE {
+            self.budget = self.budget.checked_sub(words)?;
+        }
         let dst = alloc_words(arena, used, words);
         // SAFETY: `src` has `words` initialised words (invariant 1; for a boxed object
         // `object_words` of its header); `dst` is a fresh allocation of `words` words, so they
         // don't overlap. The forwarding marker goes over the first word of a from-space object
-        // (`forward` is set only by `Heap::collect`): nobody reads from-space after this
+        // (only in `COLLECT` mode, `Heap::collect`'s): nobody reads from-space after this
         // collection, and during it the marker is all the collector reads there (invariant 3).
         unsafe {
             ptr::copy_nonoverlapping(src, dst, words);
-            if self.forward {
+            if MODE == COLLECT {
                 src.write(addr_of(dst) | FORWARD_TAG);
             }
         }
-        if let Some(copies) = self.copies.as_mut() {
-            copies.insert(t.addr(), addr_of(dst));
+        if MODE == DAG {
+            self.copies.insert(t.addr(), addr_of(dst));
         }
         // Pushed last field first, so the first is copied first: for a cell, the head before
         // the tail. Along a list whose heads are immediates the stack never holds more than the

@@ -543,6 +543,7 @@ impl Vm {
 
     /// `send`: copies `msg` (a term of `p`'s heap, or a template built from its registers)
     /// into the mailbox of `to` (a pid or a registered name).
+    #[inline(always)]
     pub(crate) fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         let target = if let Some(pid) = to.as_pid() {
             pid
@@ -767,6 +768,7 @@ impl Vm {
     }
 
     /// A receive took `msg`: its timer is disarmed.
+    #[inline(always)]
     pub(crate) fn received(&mut self, p: &mut Process, msg: Term) {
         self.cancel_timer(p);
         self.stats.messages_received += 1;
