@@ -393,6 +393,18 @@ impl Heap {
         }
     }
 
+    /// `{:DOWN, r, :process, who, reason}` (spec §5), `reason` a term of this heap.
+    pub fn down_message(&mut self, r: u64, who: Term, reason: Term) -> Term {
+        use crate::atoms::atom;
+        self.tuple(&[
+            Term::atom(atom::DOWN),
+            Term::reference(r),
+            Term::atom(atom::PROCESS),
+            who,
+            reason,
+        ])
+    }
+
     /// Makes `frag`'s objects part of this heap: a message (or exit reason) built in a heap of
     /// its own by the sender, on another thread, is taken over by its receiver without a copy.
     /// Terms into `frag` become terms of this heap (invariant 4), and its memory is freed by

@@ -552,6 +552,18 @@ impl Process {
         c.finish();
     }
 
+    /// Removes from the mailbox the `:DOWN` of monitor `r`, if it came (`demonitor`'s flush).
+    pub fn flush_down(&mut self, r: u64) {
+        self.mailbox.remove_where(|m| match m.view() {
+            crate::term::View::Tuple(e) => {
+                e.len() == 5
+                    && e[0].as_atom() == Some(crate::atoms::atom::DOWN)
+                    && e[1].as_ref() == Some(r)
+            }
+            _ => false,
+        });
+    }
+
     pub fn deliver(&mut self, msg: Term) {
         self.mailbox.push(msg);
         self.mailbox_peak = self.mailbox_peak.max(self.mailbox.len());

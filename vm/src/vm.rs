@@ -680,13 +680,7 @@ impl Vm {
                 }
             }
             _ => {
-                let msg = p.heap.tuple(&[
-                    Term::atom(atom::DOWN),
-                    Term::reference(r),
-                    Term::atom(atom::PROCESS),
-                    target,
-                    Term::atom(atom::NOPROC),
-                ]);
+                let msg = p.heap.down_message(r, target, Term::atom(atom::NOPROC));
                 p.deliver(msg);
             }
         }
@@ -703,12 +697,7 @@ impl Vm {
                 t.watchers.remove(&r);
             }
         } else {
-            p.mailbox.remove_where(|m| match m.view() {
-                crate::term::View::Tuple(e) => {
-                    e.len() == 5 && e[0].as_atom() == Some(atom::DOWN) && e[1].as_ref() == Some(r)
-                }
-                _ => false,
-            });
+            p.flush_down(r);
         }
     }
 
@@ -1058,13 +1047,7 @@ impl Vm {
                     // The tuple's 6 words, then the reason in what is left.
                     let room = room.checked_sub(6).ok_or(TooBig)?;
                     let reason = heap.copy_into(reason, lits, src_words, room)?;
-                    Ok(heap.tuple(&[
-                        Term::atom(atom::DOWN),
-                        Term::reference(r),
-                        Term::atom(atom::PROCESS),
-                        who,
-                        reason,
-                    ]))
+                    Ok(heap.down_message(r, who, reason))
                 });
             }
             if !p.monitors.is_empty() {

@@ -1068,13 +1068,7 @@ impl Runtime for Sched<'_> {
                 p.monitors.insert(r, w);
             }
             _ => {
-                let msg = p.heap.tuple(&[
-                    Term::atom(atom::DOWN),
-                    Term::reference(r),
-                    Term::atom(atom::PROCESS),
-                    target,
-                    Term::atom(atom::NOPROC),
-                ]);
+                let msg = p.heap.down_message(r, target, Term::atom(atom::NOPROC));
                 p.deliver(msg);
             }
         }
@@ -1089,12 +1083,7 @@ impl Runtime for Sched<'_> {
                 self.signal(&h, Signal::Demonitor { r });
             }
         } else {
-            p.mailbox.remove_where(|m| match m.view() {
-                crate::term::View::Tuple(e) => {
-                    e.len() == 5 && e[0].as_atom() == Some(atom::DOWN) && e[1].as_ref() == Some(r)
-                }
-                _ => false,
-            });
+            p.flush_down(r);
         }
     }
 
@@ -1306,13 +1295,7 @@ impl Sched<'_> {
                     // A `:DOWN` after `demonitor` is dropped.
                     if p.monitors.remove(&r).is_some() {
                         p.heap.adopt(frag);
-                        let msg = p.heap.tuple(&[
-                            Term::atom(atom::DOWN),
-                            Term::reference(r),
-                            Term::atom(atom::PROCESS),
-                            who,
-                            reason,
-                        ]);
+                        let msg = p.heap.down_message(r, who, reason);
                         self.deliver_local(p, msg)?;
                         *got = true;
                     }
