@@ -306,6 +306,41 @@ pub struct Vm {
     output_failure: Option<RunEnd>,
 }
 
+/// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
+fn report_form(prog: &Program, t: Term) -> String {
+    crate::term::format_cut(
+        t,
+        &|a| prog.atoms.name(a),
+        &|at| prog.fun_name(at),
+        REPORT_CUT,
+    )
+}
+
+/// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
+fn crash_line(prog: &Program, pid: u32, reason: Term, pc: u32) -> String {
+    format!(
+        "error in process <0.{pid}>: {} at {}",
+        report_form(prog, reason),
+        prog.module.location(pc)
+    )
+}
+
+/// How a run ends when `what` (standard output, standard error, the trace) cannot be written:
+/// quietly with 141 for a closed pipe, as a shell reports SIGPIPE; else 1 with a message.
+fn output_failure(what: &str, e: &io::Error) -> RunEnd {
+    if e.kind() == io::ErrorKind::BrokenPipe && what != "trace" {
+        RunEnd::OutputFailed {
+            status: 141,
+            message: None,
+        }
+    } else {
+        RunEnd::OutputFailed {
+            status: 1,
+            message: Some(format!("ember: error: cannot write {what}: {e}")),
+        }
+    }
+}
+
 /// Brings `p`'s share of the VM's `memory` up to date.
 fn account(memory: &mut usize, p: &mut Process) {
     let now = p.memory() + PROCESS_OVERHEAD;
@@ -460,12 +495,7 @@ impl Vm {
 
     /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
     pub(crate) fn format(&self, t: Term) -> String {
-        crate::term::format_cut(
-            t,
-            &|a| self.prog.atoms.name(a),
-            &|at| self.prog.fun_name(at),
-            REPORT_CUT,
-        )
+        report_form(&self.prog, t)
     }
 
     /// Trace events that print a term: the term is formatted only when tracing is on.
@@ -520,20 +550,7 @@ impl Vm {
         if self.output_failure.is_some() {
             return;
         }
-        self.output_failure = Some(
-            if e.kind() == io::ErrorKind::BrokenPipe && what != "trace" {
-                // As a shell reports a process ended by SIGPIPE.
-                RunEnd::OutputFailed {
-                    status: 141,
-                    message: None,
-                }
-            } else {
-                RunEnd::OutputFailed {
-                    status: 1,
-                    message: Some(format!("ember: error: cannot write {what}: {e}")),
-                }
-            },
-        );
+        self.output_failure = Some(output_failure(what, e));
     }
 
     // ---- effects: what the interpreter asks of the runtime ----
@@ -903,11 +920,7 @@ impl Vm {
 
     /// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
     fn report_crash(&mut self, pid: u32, reason: Term, pc: u32) {
-        let line = format!(
-            "error in process <0.{pid}>: {} at {}",
-            self.format(reason),
-            self.prog.module.location(pc)
-        );
+        let line = crash_line(&self.prog, pid, reason, pc);
         self.write_err(&line);
         if pid == 0 {
             // Already reported: the end of the run need not repeat it.

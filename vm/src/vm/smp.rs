@@ -357,30 +357,13 @@ impl Shared {
     }
 
     fn format(&self, t: Term) -> String {
-        crate::term::format_cut(
-            t,
-            &|a| self.prog.atoms.name(a),
-            &|at| self.prog.fun_name(at),
-            REPORT_CUT,
-        )
+        report_form(&self.prog, t)
     }
 
     fn output_failed(&self, what: &str, e: &io::Error) {
         let mut f = self.output_failure.lock();
         if f.is_none() {
-            *f = Some(
-                if e.kind() == io::ErrorKind::BrokenPipe && what != "trace" {
-                    RunEnd::OutputFailed {
-                        status: 141,
-                        message: None,
-                    }
-                } else {
-                    RunEnd::OutputFailed {
-                        status: 1,
-                        message: Some(format!("ember: error: cannot write {what}: {e}")),
-                    }
-                },
-            );
+            *f = Some(output_failure(what, e));
         }
         drop(f);
         self.halt(1);
@@ -405,11 +388,7 @@ impl Shared {
     }
 
     fn report_crash(&self, pid: u32, reason: Term, pc: u32) {
-        let line = format!(
-            "error in process <0.{pid}>: {} at {}",
-            self.format(reason),
-            self.prog.module.location(pc)
-        );
+        let line = crash_line(&self.prog, pid, reason, pc);
         self.write_err(&line);
         if pid == 0 {
             self.main_reported.store(true, SeqCst);
