@@ -761,7 +761,55 @@ pub const FLAT_WORDS: usize = 8;
 
 /// A small term written out word by word, to travel inside a signal from one scheduler to
 /// another without an allocation: most messages are a few words (`{:token, 42}` is three).
-pub type Flat = SmallVec<[u64; FLAT_WORDS]>;
+/// A fixed array and a length: writing and reading it are plain stores and loads.
+#[derive(Clone, Copy)]
+pub struct Flat {
+    len: u8,
+    words: [u64; FLAT_WORDS],
+}
+
+impl Default for Flat {
+    fn default() -> Flat {
+        Flat::new()
+    }
+}
+
+impl Flat {
+    pub fn new() -> Flat {
+        Flat {
+            len: 0,
+            words: [0; FLAT_WORDS],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn words(&self) -> &[u64] {
+        &self.words[..self.len as usize]
+    }
+
+    /// Appends `w`; false when full.
+    #[inline]
+    pub fn push(&mut self, w: u64) -> bool {
+        let Some(slot) = self.words.get_mut(self.len as usize) else {
+            return false;
+        };
+        *slot = w;
+        self.len += 1;
+        true
+    }
+
+    /// Room for `n` more words.
+    fn has_room(&self, n: usize) -> bool {
+        self.len as usize + n <= FLAT_WORDS
+    }
+}
 
 /// In flat terms only: `n` list items follow, then the tail.
 const FLAT_LIST: u64 = 3;
@@ -770,17 +818,21 @@ const FLAT_LIST: u64 = 3;
 /// literal area is shared by every thread and outlives the run); a tuple, binary or big integer
 /// as its header and contents; list cells as one header with their count, then the items and
 /// the tail. False (and `out` unusable) when it takes more than [`FLAT_WORDS`] words.
+#[inline]
 pub fn flatten(t: Term, lits: &Literals, out: &mut Flat) -> bool {
-    if out.len() >= FLAT_WORDS {
-        return false;
-    }
     if !t.is_pointer() || lits.contains(t.addr()) {
-        out.push(t.raw());
-        return true;
+        return out.push(t.raw());
     }
+    flatten_object(t, lits, out)
+}
+
+/// [`flatten`] for a term on the heap.
+fn flatten_object(t: Term, lits: &Literals, out: &mut Flat) -> bool {
     if t.is_cons() {
         let at = out.len();
-        out.push(0);
+        if !out.push(0) {
+            return false;
+        }
         let mut n = 0;
         let mut rest = t;
         while let Some((head, tail)) = read_cons(rest) {
@@ -793,16 +845,16 @@ pub fn flatten(t: Term, lits: &Literals, out: &mut Flat) -> bool {
                 break;
             }
         }
-        out[at] = header(FLAT_LIST, n);
+        out.words[at] = header(FLAT_LIST, n);
         return flatten(rest, lits, out);
     }
     match read_boxed(t) {
         Some(Boxed::Tuple(elems)) => {
-            out.push(header(KIND_TUPLE, elems.len()));
-            elems.iter().all(|&e| flatten(e, lits, out))
+            out.push(header(KIND_TUPLE, elems.len()))
+                && elems.iter().all(|&e| flatten(e, lits, out))
         }
         Some(Boxed::Binary(bytes)) => {
-            if 1 + bytes.len().div_ceil(WORD) + out.len() > FLAT_WORDS {
+            if !out.has_room(1 + bytes.len().div_ceil(WORD)) {
                 return false;
             }
             out.push(header(KIND_BINARY, bytes.len()));
@@ -813,11 +865,7 @@ pub fn flatten(t: Term, lits: &Literals, out: &mut Flat) -> bool {
             }
             true
         }
-        Some(Boxed::Int(i)) => {
-            out.push(header(KIND_BIGINT, 0));
-            out.push(i as u64);
-            out.len() <= FLAT_WORDS
-        }
+        Some(Boxed::Int(i)) => out.push(header(KIND_BIGINT, 0)) && out.push(i as u64),
         None => false,
     }
 }
@@ -834,9 +882,9 @@ impl Heap {
     }
 
     /// Builds in this heap the term [`flatten`] wrote.
-    pub fn unflatten(&mut self, words: &[u64]) -> Term {
+    pub fn unflatten(&mut self, flat: &Flat) -> Term {
         let mut at = 0;
-        self.unflatten_at(words, &mut at)
+        self.unflatten_at(flat.words(), &mut at)
     }
 
     fn unflatten_at(&mut self, words: &[u64], at: &mut usize) -> Term {
@@ -850,19 +898,26 @@ impl Heap {
         let size = header_size(w);
         match header_kind(w) {
             KIND_TUPLE => {
-                let elems: SmallVec<[Term; FLAT_WORDS]> =
-                    (0..size).map(|_| self.unflatten_at(words, at)).collect();
-                self.tuple(&elems)
+                let mut elems = [Term::NIL; FLAT_WORDS];
+                for e in &mut elems[..size] {
+                    let w = words[*at];
+                    *e = if w & LOW3 != HEADER_TAG {
+                        *at += 1;
+                        Term::from_raw(w)
+                    } else {
+                        self.unflatten_at(words, at)
+                    };
+                }
+                self.tuple(&elems[..size])
             }
             KIND_BINARY => {
                 let n = size.div_ceil(WORD);
-                let bytes: SmallVec<[u8; FLAT_WORDS * WORD]> = words[*at..*at + n]
-                    .iter()
-                    .flat_map(|w| w.to_le_bytes())
-                    .take(size)
-                    .collect();
+                let mut bytes = [0u8; FLAT_WORDS * WORD];
+                for (i, w) in words[*at..*at + n].iter().enumerate() {
+                    bytes[i * WORD..(i + 1) * WORD].copy_from_slice(&w.to_le_bytes());
+                }
                 *at += n;
-                self.binary(&bytes)
+                self.binary(&bytes[..size])
             }
             KIND_BIGINT => {
                 let i = words[*at] as i64;
@@ -870,10 +925,12 @@ impl Heap {
                 self.int(i)
             }
             _ => {
-                let items: SmallVec<[Term; FLAT_WORDS]> =
-                    (0..size).map(|_| self.unflatten_at(words, at)).collect();
+                let mut items = [Term::NIL; FLAT_WORDS];
+                for e in &mut items[..size] {
+                    *e = self.unflatten_at(words, at);
+                }
                 let tail = self.unflatten_at(words, at);
-                self.list_from(&items, tail)
+                self.list_from(&items[..size], tail)
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use crate::atoms::AtomTable;
 use crate::bytecode::{ClauseTable, Node};
-use crate::heap::{flatten, Flat, Heap, Literals, TooBig, FLAT_WORDS};
+use crate::heap::{flatten, Flat, Heap, Literals, TooBig};
 use crate::isa::{Instr, Label, Src};
 use crate::lower::Op;
 use crate::term::{self, Term};
@@ -62,20 +62,16 @@ impl Tpl {
     pub(crate) fn flatten(&self, regs: &[Term], lits: &Literals, out: &mut Flat) -> bool {
         match self {
             Tpl::Reg(r) => flatten(regs[*r as usize], lits, out),
-            Tpl::Const(c) => flatten(*c, lits, out),
+            // A constant is an immediate or a literal: either travels as its word.
+            Tpl::Const(c) => out.push(c.raw()),
             Tpl::Tuple(items) => {
-                if out.len() >= FLAT_WORDS {
-                    return false;
-                }
-                out.push(Heap::flat_tuple_header(items.len()));
-                items.iter().all(|i| i.flatten(regs, lits, out))
+                out.push(Heap::flat_tuple_header(items.len()))
+                    && items.iter().all(|i| i.flatten(regs, lits, out))
             }
             Tpl::List(items, tail) => {
-                if out.len() >= FLAT_WORDS {
-                    return false;
-                }
-                out.push(Heap::flat_list_header(items.len()));
-                items.iter().all(|i| i.flatten(regs, lits, out)) && tail.flatten(regs, lits, out)
+                out.push(Heap::flat_list_header(items.len()))
+                    && items.iter().all(|i| i.flatten(regs, lits, out))
+                    && tail.flatten(regs, lits, out)
             }
         }
     }

@@ -195,7 +195,7 @@ impl Process {
             pid: self.pid,
             reductions: self.reductions,
             peak_heap: self.peak_heap.max(self.heap.arena_bytes()),
-            mailbox_peak: self.mailbox_peak,
+            mailbox_peak: self.mailbox_peak as usize,
             collections: self.heap.collections(),
         }
     }

@@ -4,25 +4,32 @@
 //!             spawn / wake: push to own queue          steal when idle
 //!   sched 0 ─► [ p3 p7 p1 ] ◄──── stealers ────► [ p4 p9 ] ◄─ sched 1
 //!      │                                              │
-//!      │  send p9, msg: flat in the signal, or a fragment │
-//!      └──► p9.inbox (its own queue) ──► p9 drains it when it runs: messages join its
-//!           mailbox (the fragment joins its heap), links, monitors and exit signals apply
+//!      │  send p9, msg  (p9's lock, a moment)          │
+//!      ├──► p9 waits: its body is taken out of its handle, the message built in its heap,
+//!      │    and p9 queued here
+//!      └──► p9 runs or is queued: the message goes to p9's signal queue (flat in the
+//!           signal, or in a fragment), which p9 takes before its next slice or receive
 //! ```
 //!
 //! As in the BEAM since OTP 21, every interaction between processes is a signal in the
 //! receiver's incoming queue ([`Signal`]): messages, exit signals, link, unlink, monitor,
 //! demonitor, `:DOWN` and timeouts. Any scheduler pushes to it under the receiver's own lock
-//! (no lock is global; a drain swaps the whole queue out, so it holds the lock for a moment);
-//! only the process itself, on the scheduler running it, drains it, at the start of each slice and
-//! whenever a `receive` finds nothing. Each sender pushes in program order, so between one
-//! sender and one receiver signals arrive in the order sent. A message of a few words travels
-//! written out flat inside its signal ([`flatten`]); a larger one is copied by the sender into a
-//! heap of its own (a fragment) which the receiver adopts into its heap ([`Heap::adopt`]):
-//! nothing ever writes into a heap another thread is using.
+//! (no lock is global, and each is held for a moment); only the process itself, on the
+//! scheduler running it, takes from it, before each slice and whenever a `receive` finds
+//! nothing. Each sender pushes in program order, so between one sender and one receiver
+//! signals arrive in the order sent. A message of a few words travels written out flat inside
+//! its signal ([`flatten`]); a larger one is copied by the sender into a heap of its own (a
+//! fragment) which the receiver adopts into its heap ([`Heap::adopt`]).
 //!
-//! A process's state (`WAITING`, `QUEUED`, `RUNNING`, `DEAD`) is one atomic. A sender pushes
-//! its signal, then moves a `WAITING` receiver to `QUEUED` and queues it; a process about to
-//! wait sets `WAITING` first and then looks at its queue once more, so no wake-up is lost.
+//! A process is `WAITING` (its body lies in its handle), `ACTIVE` (its body is held by one
+//! scheduler: queued there, or running) or `DEAD`; the state, the signal queue and a waiting
+//! body are under the handle's lock. A sender that finds its receiver `WAITING` takes the body
+//! out, builds the message straight into its heap (the body is then that scheduler's alone:
+//! no other thread can reach that heap until it is queued, and every later signal queues
+//! behind this message) and queues it: a message to a waiting process costs what it costs
+//! with one scheduler. A process about to wait looks at its signal queue under the lock and
+//! stays `ACTIVE` if anything came, so no wake-up is lost. Queues hold the bodies themselves,
+//! so running a queued process takes no lock unless signals are pending.
 //! Only a running process sends, and a process it wakes is queued before its slice ends; so
 //! when every scheduler is idle and every queue is empty, no process can run, and when no
 //! timer is pending either the run is over. (Schedulers count themselves idle only around
@@ -31,7 +38,7 @@
 //! Erlang's rules for the races this opens: an exit signal from a former link partner that
 //! arrives after `unlink` finds no link and is ignored; a `:DOWN` that arrives after
 //! `demonitor` finds no monitor and is dropped; a link or monitor request that reaches a
-//! process while it exits is answered with its exit reason, one that comes later with
+//! process before it exits is answered with its exit reason, one that comes later with
 //! `:noproc`.
 
 use super::*;
@@ -41,13 +48,14 @@ use crate::runtime::{Effect, Exit, Outgoing, Runtime};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize};
 use std::time::Duration;
 
+/// In `receive` with nothing to take: its body lies in its handle.
 const WAITING: u8 = 0;
-const QUEUED: u8 = 1;
-const RUNNING: u8 = 2;
-const DEAD: u8 = 3;
+/// Queued or running: its body is held by a scheduler.
+const ACTIVE: u8 = 1;
+const DEAD: u8 = 2;
 
 const NO_NAME: u32 = u32::MAX;
 const NOT_HALTED: i32 = i32::MIN;
@@ -101,19 +109,67 @@ type Inbox = smallvec::SmallVec<[Signal; 1]>;
 /// A process as the other schedulers see it.
 pub(crate) struct Handle {
     pid: u32,
-    /// Signals not yet taken, oldest first. (A vector under a lock rather than a lock-free
-    /// segmented queue: a million waiting processes must not hold a block each.)
-    inbox: Mutex<Inbox>,
-    state: AtomicU8,
     /// The registered name (an atom), or `NO_NAME`.
     name: AtomicU32,
-    /// The process itself, taken by the scheduler that runs it.
-    body: Mutex<Option<Box<Process>>>,
-    /// Set when the process has exited and answered what was queued for it: a link or monitor
-    /// request that finds it set is answered by its sender (`:noproc`). The one lock per
-    /// process, taken by link and monitor requests only, so that none is lost or answered
-    /// twice.
-    closed: Mutex<bool>,
+    /// Set (under the lock) when `signals` may hold something: the process's scheduler looks
+    /// at it before each slice and takes the lock only when it is set.
+    pending: AtomicBool,
+    /// The process's one lock, held for a moment: by a sender to push a signal or to take a
+    /// waiting process's body, by the process's own scheduler to take its signals and to
+    /// put the body back when it waits.
+    inner: Mutex<Inner>,
+}
+
+/// What the lock of a [`Handle`] guards.
+struct Inner {
+    /// `WAITING`, `ACTIVE` or `DEAD`. A sender that finds `WAITING` makes it `ACTIVE`,
+    /// takes the body and queues it; one that finds `DEAD` drops its signal (a link or
+    /// monitor request is then answered by its sender, `:noproc`).
+    state: u8,
+    /// Signals not yet taken, oldest first. (A vector under a lock rather than a lock-free
+    /// segmented queue: a million waiting processes must not hold a block each.)
+    signals: Inbox,
+    /// The process itself while it waits.
+    body: Option<Box<Process>>,
+}
+
+/// Takes the body of a waiting process (`inner` is its handle `h`'s), to be queued.
+fn wake(h: &Arc<Handle>, inner: &mut Inner) -> Option<Box<Process>> {
+    if inner.state != WAITING {
+        return None;
+    }
+    inner.state = ACTIVE;
+    let mut p = inner
+        .body
+        .take()
+        .expect("a waiting process lies in its handle");
+    p.status = Status::Runnable;
+    p.queued = true;
+    p.me = Some(Arc::clone(h));
+    Some(p)
+}
+
+impl Handle {
+    /// The handle of `p`, which starts active (held by whoever queues it); `p` keeps a
+    /// reference to its own handle, as the table does.
+    fn new(p: &mut Process) -> Arc<Handle> {
+        let h = Arc::new(Handle {
+            pid: p.pid,
+            name: AtomicU32::new(p.name.unwrap_or(NO_NAME)),
+            pending: AtomicBool::new(false),
+            inner: Mutex::new(Inner {
+                state: ACTIVE,
+                signals: Inbox::new(),
+                body: None,
+            }),
+        });
+        p.me = Some(Arc::clone(&h));
+        h
+    }
+
+    fn is_dead(&self) -> bool {
+        self.inner.lock().state == DEAD
+    }
 }
 
 /// The live processes' handles by pid: paged tables (as one scheduler's) in shards, each under
@@ -174,8 +230,8 @@ struct Shared {
     memory: AtomicUsize,
     refs: AtomicU64,
     seed: u64,
-    injector: Injector<Arc<Handle>>,
-    stealers: Vec<Stealer<Arc<Handle>>>,
+    injector: Injector<Box<Process>>,
+    stealers: Vec<Stealer<Box<Process>>>,
     sleep: Mutex<()>,
     wake: Condvar,
     sleepers: AtomicUsize,
@@ -198,18 +254,20 @@ struct Shared {
     main_reported: AtomicBool,
     /// Figures of exited processes, merged by the schedulers as they stop.
     stats: Mutex<Stats>,
+    /// Processes still queued when the run ends (by `halt`), handed back to the VM as they
+    /// are (boxed, as the VM keeps them).
+    #[allow(clippy::vec_box)]
+    leftover: Mutex<Vec<Box<Process>>>,
 }
 
 /// One scheduler: its run queue and its figures; the runtime the interpreter sees.
 struct Sched<'s> {
     id: usize,
     sh: &'s Shared,
-    queue: Worker<Arc<Handle>>,
+    queue: Worker<Box<Process>>,
     stats: Stats,
     /// The handle of the process running now.
     running: Option<Arc<Handle>>,
-    /// An empty signal vector to swap with a process's queue (its capacity is reused).
-    spare: Inbox,
     /// Bytes this scheduler's processes grew (or shrank) by that are not in the shared
     /// account yet: it is brought up to date a megabyte at a time, so that schedulers do not
     /// fight over its cache line at every slice. The `--max-memory` check is that much
@@ -227,7 +285,7 @@ const MEM_FLUSH: i64 = 1 << 20;
 /// or `halt`; then hands everything back to `vm` (its figures, pid 0's exit, the processes
 /// still alive for the deadlock report).
 pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
-    let workers: Vec<Worker<Arc<Handle>>> = (0..n).map(|_| Worker::new_fifo()).collect();
+    let workers: Vec<Worker<Box<Process>>> = (0..n).map(|_| Worker::new_fifo()).collect();
     let sh = Shared {
         prog: Arc::clone(&vm.prog),
         config: std::mem::take(&mut vm.config),
@@ -264,6 +322,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         main_exit: Mutex::new(vm.main_exit.take()),
         main_reported: AtomicBool::new(vm.main_reported),
         stats: Mutex::new(std::mem::take(&mut vm.stats)),
+        leftover: Mutex::new(Vec::new()),
     };
     // The processes spawned before the run (pid 0) start queued, in pid order.
     let mut procs: Vec<Box<Process>> = Vec::new();
@@ -274,16 +333,8 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
     }
     for mut p in procs {
         p.queued = true;
-        let h = Arc::new(Handle {
-            pid: p.pid,
-            inbox: Mutex::new(Inbox::new()),
-            state: AtomicU8::new(QUEUED),
-            name: AtomicU32::new(p.name.unwrap_or(NO_NAME)),
-            body: Mutex::new(Some(p)),
-            closed: Mutex::new(false),
-        });
-        sh.table.insert(Arc::clone(&h));
-        sh.injector.push(h);
+        sh.table.insert(Handle::new(&mut p));
+        sh.injector.push(p);
     }
     let timed = matches!(vm.clock, Clock::Virtual(_));
     std::thread::scope(|scope| {
@@ -296,11 +347,16 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                     queue,
                     stats: Stats::default(),
                     running: None,
-                    spare: Inbox::new(),
                     mem_delta: 0,
                 };
                 s.run(timed);
                 s.flush_memory();
+                // After `halt`: what was still queued goes back to the VM.
+                let mut left = sh.leftover.lock();
+                while let Some(p) = s.queue.pop() {
+                    left.push(p);
+                }
+                drop(left);
                 let mut all = sh.stats.lock();
                 all.merge(&s.stats, id);
             });
@@ -323,10 +379,19 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
     if let Clock::Virtual(ms) = &mut vm.clock {
         *ms = sh.virtual_ms.load(SeqCst);
     }
+    // Processes hold their handles (and their last peer's): taking them out of the handles
+    // and dropping those references ends the cycles.
+    let mut left = std::mem::take(sh.leftover.get_mut());
+    while let Steal::Success(p) = sh.injector.steal() {
+        left.push(p);
+    }
     for h in sh.table.drain() {
-        if let Some(p) = h.body.lock().take() {
-            vm.procs.insert(p);
-        }
+        left.extend(h.inner.lock().body.take());
+    }
+    for mut p in left {
+        p.me = None;
+        p.peer = None;
+        vm.procs.insert(p);
     }
     if let Some(failure) = sh.output_failure.get_mut().take() {
         vm.output_failure = Some(failure);
@@ -482,30 +547,25 @@ impl<'s> Sched<'s> {
         }
     }
 
-    /// Pushes `sig` to `h`'s queue and wakes it if it waits.
-    fn signal(&self, h: &Arc<Handle>, sig: Signal) {
-        h.inbox.lock().push(sig);
-        if h.state
-            .compare_exchange(WAITING, QUEUED, AcqRel, Acquire)
-            .is_ok()
-        {
-            self.enqueue(Arc::clone(h));
-        }
-    }
-
-    /// Pushes a link or monitor request to `h`; false when `h` has exited (and answered
-    /// what was queued), so the request is the sender's to answer.
-    fn request(&self, h: &Arc<Handle>, sig: Signal) -> bool {
-        let closed = h.closed.lock();
-        if *closed {
+    /// Pushes `sig` to `h`'s queue and queues `h` if it waits. False when `h` has exited
+    /// (and answered what was queued for it): the signal is dropped, and a link or monitor
+    /// request is then the sender's to answer.
+    fn signal(&self, h: &Arc<Handle>, sig: Signal) -> bool {
+        let mut inner = h.inner.lock();
+        if inner.state == DEAD {
             return false;
         }
-        self.signal(h, sig);
+        inner.signals.push(sig);
+        h.pending.store(true, Release);
+        if let Some(body) = wake(h, &mut inner) {
+            drop(inner);
+            self.enqueue(body);
+        }
         true
     }
 
-    fn enqueue(&self, h: Arc<Handle>) {
-        self.queue.push(h);
+    fn enqueue(&self, p: Box<Process>) {
+        self.queue.push(p);
         // Wake a sleeping scheduler only for work this one has to spare: a process woken by
         // a message usually runs here next, without crossing threads.
         if self.queue.len() > 1 && self.sh.sleepers.load(SeqCst) > 0 {
@@ -515,7 +575,7 @@ impl<'s> Sched<'s> {
     }
 
     /// The next process to run: from this scheduler's queue, the shared one, or another's.
-    fn find_work(&mut self) -> Option<Arc<Handle>> {
+    fn find_work(&mut self) -> Option<Box<Process>> {
         if let Some(h) = self.queue.pop() {
             return Some(h);
         }
@@ -564,16 +624,20 @@ impl<'s> Sched<'s> {
             if !virtual_time && self.stats.slices.is_multiple_of(64) {
                 self.sh.fire_due(self);
             }
-            let Some(h) = self.find_work() else {
+            let Some(mut p) = self.find_work() else {
                 if self.idle(virtual_time) {
                     return;
                 }
                 continue;
             };
-            // Only this scheduler holds a queued handle: it runs it now.
-            h.state.store(RUNNING, SeqCst);
-            let Some(mut p) = h.body.lock().take() else {
-                continue;
+            let h = p.me.take().expect("a process holds its handle");
+            // The signals that came since it last ran.
+            let signals = if h.pending.load(Acquire) {
+                let mut inner = h.inner.lock();
+                h.pending.store(false, Relaxed);
+                std::mem::take(&mut inner.signals)
+            } else {
+                Inbox::new()
             };
             p.queued = false;
             self.stats.slices += 1;
@@ -585,7 +649,7 @@ impl<'s> Sched<'s> {
             self.running = Some(h);
             let room = self.room_for(&p);
             p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
-            let (outcome, reds) = match self.drain(&mut p) {
+            let (outcome, reds) = match self.apply_batch(&mut p, signals) {
                 Ok(_) => interp::run_slice(&prog, self, &mut p, budget, &mut interp::NoProbe),
                 Err(exit) => (
                     Outcome::Exit {
@@ -602,29 +666,32 @@ impl<'s> Sched<'s> {
                 Outcome::Yield => {
                     p.queued = true;
                     self.account(&mut p);
-                    *h.body.lock() = Some(p);
-                    h.state.store(QUEUED, SeqCst);
-                    self.enqueue(h);
+                    p.me = Some(h);
+                    self.enqueue(p);
                 }
                 Outcome::Wait => {
-                    p.status = Status::Waiting;
                     self.account(&mut p);
-                    *h.body.lock() = Some(p);
-                    h.state.store(WAITING, SeqCst);
-                    // A signal pushed before we said WAITING woke no one: look once more.
-                    if !h.inbox.lock().is_empty()
-                        && h.state
-                            .compare_exchange(WAITING, QUEUED, AcqRel, Acquire)
-                            .is_ok()
-                    {
-                        self.enqueue(h);
+                    let mut inner = h.inner.lock();
+                    // A signal that came after the receive last looked: it runs again at once.
+                    if inner.signals.is_empty() {
+                        // Waiting, it holds no reference to its handle (no cycle); whoever
+                        // wakes it gives it one.
+                        p.status = Status::Waiting;
+                        inner.state = WAITING;
+                        inner.body = Some(p);
+                    } else {
+                        drop(inner);
+                        p.queued = true;
+                        p.me = Some(h);
+                        self.enqueue(p);
                     }
                 }
                 Outcome::Exit { reason, raised_at } => {
                     self.die(&h, p, reason, raised_at);
                 }
                 Outcome::Halt(n) => {
-                    *h.body.lock() = Some(p);
+                    p.me = Some(h);
+                    self.sh.leftover.lock().push(p);
                     self.sh.halt(n);
                     return;
                 }
@@ -701,18 +768,16 @@ impl<'s> Sched<'s> {
         src_words: usize,
         link: bool,
     ) {
-        match self.fragment(reason, src_words) {
-            Ok((frag, reason)) => self.signal(
-                h,
-                Signal::Exit {
-                    from,
-                    reason,
-                    frag,
-                    link,
-                },
-            ),
-            Err(TooBig) => self.signal(h, Signal::TooBig),
-        }
+        let sig = match self.fragment(reason, src_words) {
+            Ok((frag, reason)) => Signal::Exit {
+                from,
+                reason,
+                frag,
+                link,
+            },
+            Err(TooBig) => Signal::TooBig,
+        };
+        self.signal(h, sig);
     }
 
     /// Applies an exit signal to `p` itself (drained, or sent to itself): an `{:EXIT, ...}`
@@ -772,7 +837,13 @@ impl<'s> Sched<'s> {
         if let Some(pc) = raised_at {
             self.sh.report_crash(pid, reason, pc);
         }
-        h.state.store(DEAD, SeqCst);
+        // From here on, signals to it are dropped and link and monitor requests are answered
+        // by their senders (`:noproc`); those that reached it before are answered below.
+        let late = {
+            let mut inner = h.inner.lock();
+            inner.state = DEAD;
+            std::mem::take(&mut inner.signals)
+        };
         self.sh.table.remove(pid);
         let name = h.name.swap(NO_NAME, SeqCst);
         if name != NO_NAME {
@@ -816,9 +887,7 @@ impl<'s> Sched<'s> {
             }
         }
         // Link and monitor requests that reached it while it ran get its exit reason, as if
-        // they had been taken before it exited; after `closed`, senders answer `:noproc`.
-        *h.closed.lock() = true;
-        let late = std::mem::take(&mut *h.inbox.lock());
+        // they had been taken before it exited.
         for sig in late {
             match sig {
                 Signal::Link { from } => {
@@ -839,18 +908,16 @@ impl<'s> Sched<'s> {
     }
 
     fn down_to(&self, w: &Arc<Handle>, r: u64, who: Term, reason: Term, src_words: usize) {
-        match self.fragment(reason, src_words) {
-            Ok((frag, reason)) => self.signal(
-                w,
-                Signal::Down {
-                    r,
-                    who,
-                    reason,
-                    frag,
-                },
-            ),
-            Err(TooBig) => self.signal(w, Signal::TooBig),
-        }
+        let sig = match self.fragment(reason, src_words) {
+            Ok((frag, reason)) => Signal::Down {
+                r,
+                who,
+                reason,
+                frag,
+            },
+            Err(TooBig) => Signal::TooBig,
+        };
+        self.signal(w, sig);
     }
 
     fn me(&self) -> &Arc<Handle> {
@@ -886,43 +953,13 @@ impl Runtime for Sched<'_> {
             Some(h) if h.pid == target => Some(h),
             _ => self.sh.lookup(target),
         };
-        let Some(h) = h.filter(|h| h.state.load(Acquire) != DEAD) else {
+        let Some(h) = h else {
             if let Outgoing::Term(v) = msg {
                 self.trace_send(p.pid, target, v);
             }
             return Ok(()); // dead: dropped
         };
-        // Most messages are a few words: they travel inside the signal.
-        let mut flat = Flat::new();
-        let lits = &self.sh.prog.literals;
-        let small = match msg {
-            Outgoing::Term(v) => flatten(v, lits, &mut flat),
-            Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
-        };
-        if small {
-            if self.sh.tracing {
-                let v = p.heap.unflatten(&flat);
-                self.trace_send(p.pid, target, v);
-            }
-            self.signal(&h, Signal::Flat(flat));
-            p.peer = Some(h);
-            return Ok(());
-        }
-        let mut frag = Heap::with_capacity(FRAGMENT_BYTES);
-        let max = self.sh.config.max_heap_bytes / 8;
-        let built = match msg {
-            Outgoing::Term(v) => frag.copy_into(v, &self.sh.prog.literals, src_words, max),
-            Outgoing::Template(t) => {
-                t.build_into(&p.regs, &mut frag, &self.sh.prog.literals, src_words, max)
-            }
-        };
-        match built {
-            Ok(v) => {
-                self.trace_send(p.pid, target, v);
-                self.signal(&h, Signal::Message { frag, msg: v });
-            }
-            Err(TooBig) => self.signal(&h, Signal::TooBig),
-        }
+        self.send_to(p, &h, msg, src_words);
         p.peer = Some(h);
         Ok(())
     }
@@ -969,15 +1006,7 @@ impl Runtime for Sched<'_> {
         }
         c.queued = true;
         self.account(&mut c);
-        let h = Arc::new(Handle {
-            pid,
-            inbox: Mutex::new(Inbox::new()),
-            state: AtomicU8::new(QUEUED),
-            name: AtomicU32::new(NO_NAME),
-            body: Mutex::new(Some(c)),
-            closed: Mutex::new(false),
-        });
-        sh.table.insert(Arc::clone(&h));
+        sh.table.insert(Handle::new(&mut c));
         self.stats.spawns += 1;
         self.stats.peak_processes = self.stats.peak_processes.max(sh.alive.load(Relaxed));
         if sh.tracing {
@@ -985,7 +1014,7 @@ impl Runtime for Sched<'_> {
                 t.spawn(p.pid, pid, link);
             }
         }
-        self.enqueue(h);
+        self.enqueue(c);
         Ok(pid)
     }
 
@@ -998,7 +1027,7 @@ impl Runtime for Sched<'_> {
             return Ok(());
         }
         match o {
-            Some(o) if self.request(&o, Signal::Link { from: p.pid }) => {
+            Some(o) if self.signal(&o, Signal::Link { from: p.pid }) => {
                 p.links.insert(other);
                 Ok(())
             }
@@ -1035,7 +1064,7 @@ impl Runtime for Sched<'_> {
                 p.watchers.insert(r, (me, target));
             }
             Some((w, Some(h)))
-                if self.request(
+                if self.signal(
                     &h,
                     Signal::Monitor {
                         from: me,
@@ -1095,7 +1124,7 @@ impl Runtime for Sched<'_> {
         if h.name
             .compare_exchange(NO_NAME, name, SeqCst, SeqCst)
             .is_err()
-            || h.state.load(SeqCst) == DEAD
+            || h.is_dead()
         {
             return Err(badarg);
         }
@@ -1138,23 +1167,16 @@ impl Runtime for Sched<'_> {
     }
 
     fn drain(&mut self, p: &mut Process) -> Effect<bool> {
-        // The running process's handle, moved out and back (no reference count traffic).
-        let h = self.running.take().expect("a process is running");
-        let mut got = false;
-        let mut batch = std::mem::take(&mut self.spare);
-        std::mem::swap(&mut batch, &mut *h.inbox.lock());
-        let mut signals = batch.drain(..);
-        let result = self.apply_signals(p, &h, &mut signals, &mut got);
-        // What an exit left untaken goes back in front of what arrived since.
-        let rest: Inbox = signals.collect();
-        if !rest.is_empty() {
-            let mut inbox = h.inbox.lock();
-            let newer = std::mem::replace(&mut *inbox, rest);
-            inbox.extend(newer);
+        let h = self.me();
+        if !h.pending.load(Acquire) {
+            return Ok(false);
         }
-        self.spare = batch;
-        self.running = Some(h);
-        result.map(|()| got)
+        let batch = {
+            let mut inner = h.inner.lock();
+            h.pending.store(false, Relaxed);
+            std::mem::take(&mut inner.signals)
+        };
+        self.apply_batch(p, batch)
     }
 
     fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
@@ -1215,16 +1237,30 @@ impl Runtime for Sched<'_> {
 }
 
 impl Sched<'_> {
-    /// Applies signals in order until one makes `p` exit.
-    fn apply_signals(
-        &mut self,
-        p: &mut Process,
-        h: &Arc<Handle>,
-        signals: &mut impl Iterator<Item = Signal>,
-        got: &mut bool,
-    ) -> Effect {
-        let _ = h;
-        for sig in signals {
+    /// Applies `batch` in order (true when a message came), until a signal makes `p` exit:
+    /// what that left untaken goes back in front of what arrived since.
+    fn apply_batch(&mut self, p: &mut Process, batch: Inbox) -> Effect<bool> {
+        let mut got = false;
+        let mut signals = batch.into_iter();
+        while let Some(sig) = signals.next() {
+            if let Err(exit) = self.apply_signal(p, sig, &mut got) {
+                let rest: Inbox = signals.collect();
+                if !rest.is_empty() {
+                    let h = self.me();
+                    let mut inner = h.inner.lock();
+                    let newer = std::mem::replace(&mut inner.signals, rest);
+                    inner.signals.extend(newer);
+                    h.pending.store(true, Release);
+                }
+                return Err(exit);
+            }
+        }
+        Ok(got)
+    }
+
+    /// Applies one signal to `p`; `got` is set when it adds a message (or a timeout).
+    fn apply_signal(&mut self, p: &mut Process, sig: Signal, got: &mut bool) -> Effect {
+        {
             match sig {
                 Signal::Flat(words) => {
                     if 8 * FLAT_WORDS + MAILBOX_SLOT_BYTES > self.room_for(p) {
@@ -1289,6 +1325,121 @@ impl Sched<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Sends `msg` (from `p`, whose heap has `src_words` words) to `h`'s process. To a
+    /// waiting process, straight into its heap: its body is this scheduler's from the moment
+    /// it is taken out of the handle until it is queued, so no other thread uses that heap,
+    /// and every later signal queues behind this message. To a running or queued one, as a
+    /// signal.
+    fn send_to(&mut self, p: &mut Process, h: &Arc<Handle>, msg: Outgoing<'_>, src_words: usize) {
+        let mut inner = h.inner.lock();
+        match inner.state {
+            DEAD => {
+                drop(inner);
+                if let Outgoing::Term(v) = msg {
+                    self.trace_send(p.pid, h.pid, v);
+                }
+            }
+            WAITING => {
+                let mut body = wake(h, &mut inner).expect("a waiting process");
+                drop(inner);
+                if !self.deliver_into(p, &mut body, msg, src_words) {
+                    // No room in its heap as it is: it takes the message as a signal when it
+                    // runs (and collects, or crashes `:heap_limit`), before any that came since.
+                    let sig = self.message_signal(p, h.pid, msg, src_words);
+                    let mut inner = h.inner.lock();
+                    inner.signals.insert(0, sig);
+                    h.pending.store(true, Release);
+                }
+                self.enqueue(body);
+            }
+            _ => {
+                // Most messages are a few words: written out flat, under the lock.
+                let mut flat = Flat::new();
+                let lits = &self.sh.prog.literals;
+                let small = match msg {
+                    Outgoing::Term(v) => flatten(v, lits, &mut flat),
+                    Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
+                };
+                if small {
+                    inner.signals.push(Signal::Flat(flat));
+                    h.pending.store(true, Release);
+                    drop(inner);
+                    if self.sh.tracing {
+                        let v = p.heap.unflatten(&flat);
+                        self.trace_send(p.pid, h.pid, v);
+                    }
+                    return;
+                }
+                drop(inner);
+                let sig = self.message_signal(p, h.pid, msg, src_words);
+                self.signal(h, sig);
+            }
+        }
+    }
+
+    /// Builds `msg` (from `p`) in `to`'s heap, within its room, and delivers it; false when
+    /// it does not fit.
+    fn deliver_into(
+        &mut self,
+        p: &Process,
+        to: &mut Process,
+        msg: Outgoing<'_>,
+        src_words: usize,
+    ) -> bool {
+        let lits = &self.sh.prog.literals;
+        let room = self.room_for(to).saturating_sub(MAILBOX_SLOT_BYTES) / 8;
+        let built = match msg {
+            Outgoing::Term(v) => to.heap.copy_into(v, lits, src_words, room),
+            Outgoing::Template(t) => t.build_into(&p.regs, &mut to.heap, lits, src_words, room),
+        };
+        let Ok(v) = built else {
+            return false;
+        };
+        self.trace_send(p.pid, to.pid, v);
+        to.deliver(v);
+        if to.heap.used_bytes() > self.sh.config.max_heap_bytes {
+            // A copy that began as a tree and turned out to be a DAG left garbage.
+            self.collect(to, &mut []);
+        }
+        true
+    }
+
+    /// `msg` as a signal: flat when it is small, else in a fragment of its own.
+    fn message_signal(
+        &self,
+        p: &mut Process,
+        to: u32,
+        msg: Outgoing<'_>,
+        src_words: usize,
+    ) -> Signal {
+        let lits = &self.sh.prog.literals;
+        let mut flat = Flat::new();
+        let small = match msg {
+            Outgoing::Term(v) => flatten(v, lits, &mut flat),
+            Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
+        };
+        if small {
+            if self.sh.tracing {
+                let v = p.heap.unflatten(&flat);
+                self.trace_send(p.pid, to, v);
+            }
+            return Signal::Flat(flat);
+        }
+        let mut frag = Heap::with_capacity(FRAGMENT_BYTES);
+        let max = self.sh.config.max_heap_bytes / 8;
+        let built = match msg {
+            Outgoing::Term(v) => frag.copy_into(v, lits, src_words, max),
+            Outgoing::Template(t) => t.build_into(&p.regs, &mut frag, lits, src_words, max),
+        };
+        match built {
+            Ok(v) => {
+                self.trace_send(p.pid, to, v);
+                Signal::Message { frag, msg: v }
+            }
+            Err(TooBig) => Signal::TooBig,
+        }
     }
 
     fn trace_send(&self, from: u32, to: u32, msg: Term) {
