@@ -113,6 +113,26 @@ fn ptr_at(addr: u64) -> *mut u64 {
     ptr::with_exposed_provenance_mut(addr as usize)
 }
 
+/// Asks the CPU to bring the `bytes` from address `at` into its caches, without waiting for
+/// them: schedulers use it for a process they will most likely touch some slices later. Any
+/// address will do, even one no longer allocated: nothing is read.
+#[inline]
+pub(crate) fn prefetch(at: usize, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for line in (0..bytes).step_by(64) {
+            let p: *const i8 = ptr::without_provenance(at.wrapping_add(line));
+            // SAFETY: a prefetch is a hint: it never faults and reads nothing into the
+            // program's state, whatever the address. SSE, which it needs, is part of the
+            // x86_64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, bytes);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading objects (used by term.rs)
 

@@ -42,10 +42,11 @@
 //! `:noproc`.
 
 use super::*;
-use crate::heap::{flatten, Flat, FLAT_WORDS};
+use crate::heap::{flatten, prefetch, Flat, FLAT_WORDS};
 use crate::proctable::PagedTable;
 use crate::runtime::{Effect, Exit, Outgoing, Runtime};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize};
@@ -106,7 +107,10 @@ enum Signal {
 /// message, which then lies beside the lock instead of in another allocation.
 type Inbox = smallvec::SmallVec<[Signal; 1]>;
 
-/// A process as the other schedulers see it.
+/// A process as the other schedulers see it. (In this order: what a sender touches, the pid,
+/// the lock, the state and a waiting body, lies in the first two cache lines, which a
+/// scheduler prefetches.)
+#[repr(C)]
 pub(crate) struct Handle {
     pid: u32,
     /// The registered name (an atom), or `NO_NAME`.
@@ -114,6 +118,9 @@ pub(crate) struct Handle {
     /// Set (under the lock) when `signals` may hold something: the process's scheduler looks
     /// at it before each slice and takes the lock only when it is set.
     pending: AtomicBool,
+    /// The address of the process's body (a box, which stays where it is however it moves
+    /// between queues and handle), for prefetching only.
+    at: usize,
     /// The process's one lock, held for a moment: by a sender to push a signal or to take a
     /// waiting process's body, by the process's own scheduler to take its signals and to
     /// put the body back when it waits.
@@ -121,16 +128,17 @@ pub(crate) struct Handle {
 }
 
 /// What the lock of a [`Handle`] guards.
+#[repr(C)]
 struct Inner {
     /// `WAITING`, `ACTIVE` or `DEAD`. A sender that finds `WAITING` makes it `ACTIVE`,
     /// takes the body and queues it; one that finds `DEAD` drops its signal (a link or
     /// monitor request is then answered by its sender, `:noproc`).
     state: u8,
+    /// The process itself while it waits.
+    body: Option<Box<Process>>,
     /// Signals not yet taken, oldest first. (A vector under a lock rather than a lock-free
     /// segmented queue: a million waiting processes must not hold a block each.)
     signals: Inbox,
-    /// The process itself while it waits.
-    body: Option<Box<Process>>,
 }
 
 /// Takes the body of a waiting process (`inner` is its handle `h`'s), to be queued.
@@ -157,6 +165,7 @@ impl Handle {
             pid: p.pid,
             name: AtomicU32::new(p.name.unwrap_or(NO_NAME)),
             pending: AtomicBool::new(false),
+            at: (p as *const Process).addr(),
             inner: Mutex::new(Inner {
                 state: ACTIVE,
                 signals: Inbox::new(),
@@ -173,10 +182,11 @@ impl Handle {
 }
 
 /// The live processes' handles by pid: paged tables (as one scheduler's) in shards, each under
-/// its own lock; the pages of 1,024 consecutive pids share a shard, so a lookup takes one
-/// uncontended read lock and touches memory near its neighbours'.
+/// its own lock on its own cache line. Consecutive pids go to consecutive shards (pid `p` is
+/// entry `p / SHARDS` of shard `p % SHARDS`), so schedulers that spawn at the same time, and
+/// so take consecutive pids, insert under different locks.
 struct Table {
-    shards: Box<[RwLock<PagedTable<Arc<Handle>>>]>,
+    shards: Box<[CachePadded<RwLock<PagedTable<Arc<Handle>>>>]>,
 }
 
 impl Table {
@@ -185,25 +195,32 @@ impl Table {
     fn new() -> Table {
         Table {
             shards: (0..Self::SHARDS)
-                .map(|_| RwLock::new(PagedTable::new()))
+                .map(|_| CachePadded::new(RwLock::new(PagedTable::new())))
                 .collect(),
         }
     }
 
-    fn shard(&self, pid: u32) -> &RwLock<PagedTable<Arc<Handle>>> {
-        &self.shards[(pid as usize >> 10) % Self::SHARDS]
+    /// The shard of `pid`, and its index there.
+    fn shard(&self, pid: u32) -> (&RwLock<PagedTable<Arc<Handle>>>, u32) {
+        (
+            &self.shards[pid as usize % Self::SHARDS],
+            pid / Self::SHARDS as u32,
+        )
     }
 
     fn lookup(&self, pid: u32) -> Option<Arc<Handle>> {
-        self.shard(pid).read().get_entry(pid).cloned()
+        let (shard, i) = self.shard(pid);
+        shard.read().get_entry(i).cloned()
     }
 
     fn insert(&self, h: Arc<Handle>) {
-        self.shard(h.pid).write().insert_at(h.pid, h);
+        let (shard, i) = self.shard(h.pid);
+        shard.write().insert_at(i, h);
     }
 
     fn remove(&self, pid: u32) {
-        self.shard(pid).write().remove_entry(pid);
+        let (shard, i) = self.shard(pid);
+        shard.write().remove_entry(i);
     }
 
     /// Every handle, in pid order (the run is over).
@@ -224,11 +241,13 @@ struct Shared {
     config: Config,
     table: Table,
     registry: RwLock<HashMap<u32, u32>>,
-    next_pid: AtomicU64,
-    alive: AtomicUsize,
+    // The counters every scheduler writes, each on its own cache line: a write to one does
+    // not take the others (or what is read at every slice) away from the other cores.
+    next_pid: CachePadded<AtomicU64>,
+    alive: CachePadded<AtomicUsize>,
     /// Bytes accounted to live processes (as `Vm::memory`).
-    memory: AtomicUsize,
-    refs: AtomicU64,
+    memory: CachePadded<AtomicUsize>,
+    refs: CachePadded<AtomicU64>,
     seed: u64,
     injector: Injector<Box<Process>>,
     stealers: Vec<Stealer<Box<Process>>>,
@@ -241,7 +260,7 @@ struct Shared {
     /// The earliest deadline in `timers` or earlier (`u64::MAX`: none): schedulers look at the
     /// timers only once it has passed.
     next_deadline: AtomicU64,
-    timer_seq: AtomicU64,
+    timer_seq: CachePadded<AtomicU64>,
     start: Instant,
     /// Virtual milliseconds under `--virtual-time`.
     virtual_ms: AtomicU64,
@@ -291,10 +310,10 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         config: std::mem::take(&mut vm.config),
         table: Table::new(),
         registry: RwLock::new(std::mem::take(&mut vm.registry)),
-        next_pid: AtomicU64::new(vm.next_pid),
-        alive: AtomicUsize::new(vm.alive),
-        memory: AtomicUsize::new(vm.memory),
-        refs: AtomicU64::new(vm.refs),
+        next_pid: CachePadded::new(AtomicU64::new(vm.next_pid)),
+        alive: CachePadded::new(AtomicUsize::new(vm.alive)),
+        memory: CachePadded::new(AtomicUsize::new(vm.memory)),
+        refs: CachePadded::new(AtomicU64::new(vm.refs)),
         seed: vm.seed,
         injector: Injector::new(),
         stealers: workers.iter().map(Worker::stealer).collect(),
@@ -305,7 +324,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         halted: AtomicI32::new(NOT_HALTED),
         timers: Mutex::new(BTreeMap::new()),
         next_deadline: AtomicU64::new(u64::MAX),
-        timer_seq: AtomicU64::new(vm.timer_seq),
+        timer_seq: CachePadded::new(AtomicU64::new(vm.timer_seq)),
         start: match vm.clock {
             Clock::Real(start) => start,
             Clock::Virtual(_) => Instant::now(),
@@ -960,6 +979,7 @@ impl Runtime for Sched<'_> {
             return Ok(()); // dead: dropped
         };
         self.send_to(p, &h, msg, src_words);
+        p.peer_at = h.at;
         p.peer = Some(h);
         Ok(())
     }
@@ -1344,6 +1364,13 @@ impl Sched<'_> {
             WAITING => {
                 let mut body = wake(h, &mut inner).expect("a waiting process");
                 drop(inner);
+                // It will most likely send to the process it last sent to, some slices from
+                // now: load that handle into this core's cache while it waits in the queue
+                // (a relay in a ring of many processes otherwise misses it at every send).
+                if let Some(next) = &body.peer {
+                    prefetch(Arc::as_ptr(next).addr(), 128);
+                    prefetch(body.peer_at, std::mem::size_of::<Process>());
+                }
                 if !self.deliver_into(p, &mut body, msg, src_words) {
                     // No room in its heap as it is: it takes the message as a signal when it
                     // runs (and collects, or crashes `:heap_limit`), before any that came since.
