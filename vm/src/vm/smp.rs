@@ -186,8 +186,10 @@ impl Handle {
 /// entry `p / SHARDS` of shard `p % SHARDS`), so schedulers that spawn at the same time, and
 /// so take consecutive pids, insert under different locks.
 struct Table {
-    shards: Box<[CachePadded<RwLock<PagedTable<Arc<Handle>>>>]>,
+    shards: Box<[CachePadded<Shard>]>,
 }
+
+type Shard = RwLock<PagedTable<Arc<Handle>>>;
 
 impl Table {
     const SHARDS: usize = 64;
@@ -201,7 +203,7 @@ impl Table {
     }
 
     /// The shard of `pid`, and its index there.
-    fn shard(&self, pid: u32) -> (&RwLock<PagedTable<Arc<Handle>>>, u32) {
+    fn shard(&self, pid: u32) -> (&Shard, u32) {
         (
             &self.shards[pid as usize % Self::SHARDS],
             pid / Self::SHARDS as u32,
