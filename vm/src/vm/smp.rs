@@ -118,6 +118,9 @@ pub(crate) struct Handle {
     /// Set (under the lock) when `signals` may hold something: the process's scheduler looks
     /// at it before each slice and takes the lock only when it is set.
     pending: AtomicBool,
+    /// Set with the `DEAD` state: a lookup that finds the handle (still in the table until its
+    /// scheduler's next batch) answers as if it were gone.
+    dead: AtomicBool,
     /// The address of the process's body (a box, which stays where it is however it moves
     /// between queues and handle), for prefetching only.
     at: usize,
@@ -165,6 +168,7 @@ impl Handle {
             pid: p.pid,
             name: AtomicU32::new(p.name.unwrap_or(NO_NAME)),
             pending: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
             at: (p as *const Process).addr(),
             inner: Mutex::new(Inner {
                 state: ACTIVE,
@@ -182,9 +186,9 @@ impl Handle {
 }
 
 /// The live processes' handles by pid: paged tables (as one scheduler's) in shards, each under
-/// its own lock on its own cache line. Consecutive pids go to consecutive shards (pid `p` is
-/// entry `p / SHARDS` of shard `p % SHARDS`), so schedulers that spawn at the same time, and
-/// so take consecutive pids, insert under different locks.
+/// its own lock on its own cache line. The pages of 1,024 consecutive pids share a shard; a
+/// scheduler that spawns many processes takes its pids a page at a time (`new_pid`), so
+/// schedulers spawning at once insert into different pages under different locks.
 struct Table {
     shards: Box<[CachePadded<Shard>]>,
 }
@@ -204,10 +208,7 @@ impl Table {
 
     /// The shard of `pid`, and its index there.
     fn shard(&self, pid: u32) -> (&Shard, u32) {
-        (
-            &self.shards[pid as usize % Self::SHARDS],
-            pid / Self::SHARDS as u32,
-        )
+        (&self.shards[(pid as usize >> 10) % Self::SHARDS], pid)
     }
 
     fn lookup(&self, pid: u32) -> Option<Arc<Handle>> {
@@ -220,9 +221,22 @@ impl Table {
         shard.write().insert_at(i, h);
     }
 
-    fn remove(&self, pid: u32) {
-        let (shard, i) = self.shard(pid);
-        shard.write().remove_entry(i);
+    /// Removes the handles of `pids` (sorted), a shard's lock taken once for all its pids;
+    /// the handles go to `out`, to be dropped outside the locks.
+    fn remove_all(&self, pids: &[u32], out: &mut Vec<Arc<Handle>>) {
+        let mut rest = pids;
+        while let Some(&first) = rest.first() {
+            let (shard, _) = self.shard(first);
+            let mut shard_table = shard.write();
+            let n = rest
+                .iter()
+                .take_while(|&&pid| std::ptr::eq(self.shard(pid).0, shard))
+                .count();
+            for &pid in &rest[..n] {
+                out.extend(shard_table.remove_entry(pid));
+            }
+            rest = &rest[n..];
+        }
     }
 
     /// Every handle, in pid order (the run is over).
@@ -294,6 +308,16 @@ struct Sched<'s> {
     /// fight over its cache line at every slice. The `--max-memory` check is that much
     /// approximate per scheduler.
     mem_delta: i64,
+    /// Processes this scheduler started minus those that ended on it, not yet in the shared
+    /// count.
+    alive_delta: i64,
+    /// Pids this scheduler took in a block and has not given out yet.
+    pids: std::ops::Range<u64>,
+    /// Processes this scheduler spawned.
+    spawned: u64,
+    /// Pids of processes that ended here and are still in the table (dead handles there
+    /// answer as if absent), taken out `DEAD_BATCH` at a time: one lock per shard for all.
+    dead: Vec<u32>,
 }
 
 /// The first chunk of a message's fragment: a few small terms (a larger message adds chunks).
@@ -301,6 +325,19 @@ const FRAGMENT_BYTES: usize = 64;
 
 /// How far a scheduler's memory figure may drift from the shared account.
 const MEM_FLUSH: i64 = 1 << 20;
+
+/// How far a scheduler's count of processes may drift from the shared one (far from the
+/// limit; see `count_spawn`).
+const ALIVE_FLUSH: i64 = 256;
+
+/// Pids a scheduler takes one at a time before it takes them in blocks (see `new_pid`).
+const SINGLE_PIDS: u64 = 1000;
+
+/// Pids a scheduler takes at a time after that: a page of the process table.
+const PID_BLOCK: u64 = 1024;
+
+/// Dead processes a scheduler takes out of the table at a time.
+const DEAD_BATCH: usize = 64;
 
 /// Runs `vm`'s processes on `n` schedulers until no process can run and no timer is pending,
 /// or `halt`; then hands everything back to `vm` (its figures, pid 0's exit, the processes
@@ -369,9 +406,15 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                     stats: Stats::default(),
                     running: None,
                     mem_delta: 0,
+                    alive_delta: 0,
+                    pids: 0..0,
+                    spawned: 0,
+                    dead: Vec::new(),
                 };
                 s.run(timed);
                 s.flush_memory();
+                s.flush_alive();
+                s.remove_dead();
                 // After `halt`: what was still queued goes back to the VM.
                 let mut left = sh.leftover.lock();
                 while let Some(p) = s.queue.pop() {
@@ -438,8 +481,10 @@ impl Shared {
         }
     }
 
+    /// The handle of live process `pid`. (It may die right after: a signal to it then
+    /// finds it `DEAD`.)
     fn lookup(&self, pid: u32) -> Option<Arc<Handle>> {
-        self.table.lookup(pid)
+        self.table.lookup(pid).filter(|h| !h.dead.load(Acquire))
     }
 
     fn format(&self, t: Term) -> String {
@@ -559,6 +604,97 @@ impl<'s> Sched<'s> {
         }
     }
 
+    /// Counts a new process against `--max-processes`: false at the limit. Far below it, in
+    /// this scheduler's own count, brought into the shared one `ALIVE_FLUSH` at a time (so that
+    /// schedulers spawning and exiting at once do not fight over one cache line); near it,
+    /// exactly, in the shared count.
+    fn count_spawn(&mut self) -> bool {
+        let sh = self.sh;
+        let max = sh.config.max_processes;
+        if !self.near_process_limit() {
+            self.alive_delta += 1;
+            if self.alive_delta >= ALIVE_FLUSH {
+                self.flush_alive();
+            }
+            return true;
+        }
+        self.flush_alive();
+        if sh.alive.fetch_add(1, SeqCst) >= max {
+            sh.alive.fetch_sub(1, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// A process this scheduler counted, or one that ended here, is gone.
+    fn count_exit(&mut self) {
+        self.alive_delta -= 1;
+        if self.alive_delta <= -ALIVE_FLUSH || self.near_process_limit() {
+            self.flush_alive();
+        }
+    }
+
+    /// Whether the shared count, with what every scheduler may hold back, could reach
+    /// `--max-processes`: then every count goes to the shared one at once.
+    fn near_process_limit(&self) -> bool {
+        let held_back = 2 * ALIVE_FLUSH as usize * self.sh.stealers.len();
+        self.sh.alive.load(Relaxed).saturating_add(held_back) >= self.sh.config.max_processes
+    }
+
+    fn flush_alive(&mut self) {
+        let d = std::mem::take(&mut self.alive_delta);
+        if d > 0 {
+            self.sh.alive.fetch_add(d as usize, SeqCst);
+        } else if d < 0 {
+            self.sh.alive.fetch_sub(d.unsigned_abs() as usize, SeqCst);
+        }
+    }
+
+    /// A pid for a new process. The first `SINGLE_PIDS` a scheduler gives out come one at a
+    /// time from the shared counter, in spawn order as with one scheduler; after that it takes
+    /// a page-aligned block of `PID_BLOCK` at a time, so that schedulers spawning at once do
+    /// not share a counter, nor a page of the process table.
+    fn new_pid(&mut self) -> Option<u32> {
+        let sh = self.sh;
+        let pid = if self.pids.start < self.pids.end {
+            let pid = self.pids.start;
+            self.pids.start += 1;
+            pid
+        } else if self.spawned < SINGLE_PIDS {
+            sh.next_pid.fetch_add(1, SeqCst)
+        } else {
+            let mut cur = sh.next_pid.load(Relaxed);
+            loop {
+                let start = cur.next_multiple_of(PID_BLOCK);
+                match sh.next_pid.compare_exchange_weak(
+                    cur,
+                    start + PID_BLOCK,
+                    SeqCst,
+                    Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+            let start = cur.next_multiple_of(PID_BLOCK);
+            self.pids = start + 1..start + PID_BLOCK;
+            start
+        };
+        self.spawned += 1;
+        (pid <= MAX_PID).then_some(pid as u32)
+    }
+
+    /// Takes the processes that ended on this scheduler out of the table.
+    fn remove_dead(&mut self) {
+        let mut pids = std::mem::take(&mut self.dead);
+        pids.sort_unstable();
+        let mut handles = Vec::with_capacity(pids.len());
+        self.sh.table.remove_all(&pids, &mut handles);
+        drop(handles);
+        pids.clear();
+        self.dead = pids;
+    }
+
     fn flush_memory(&mut self) {
         let d = std::mem::take(&mut self.mem_delta);
         if d >= 0 {
@@ -652,6 +788,10 @@ impl<'s> Sched<'s> {
                 continue;
             };
             let h = p.me.take().expect("a process holds its handle");
+            // Near the process limit, what this scheduler held back counts at once.
+            if self.alive_delta != 0 && self.near_process_limit() {
+                self.flush_alive();
+            }
             // The signals that came since it last ran.
             let signals = if h.pending.load(Acquire) {
                 let mut inner = h.inner.lock();
@@ -729,6 +869,8 @@ impl<'s> Sched<'s> {
     }
 
     fn idle_wait(&mut self, virtual_time: bool) -> bool {
+        self.flush_alive();
+        self.remove_dead();
         if let Err(e) = self.sh.out.lock().flush() {
             self.sh.output_failed("standard output", &e);
         }
@@ -860,12 +1002,17 @@ impl<'s> Sched<'s> {
         }
         // From here on, signals to it are dropped and link and monitor requests are answered
         // by their senders (`:noproc`); those that reached it before are answered below.
+        // (A dead handle is as good as none: its entry in the table goes with the next batch.)
         let late = {
             let mut inner = h.inner.lock();
             inner.state = DEAD;
+            h.dead.store(true, Release);
             std::mem::take(&mut inner.signals)
         };
-        self.sh.table.remove(pid);
+        self.dead.push(pid);
+        if self.dead.len() >= DEAD_BATCH {
+            self.remove_dead();
+        }
         let name = h.name.swap(NO_NAME, SeqCst);
         if name != NO_NAME {
             let mut reg = self.sh.registry.write();
@@ -925,7 +1072,7 @@ impl<'s> Sched<'s> {
             }
         }
         self.mem_delta -= p.accounted as i64;
-        self.sh.alive.fetch_sub(1, SeqCst);
+        self.count_exit();
     }
 
     fn down_to(&self, w: &Arc<Handle>, r: u64, who: Term, reason: Term, src_words: usize) {
@@ -996,18 +1143,15 @@ impl Runtime for Sched<'_> {
     ) -> Effect<u32> {
         let sh = self.sh;
         let system_limit = Exit::raised(atom::SYSTEM_LIMIT);
-        if sh.alive.fetch_add(1, SeqCst) >= sh.config.max_processes
-            || self.memory().saturating_add(PROCESS_OVERHEAD) > sh.config.max_memory_bytes
+        if self.memory().saturating_add(PROCESS_OVERHEAD) > sh.config.max_memory_bytes
+            || !self.count_spawn()
         {
-            sh.alive.fetch_sub(1, SeqCst);
             return Err(system_limit);
         }
-        let pid = sh.next_pid.fetch_add(1, SeqCst);
-        if pid > MAX_PID {
-            sh.alive.fetch_sub(1, SeqCst);
+        let Some(pid) = self.new_pid() else {
+            self.count_exit();
             return Err(system_limit);
-        }
-        let pid = pid as u32;
+        };
         let nregs = sh.prog.registers_at(at).max(args.len());
         let mut c = Box::new(Process::new(pid, at, nregs));
         c.seed_rand(sh.seed);
@@ -1017,7 +1161,7 @@ impl Runtime for Sched<'_> {
             match c.heap.copy_into(v, &sh.prog.literals, src_words, left) {
                 Ok(v) => c.regs[i] = v,
                 Err(TooBig) => {
-                    sh.alive.fetch_sub(1, SeqCst);
+                    self.count_exit();
                     return Err(Exit::raised(atom::HEAP_LIMIT));
                 }
             }
@@ -1027,6 +1171,10 @@ impl Runtime for Sched<'_> {
             p.links.insert(pid);
         }
         c.queued = true;
+        // A child most often sends to its parent first: it starts with the parent as the
+        // process it last sent to (no table lookup for its first reply).
+        c.peer = self.running.clone();
+        c.peer_at = (p as *const Process).addr();
         self.account(&mut c);
         sh.table.insert(Handle::new(&mut c));
         self.stats.spawns += 1;
@@ -1480,3 +1628,4 @@ impl Sched<'_> {
         }
     }
 }
+
