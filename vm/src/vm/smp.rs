@@ -299,7 +299,13 @@ struct Shared {
 struct Sched<'s> {
     id: usize,
     sh: &'s Shared,
+    /// Newest at the back, where this scheduler pushes and pops; other schedulers steal the
+    /// oldest, from the front (see `find_work`).
     queue: Worker<Box<Process>>,
+    /// This scheduler's own queue seen from the front: its oldest process.
+    oldest: Stealer<Box<Process>>,
+    /// Reductions run since this scheduler last took its oldest process.
+    since_oldest: u64,
     stats: Stats,
     /// The handle of the process running now.
     running: Option<Arc<Handle>>,
@@ -343,7 +349,7 @@ const DEAD_BATCH: usize = 64;
 /// or `halt`; then hands everything back to `vm` (its figures, pid 0's exit, the processes
 /// still alive for the deadlock report).
 pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
-    let workers: Vec<Worker<Box<Process>>> = (0..n).map(|_| Worker::new_fifo()).collect();
+    let workers: Vec<Worker<Box<Process>>> = (0..n).map(|_| Worker::new_lifo()).collect();
     let sh = Shared {
         prog: Arc::clone(&vm.prog),
         config: std::mem::take(&mut vm.config),
@@ -402,6 +408,8 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                 let mut s = Sched {
                     id,
                     sh,
+                    oldest: queue.stealer(),
+                    since_oldest: 0,
                     queue,
                     stats: Stats::default(),
                     running: None,
@@ -732,9 +740,24 @@ impl<'s> Sched<'s> {
     }
 
     /// The next process to run: from this scheduler's queue, the shared one, or another's.
-    fn find_work(&mut self) -> Option<Box<Process>> {
-        if let Some(h) = self.queue.pop() {
-            return Some(h);
+    ///
+    /// Work first, as work-stealing schedulers do: the process spawned or woken last runs
+    /// next, while what it touched is still in this core's cache (a message just built in its
+    /// heap, a child's parent), and a tree of spawns is walked depth first, so it never holds
+    /// more than a path of it at once. Fairness is kept by the budget: once the processes run
+    /// newest-first have used a slice's budget between them, the oldest queued process runs
+    /// (a process that used up its own slice has used that budget alone). So a queued
+    /// process waits at most its place in the queue times a budget of reductions run here;
+    /// other schedulers steal the oldest.
+    fn find_work(&mut self, budget: u64) -> Option<Box<Process>> {
+        if self.since_oldest >= budget {
+            self.since_oldest = 0;
+            if let Steal::Success(p) = self.oldest.steal() {
+                return Some(p);
+            }
+        }
+        if let Some(p) = self.queue.pop() {
+            return Some(p);
         }
         loop {
             let mut retry = false;
@@ -781,7 +804,7 @@ impl<'s> Sched<'s> {
             if !virtual_time && self.stats.slices.is_multiple_of(64) {
                 self.sh.fire_due(self);
             }
-            let Some(mut p) = self.find_work() else {
+            let Some(mut p) = self.find_work(u64::from(budget)) else {
                 if self.idle(virtual_time) {
                     return;
                 }
@@ -823,6 +846,7 @@ impl<'s> Sched<'s> {
             let h = self.running.take().expect("the handle of the slice");
             p.reductions += reds as u64;
             self.stats.reductions += reds as u64;
+            self.since_oldest += u64::from(reds.max(1));
             match outcome {
                 Outcome::Yield => {
                     p.queued = true;
