@@ -53,6 +53,7 @@
 
 use std::alloc::{self, Layout};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr::{self, NonNull};
 
 use bumpalo::Bump;
@@ -132,6 +133,31 @@ pub(crate) fn prefetch(at: usize, bytes: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (at, bytes);
 }
+
+/// Hashes an object's address for the copiers' tables: addresses are distinct and 8-aligned,
+/// so one multiply spreads them (and, unlike the default hasher, it needs no per-table random
+/// state: a copy that never uses its table pays nothing for it).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, addr: u64) {
+        self.0 = (addr >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(crate) type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
+pub(crate) type AddrSet = HashSet<u64, BuildHasherDefault<AddrHasher>>;
 
 // ---------------------------------------------------------------------------------------------
 // Reading objects (used by term.rs)
@@ -377,26 +403,38 @@ impl Heap {
         if !t.is_pointer() || lits.contains(t.addr()) {
             return Ok(t);
         }
+        // The commonest message: a tuple of immediates and literals, one object.
+        if let Some(Boxed::Tuple(elems)) = read_boxed(t) {
+            if elems
+                .iter()
+                .all(|e| !e.is_pointer() || lits.contains(e.addr()))
+            {
+                if 1 + elems.len() > max_words {
+                    return Err(TooBig);
+                }
+                return Ok(self.tuple(elems));
+            }
+        }
         // As a tree first, in one pass, stopping once it passes what a tree of this source can
         // take. (What a stopped copy allocated is unreachable garbage for the next collection.)
         let mut copier: Copier<'_, TREE> = Copier {
             lits,
             pending: SmallVec::new(),
-            copies: HashMap::new(),
+            copies: AddrMap::default(),
             budget: src_words.min(max_words),
         };
         if let Some(copy) = copier.copy(&self.arena, &mut self.used, None, t) {
             return Ok(copy);
         }
         // Too large for a tree: a DAG, or too large altogether.
-        let mut seen = HashSet::new();
+        let mut seen = AddrSet::default();
         if measure(t, lits, max_words, &mut seen).is_none() {
             return Err(TooBig);
         }
         let mut copier: Copier<'_, DAG> = Copier {
             lits,
             pending: SmallVec::new(),
-            copies: HashMap::with_capacity(seen.len()),
+            copies: AddrMap::with_capacity_and_hasher(seen.len(), Default::default()),
             budget: usize::MAX,
         };
         copier
@@ -506,7 +544,7 @@ impl Heap {
             copier: Copier {
                 lits,
                 pending: SmallVec::new(),
-                copies: HashMap::new(),
+                copies: AddrMap::default(),
                 budget: usize::MAX,
             },
         }
@@ -583,7 +621,7 @@ pub struct TooBig;
 /// Words a DAG copy of `t` needs (literal objects excluded; each object once however often
 /// it is reached, `seen` holding their addresses), or `None` once that passes `limit`. The
 /// work is bounded by `limit`.
-fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut HashSet<u64>) -> Option<usize> {
+fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut AddrSet) -> Option<usize> {
     let mut todo: SmallVec<[Term; 16]> = SmallVec::new();
     todo.push(t);
     let mut words = 0usize;
@@ -638,7 +676,7 @@ struct Copier<'l, const MODE: u8> {
     pending: SmallVec<[*mut u64; 16]>,
     /// `DAG`: the copy made of each object, by address, so that it is copied once. (The
     /// collector uses forwarding markers instead.)
-    copies: HashMap<u64, u64>,
+    copies: AddrMap<u64>,
     /// `TREE`: words this copier may still allocate; a copy that needs more stops and fails.
     budget: usize,
 }

@@ -74,11 +74,19 @@ fn matches(pat: &Pat, v: Term, regs: &[Term], binds: &mut Binds) -> bool {
         Pat::Pin(r) => term::eq(regs[*r as usize], v),
         // Equal words are equal terms; an immediate equals nothing else.
         Pat::Const(c) => *c == v || (!c.is_immediate() && !v.is_immediate() && term::eq(*c, v)),
-        Pat::Tuple(items) => match v.view() {
-            View::Tuple(elems) if elems.len() == items.len() => items
-                .iter()
-                .zip(elems.iter())
-                .all(|(p, e)| matches(p, *e, regs, binds)),
+        Pat::Tuple(items) => match term::tuple_elems(v) {
+            Some(elems) if elems.len() == items.len() => {
+                items.iter().zip(elems).all(|(p, &e)| match p {
+                    // The leaves most patterns are made of, without a call.
+                    Pat::Any => true,
+                    Pat::Const(c) if c.is_immediate() => *c == e,
+                    Pat::Bind(r) => {
+                        binds.push((*r, e));
+                        true
+                    }
+                    _ => matches(p, e, regs, binds),
+                })
+            }
             _ => false,
         },
         Pat::List(items, tail) => {

@@ -21,6 +21,9 @@ pub(crate) enum Tpl {
     List(Box<[Tpl]>, Box<Tpl>),
 }
 
+/// Tuples of up to this many elements are built from an array on the stack.
+const SMALL_TUPLE: usize = 8;
+
 impl Tpl {
     /// Builds the template's term from the registers, on the process's own heap.
     pub(crate) fn build(&self, regs: &[Term], heap: &mut Heap) -> Term {
@@ -82,6 +85,17 @@ impl Tpl {
         match self {
             Tpl::Reg(r) => reg(heap, *r),
             Tpl::Const(c) => *c,
+            Tpl::Tuple(items) if items.len() <= SMALL_TUPLE => {
+                let mut elems = [Term::NIL; SMALL_TUPLE];
+                for (e, i) in elems.iter_mut().zip(items.iter()) {
+                    *e = match i {
+                        Tpl::Reg(r) => reg(heap, *r),
+                        Tpl::Const(c) => *c,
+                        _ => i.build_with(heap, reg),
+                    };
+                }
+                heap.tuple(&elems[..items.len()])
+            }
             Tpl::Tuple(items) => {
                 let elems: SmallVec<[Term; 8]> =
                     items.iter().map(|i| i.build_with(heap, reg)).collect();

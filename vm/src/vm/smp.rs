@@ -674,12 +674,10 @@ impl<'s> Sched<'s> {
             let mut cur = sh.next_pid.load(Relaxed);
             loop {
                 let start = cur.next_multiple_of(PID_BLOCK);
-                match sh.next_pid.compare_exchange_weak(
-                    cur,
-                    start + PID_BLOCK,
-                    SeqCst,
-                    Relaxed,
-                ) {
+                match sh
+                    .next_pid
+                    .compare_exchange_weak(cur, start + PID_BLOCK, SeqCst, Relaxed)
+                {
                     Ok(_) => break,
                     Err(now) => cur = now,
                 }
@@ -1652,4 +1650,3 @@ impl Sched<'_> {
         }
     }
 }
-
