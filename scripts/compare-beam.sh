@@ -111,8 +111,8 @@ run_timed() {
     printf -v "$__wall" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')"
 }
 
-ember() { # ember WORKLOAD ARGS... -> E_LINE E_WALL
-    run_timed E_LINE E_WALL "$EMBER" run "bench/$1.basm" "${@:2}"
+ember() { # ember WORKLOAD ARGS... -> E_LINE E_WALL   (one scheduler, as `erl +S 1`)
+    run_timed E_LINE E_WALL "$EMBER" run "bench/$1.basm" "${@:2}" --schedulers 1
     if [ "$RC" != 0 ]; then
         echo "compare-beam.sh: ember run bench/$1.basm exited $RC" >&2
         FAILED=1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# compare-builds.sh — the bench/ workloads on two ember binaries, runs interleaved (A B A B ...),
+# compare-builds.sh — the bench/ workloads on two ember binaries with one scheduler, runs
+# interleaved (A B A B ...),
 # median of N runs each of the program's own `ms` figures. For "is this change slower?" on a
 # noisy machine: both binaries see the same noise.
 #
@@ -23,7 +24,9 @@ for w in "${WORKLOADS[@]}"; do
   for _ in $(seq "$RUNS"); do
     for side in a b; do
       bin=$A; [ "$side" = b ] && bin=$B
-      line=$("$bin" run "bench/$w.basm" ${ARGS[$w]})
+      # One scheduler (builds from before `--schedulers` have only that).
+      one=(); "$bin" run --help | grep -q -- --schedulers && one=(--schedulers 1)
+      line=$("$bin" run "bench/$w.basm" ${ARGS[$w]} "${one[@]}")
       for k in $keys; do
         v=$(grep -oE "(^| )$k=[0-9.]*" <<<"$line" | head -1 | cut -d= -f2)
         got[${side}_$k]+="$v"$'\n'

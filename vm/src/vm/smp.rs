@@ -829,8 +829,6 @@ impl<'s> Sched<'s> {
                 last = p.pid;
             }
             self.running = Some(h);
-            let room = self.room_for(&p);
-            p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
             let (outcome, reds) = match self.apply_batch(&mut p, signals) {
                 Ok(_) => interp::run_slice(&prog, self, &mut p, budget, &mut interp::NoProbe),
                 Err(exit) => (
