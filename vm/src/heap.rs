@@ -119,7 +119,7 @@ fn ptr_at(addr: u64) -> *mut u64 {
 /// address will do, even one no longer allocated: nothing is read.
 #[inline]
 pub(crate) fn prefetch(at: usize, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         for line in (0..bytes).step_by(64) {
@@ -130,7 +130,7 @@ pub(crate) fn prefetch(at: usize, bytes: usize) {
             unsafe { _mm_prefetch::<_MM_HINT_T0>(p) };
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(any(not(target_arch = "x86_64"), miri))]
     let _ = (at, bytes);
 }
 
