@@ -414,6 +414,7 @@ impl Assembler {
     fn node(&mut self, e: &Expr, usage: Usage) -> Result<Node, (Span, String)> {
         Ok(match &e.kind {
             ExprKind::Int(i) => Node::Int(*i),
+            ExprKind::Float(bits) => Node::Float(*bits),
             ExprKind::Atom(a) => Node::Atom(self.atom(a)),
             ExprKind::Str(b) => Node::Binary(b.clone()),
             ExprKind::Tuple(items) => Node::Tuple(
@@ -859,6 +860,7 @@ fn describe(e: &Expr) -> String {
         ExprKind::Reg(r) => format!("register `r{r}`"),
         ExprKind::Pin(r) => format!("`^r{r}`"),
         ExprKind::Int(i) => format!("integer `{i}`"),
+        ExprKind::Float(bits) => format!("float `{}`", ember_vm::float_text(f64::from_bits(*bits))),
         ExprKind::Atom(a) => format!("atom {}", diag::quote(&format!(":{a}"))),
         ExprKind::Str(_) => "a string".into(),
         ExprKind::Tuple(_) => "a tuple".into(),

@@ -134,6 +134,8 @@ pub enum ExprKind {
     Pin(u8),
     /// `42`, `-0x1f`
     Int(i64),
+    /// `1.5`, `-2.0e-3`: the IEEE 754 bits
+    Float(u64),
     /// `:ok`, `:"two words"` (the name, without colon or quotes, escapes resolved)
     Atom(String),
     /// `"text"` (the bytes, escapes resolved)

@@ -221,6 +221,7 @@ impl Disasm<'_> {
             Node::Int(i) => {
                 let _ = write!(out, "{i}");
             }
+            Node::Float(bits) => out.push_str(&ember_vm::float_text(f64::from_bits(*bits))),
             Node::Atom(a) => out.push_str(&atom_text(&self.m.atoms[*a as usize])),
             Node::Binary(b) => out.push_str(&quote(b)),
             Node::Tuple(items) => {

@@ -80,6 +80,10 @@ pub enum TokenKind {
     /// `42`, `-7`, `0x1f`, `-0x1F`, `1_000_000`
     #[regex("-?[0-9][0-9A-Za-z_]*", integer)]
     Int(i64),
+    /// `1.5`, `-0.25`, `2.0e10`, `1.0e-3` (as in Erlang: digits on both sides of the point);
+    /// the IEEE 754 bits of the nearest float.
+    #[regex(r"-?[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9]+)?", float)]
+    Float(u64),
     /// `:ok` (the name without the colon)
     #[regex(":[A-Za-z_][A-Za-z0-9_]*", |lex| lex.slice()[1..].to_owned())]
     Atom(String),
@@ -193,6 +197,20 @@ fn integer(lex: &mut Lexer<TokenKind>) -> Result<i64, LexError> {
     match i64::try_from(value) {
         Ok(v) if !overflow => Ok(v),
         _ => Err(LexError::new("integer out of range", None)),
+    }
+}
+
+fn float(lex: &mut Lexer<TokenKind>) -> Result<u64, LexError> {
+    let text: String = lex.slice().chars().filter(|&c| c != '_').collect();
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(f.to_bits()),
+        _ => Err(LexError::new(
+            format!(
+                "float out of range: {} (floats are 64-bit, at most about 1.8e308)",
+                crate::diag::quote(lex.slice())
+            ),
+            None,
+        )),
     }
 }
 
@@ -443,6 +461,13 @@ mod tests {
         assert_eq!(one("0x7fffffffffffffff"), Int(i64::MAX));
         assert_eq!(one("-0x8000000000000000"), Int(i64::MIN));
         assert_eq!(kinds("1,-2"), vec![Int(1), Comma, Int(-2)]);
+        assert_eq!(one("1.5"), Float(1.5f64.to_bits()));
+        assert_eq!(one("-0.25"), Float((-0.25f64).to_bits()));
+        assert_eq!(one("2.0e10"), Float(2.0e10f64.to_bits()));
+        assert_eq!(one("1.0e-3"), Float(1.0e-3f64.to_bits()));
+        assert_eq!(one("1_000.5"), Float(1000.5f64.to_bits()));
+        assert_eq!(one("-0.0"), Float((-0.0f64).to_bits()));
+        assert_eq!(kinds("1.5,2"), vec![Float(1.5f64.to_bits()), Comma, Int(2)]);
         assert_eq!(
             kinds("- 2"),
             vec![Error("unexpected character `-`".into()), Int(2)]

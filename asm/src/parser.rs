@@ -417,6 +417,7 @@ impl Parser<'_> {
         let kind = match &tok.kind {
             TokenKind::Reg(r) => ExprKind::Reg(*r),
             TokenKind::Int(i) => ExprKind::Int(*i),
+            TokenKind::Float(bits) => ExprKind::Float(*bits),
             TokenKind::Atom(a) | TokenKind::QuotedAtom(a) => ExprKind::Atom(a.clone()),
             TokenKind::Str(s) => ExprKind::Str(s.clone()),
             TokenKind::Underscore => ExprKind::Wild,

@@ -19,6 +19,8 @@ pub const VERSION: u16 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
     Int(i64),
+    /// A float, by its IEEE 754 bits (finite; the assembler rejects anything else).
+    Float(u64),
     Atom(u32),
     Binary(Vec<u8>),
     Tuple(Vec<Node>),
@@ -143,6 +145,9 @@ mod tag {
     pub const PIN: u8 = 7;
     pub const WILD: u8 = 8;
     pub const FUN: u8 = 9;
+    /// Eight bytes follow: the IEEE 754 bits, little-endian. (A tag added within version 1:
+    /// files without floats read as before.)
+    pub const FLOAT: u8 = 10;
 }
 
 struct Writer {
@@ -186,6 +191,10 @@ impl Writer {
             Node::Int(i) => {
                 self.u8(tag::INT);
                 self.sleb(*i);
+            }
+            Node::Float(bits) => {
+                self.u8(tag::FLOAT);
+                self.out.extend_from_slice(&bits.to_le_bytes());
             }
             Node::Atom(a) => {
                 self.u8(tag::ATOM);
@@ -329,6 +338,17 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         Ok(match self.u8("term")? {
             tag::INT => Node::Int(self.sleb("integer")?),
+            tag::FLOAT => {
+                let b = self.take(8, "float")?;
+                let bits = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+                if !f64::from_bits(bits).is_finite() {
+                    return Err(DecodeError {
+                        offset: at,
+                        message: "a float that is infinite or NaN".into(),
+                    });
+                }
+                Node::Float(bits)
+            }
             tag::ATOM => Node::Atom(self.u32_leb("atom index")?),
             tag::BINARY => Node::Binary(self.bytes("binary")?.to_vec()),
             tag::TUPLE => {

@@ -72,6 +72,8 @@ const SIZE_SHIFT: u32 = 6;
 const KIND_TUPLE: u64 = 0;
 const KIND_BINARY: u64 = 1;
 const KIND_BIGINT: u64 = 2;
+/// (Kind 3 is a flat list's header, in flat terms only.)
+const KIND_FLOAT: u64 = 4;
 
 /// The collection threshold never goes below this many bytes of objects (256 words: about
 /// Erlang's default minimum heap of 233 words).
@@ -99,7 +101,7 @@ fn object_words(h: u64) -> usize {
     match header_kind(h) {
         KIND_TUPLE => 1 + size,
         KIND_BINARY => 1 + size.div_ceil(WORD),
-        KIND_BIGINT => 2,
+        KIND_BIGINT | KIND_FLOAT => 2,
         k => unreachable!("object kind {k} in header {h:#x}"),
     }
 }
@@ -167,6 +169,7 @@ pub(crate) enum Boxed {
     Tuple(&'static [Term]),
     Binary(&'static [u8]),
     Int(i64),
+    Float(f64),
 }
 
 /// The object a boxed term points to; `None` if `t` is not a boxed term.
@@ -187,6 +190,8 @@ pub(crate) fn read_boxed(t: Term) -> Option<Boxed> {
         KIND_TUPLE => Boxed::Tuple(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
         // SAFETY: as above: a binary's header is followed by its `size` initialised bytes.
         KIND_BINARY => Boxed::Binary(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
+        // SAFETY: as above: a float's header is followed by its bits.
+        KIND_FLOAT => Boxed::Float(f64::from_bits(unsafe { p.add(1).read() })),
         // SAFETY: as above: a big integer's header is followed by its value word.
         _ => Boxed::Int(unsafe { p.add(1).read() } as i64),
     })
@@ -378,6 +383,19 @@ impl Heap {
         unsafe {
             p.write(header(KIND_BIGINT, 0));
             p.add(1).write(i as u64);
+        }
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// The float `f` (finite: the instructions that make floats crash `:badarith` on infinities
+    /// and NaN).
+    pub fn float(&mut self, f: f64) -> Term {
+        debug_assert!(f.is_finite(), "{f}");
+        let p = self.alloc(2);
+        // SAFETY: `p` is a fresh allocation of 2 words: we initialise both.
+        unsafe {
+            p.write(header(KIND_FLOAT, 0));
+            p.add(1).write(f.to_bits());
         }
         Term::boxed_at(addr_of(p))
     }
@@ -645,7 +663,7 @@ fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut AddrSet) -> Option
                     }
                 }
                 Boxed::Binary(bytes) => words += 1 + bytes.len().div_ceil(WORD),
-                Boxed::Int(_) => words += 2,
+                Boxed::Int(_) | Boxed::Float(_) => words += 2,
             }
         }
         if words > limit {
@@ -924,6 +942,7 @@ fn flatten_object(t: Term, lits: &Literals, out: &mut Flat) -> bool {
             true
         }
         Some(Boxed::Int(i)) => out.push(header(KIND_BIGINT, 0)) && out.push(i as u64),
+        Some(Boxed::Float(f)) => out.push(header(KIND_FLOAT, 0)) && out.push(f.to_bits()),
         None => false,
     }
 }
@@ -981,6 +1000,11 @@ impl Heap {
                 let i = words[*at] as i64;
                 *at += 1;
                 self.int(i)
+            }
+            KIND_FLOAT => {
+                let f = f64::from_bits(words[*at]);
+                *at += 1;
+                self.float(f)
             }
             _ => {
                 let mut items = [Term::NIL; FLAT_WORDS];
@@ -1103,6 +1127,7 @@ impl Drop for Literals {
 fn node_words(n: &Node) -> usize {
     match n {
         Node::Int(i) if Term::small_int(*i).is_none() => 2,
+        Node::Float(_) => 2,
         Node::Int(_)
         | Node::Atom(_)
         | Node::Fun(_)
@@ -1149,6 +1174,15 @@ impl Filler {
                 }
                 Term::boxed_at(addr_of(p))
             }),
+            Node::Float(bits) => {
+                let p = self.take(2);
+                // SAFETY: `take` gave 2 words of the area, ours alone until `build` returns.
+                unsafe {
+                    p.write(header(KIND_FLOAT, 0));
+                    p.add(1).write(*bits);
+                }
+                Term::boxed_at(addr_of(p))
+            }
             Node::Atom(a) => Term::atom(atom_map(*a)),
             Node::Fun(at) => Term::fun(*at),
             Node::Nil | Node::Reg(_) | Node::Pin(_) | Node::Wild => Term::NIL,

@@ -279,7 +279,16 @@ fn fast_loop<P: Probe>(
                 }
             }
             Op::JeqRI { a, k, eq, target } => {
-                if (regs[a as usize].raw() == k) == eq {
+                let w = regs[a as usize].raw();
+                // A float may equal a small integer constant (Erlang's `==`): the slow path
+                // decides.
+                if w != k
+                    && !Term::from_raw(w).is_immediate()
+                    && Term::from_raw(k).as_small_int().is_some()
+                {
+                    break;
+                }
+                if (w == k) == eq {
                     target as usize
                 } else {
                     pc + 1
@@ -445,16 +454,45 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
         }};
     }
-    macro_rules! int {
-        ($s:expr) => {
-            match read!($s).as_int() {
-                Some(i) => i,
-                None => badarith!(),
+    // A float result: infinite or NaN crashes `:badarith` (Erlang has neither).
+    macro_rules! float_result {
+        ($d:expr, $f:expr) => {{
+            let f: f64 = $f;
+            if !f.is_finite() {
+                badarith!()
             }
-        };
+            p.regs[$d.0 as usize] = p.heap.float(f);
+            pc += 1;
+            gc_point!();
+        }};
+    }
+    // `trunc`, `round`: an integer stays as it is, a float goes through `$f`.
+    macro_rules! to_integer {
+        ($d:expr, $a:expr, $f:expr) => {{
+            let a = read!($a);
+            let f: fn(f64) -> f64 = $f;
+            let i = match a.view() {
+                View::Int(i) => i,
+                View::Float(x) => {
+                    let r = f(x);
+                    // Beyond i64 (no bignums): as an overflow.
+                    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&r) {
+                        badarith!()
+                    }
+                    r as i64
+                }
+                _ => badarg!(),
+            };
+            p.regs[$d.0 as usize] = p.heap.int(i);
+            pc += 1;
+            gc_point!();
+        }};
     }
     macro_rules! arith {
-        ($d:expr, $a:expr, $b:expr, $f:expr) => {{
+        ($d:expr, $a:expr, $b:expr, $f:expr) => {
+            arith!($d, $a, $b, $f, |_, _| f64::NAN)
+        };
+        ($d:expr, $a:expr, $b:expr, $f:expr, $float:expr) => {{
             let f: fn(i64, i64) -> Option<i64> = $f;
             let (a, b) = (read!($a), read!($b));
             // Fast path: small operands, small result; nothing allocated, no GC check.
@@ -464,6 +502,16 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     pc += 1;
                     continue;
                 }
+            }
+            // A float operand makes a float (integers stay integers); for the integer-only
+            // instructions `$float` gives NaN, so `:badarith`.
+            if a.is_float() || b.is_float() {
+                let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
+                    badarith!()
+                };
+                let float: fn(f64, f64) -> f64 = $float;
+                float_result!($d, float(x, y));
+                continue;
             }
             let Some(a) = a.as_int() else { badarith!() };
             let Some(b) = b.as_int() else { badarith!() };
@@ -583,7 +631,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Jump { target } => pc = target.0 as usize,
             Instr::Jeq { a, b, target } => {
                 let (a, b) = (read!(a), read!(b));
-                pc = if term::eq(a, b) {
+                pc = if term::eq_num(a, b) {
                     target.0 as usize
                 } else {
                     pc + 1
@@ -592,7 +640,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
             Instr::Jne { a, b, target } => {
                 let (a, b) = (read!(a), read!(b));
-                pc = if term::eq(a, b) {
+                pc = if term::eq_num(a, b) {
                     pc + 1
                 } else {
                     target.0 as usize
@@ -691,9 +739,26 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 pc += 1;
                 gc_point!();
             }
-            Instr::Add { d, a, b } => arith!(d, a, b, i64::checked_add),
-            Instr::Sub { d, a, b } => arith!(d, a, b, i64::checked_sub),
-            Instr::Mul { d, a, b } => arith!(d, a, b, i64::checked_mul),
+            Instr::Add { d, a, b } => arith!(d, a, b, i64::checked_add, |x, y| x + y),
+            Instr::Sub { d, a, b } => arith!(d, a, b, i64::checked_sub, |x, y| x - y),
+            Instr::Mul { d, a, b } => arith!(d, a, b, i64::checked_mul, |x, y| x * y),
+            Instr::Fdiv { d, a, b } => {
+                let (Some(x), Some(y)) = (read!(a).as_number(), read!(b).as_number()) else {
+                    badarith!()
+                };
+                if y == 0.0 {
+                    badarith!()
+                }
+                float_result!(d, x / y);
+            }
+            Instr::ToFloat { d, a } => {
+                let Some(x) = read!(a).as_number() else {
+                    badarg!()
+                };
+                float_result!(d, x);
+            }
+            Instr::Trunc { d, a } => to_integer!(d, a, f64::trunc),
+            Instr::Round { d, a } => to_integer!(d, a, f64::round),
             Instr::Div { d, a, b } => arith!(d, a, b, i64::checked_div),
             Instr::Rem { d, a, b } => {
                 // i64::MIN rem -1 is 0, not an overflow.
@@ -705,7 +770,12 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Bsl { d, a, b } => arith!(d, a, b, shift_left),
             Instr::Bsr { d, a, b } => arith!(d, a, b, shift_right),
             Instr::Neg { d, a } => {
-                let a = int!(a);
+                let a = read!(a);
+                if let View::Float(f) = a.view() {
+                    float_result!(d, -f);
+                    continue;
+                }
+                let Some(a) = a.as_int() else { badarith!() };
                 match int_result(p, a.checked_neg()) {
                     Some(t) => p.regs[d.0 as usize] = t,
                     None => badarith!(),

@@ -267,6 +267,10 @@ macro_rules! for_each_instr {
             CallFun "call_fun" (f: Src) [BRANCH ALLOC] "control" "Like `call`, at the function reference in `f` (a label used as a value); otherwise `:badarg`.";
             SpawnFun "spawn_fun" (d: Dst, f: Src, args: Args) [ALLOC] "processes" "Like `spawn`, at the function reference in `f`.";
             SpawnLinkFun "spawn_link_fun" (d: Dst, f: Src, args: Args) [ALLOC] "processes" "Like `spawn_link`, at the function reference in `f`.";
+            Fdiv "fdiv" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a / b` as a float (Erlang's `/`), from integers or floats; division by zero crashes `:badarith`.";
+            ToFloat "to_float" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the number `a` as a float; not a number: `:badarg`.";
+            Trunc "trunc" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the number `a` truncated toward zero to an integer; not a number: `:badarg`; beyond 64 bits: `:badarith`.";
+            Round "round" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the number `a` rounded to the nearest integer, halves away from zero; as `trunc` otherwise.";
         }
     };
 }

@@ -42,3 +42,5 @@ pub mod vm;
 mod word;
 
 pub use interp::{NoProbe, Probe};
+/// How a float prints (spec §1): the assembler's disassembler writes float literals with it.
+pub use term::float_text;

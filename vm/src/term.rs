@@ -35,6 +35,22 @@ impl Term {
         }
     }
 
+    pub fn is_float(self) -> bool {
+        matches!(heap::read_boxed(self), Some(Boxed::Float(_)))
+    }
+
+    /// An integer or a float, as a float (an integer beyond 2^53 rounds to the nearest).
+    pub fn as_number(self) -> Option<f64> {
+        match self.as_small_int() {
+            Some(i) => Some(i as f64),
+            None => match heap::read_boxed(self)? {
+                Boxed::Int(i) => Some(i as f64),
+                Boxed::Float(f) => Some(f),
+                _ => None,
+            },
+        }
+    }
+
     pub fn is_tuple(self) -> bool {
         matches!(heap::read_boxed(self), Some(Boxed::Tuple(_)))
     }
@@ -59,6 +75,7 @@ impl Term {
             Some(Boxed::Tuple(elems)) => View::Tuple(elems),
             Some(Boxed::Binary(bytes)) => View::Binary(bytes),
             Some(Boxed::Int(i)) => View::Int(i),
+            Some(Boxed::Float(f)) => View::Float(f),
             None => unreachable!("a header word used as a term: {self:?}"),
         }
     }
@@ -132,9 +149,29 @@ pub fn list_len(t: Term) -> Option<usize> {
 
 // ---- equality and order ----
 
-/// Exact structural equality. Iterative (an explicit stack), so neither long lists nor deep
-/// nesting use the Rust stack.
+/// Exact structural equality, Erlang's `=:=`: what patterns use (`1` does not match `1.0`).
+/// Iterative (an explicit stack), so neither long lists nor deep nesting use the Rust stack.
 pub fn eq(a: Term, b: Term) -> bool {
+    equal::<true>(a, b)
+}
+
+/// Erlang's `==`: as [`eq`], except that an integer and a float are equal when their values
+/// are (`1 == 1.0`), anywhere inside the terms (what `jeq` and `jne` use).
+pub fn eq_num(a: Term, b: Term) -> bool {
+    equal::<false>(a, b)
+}
+
+/// An integer and a float of equal value (`1` and `1.0`).
+fn same_number(a: Term, b: Term) -> bool {
+    match (a.view(), b.view()) {
+        (View::Int(i), View::Float(f)) | (View::Float(f), View::Int(i)) => {
+            cmp_int_float(i, f) == Ordering::Equal
+        }
+        _ => false,
+    }
+}
+
+fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
     // Inline for small terms: matching a message against a constant allocates nothing.
     let mut todo: SmallVec<[(Term, Term); 8]> = SmallVec::new();
     let (mut a, mut b) = (a, b);
@@ -142,8 +179,16 @@ pub fn eq(a: Term, b: Term) -> bool {
         // Same word: same immediate or the very same object (shared, or a literal).
         if a != b {
             if a.is_immediate() || b.is_immediate() {
-                // Canonical integers: an immediate never equals a pointer term.
-                return false;
+                // Canonical integers: an immediate never equals a pointer term, except that
+                // for `==` a small integer may equal a float.
+                if EXACT || !same_number(a, b) {
+                    return false;
+                }
+                match todo.pop() {
+                    Some(pair) => (a, b) = pair,
+                    None => return true,
+                }
+                continue;
             }
             match (a.view(), b.view()) {
                 (View::Cons(ha, ta), View::Cons(hb, tb)) => {
@@ -162,7 +207,7 @@ pub fn eq(a: Term, b: Term) -> bool {
                         if x == y {
                             continue;
                         }
-                        if x.is_immediate() || y.is_immediate() {
+                        if EXACT && (x.is_immediate() || y.is_immediate()) {
                             return false;
                         }
                         todo.push((x, y));
@@ -178,6 +223,17 @@ pub fn eq(a: Term, b: Term) -> bool {
                         return false;
                     }
                 }
+                // (Erlang 26's `=:=`: `0.0` and `-0.0` are equal.)
+                (View::Float(x), View::Float(y)) => {
+                    if x != y {
+                        return false;
+                    }
+                }
+                (View::Int(_), View::Float(_)) | (View::Float(_), View::Int(_)) if !EXACT => {
+                    if !same_number(a, b) {
+                        return false;
+                    }
+                }
                 _ => return false,
             }
         }
@@ -188,11 +244,31 @@ pub fn eq(a: Term, b: Term) -> bool {
     }
 }
 
-/// Position of a kind in the term order: integer < atom < reference < function < pid < tuple <
+/// How integer `i` compares with float `f`, by value and exactly (no rounding of `i`).
+pub(crate) fn cmp_int_float(i: i64, f: f64) -> Ordering {
+    // 2^63: every i64 is below it, every float at or above it is above every i64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f >= TWO_63 {
+        return Ordering::Less;
+    }
+    if f < -TWO_63 {
+        return Ordering::Greater;
+    }
+    // `t` is an integer within i64's range, exactly: compare the integer parts, then what `f`
+    // has after the point.
+    let t = f.trunc();
+    match i.cmp(&(t as i64)) {
+        Ordering::Equal if f > t => Ordering::Less,
+        Ordering::Equal if f < t => Ordering::Greater,
+        ord => ord,
+    }
+}
+
+/// Position of a kind in the term order: number (integer or float) < atom < reference < function < pid < tuple <
 /// `[]` < non-empty list < binary (functions sit where Erlang puts funs).
 fn rank(v: &View) -> u8 {
     match v {
-        View::Int(_) => 0,
+        View::Int(_) | View::Float(_) => 0,
         View::Atom(_) => 1,
         View::Ref(_) => 2,
         View::Fun(_) => 3,
@@ -216,6 +292,11 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
             let (va, vb) = (a.view(), b.view());
             let ord = match (va, vb) {
                 (View::Int(x), View::Int(y)) => x.cmp(&y),
+                // Numbers compare by value (`1 == 1.0` in the order; only `=:=` tells them
+                // apart). Floats are never NaN.
+                (View::Float(x), View::Float(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                (View::Int(x), View::Float(y)) => cmp_int_float(x, y),
+                (View::Float(x), View::Int(y)) => cmp_int_float(y, x).reverse(),
                 (View::Atom(x), View::Atom(y)) => atom_names(x).cmp(atom_names(y)),
                 (View::Ref(x), View::Ref(y)) => x.cmp(&y),
                 (View::Fun(x), View::Fun(y)) => x.cmp(&y),
@@ -500,6 +581,7 @@ fn format_into<'n, S: Sink>(
             },
             Job::Term(t) => match t.view() {
                 View::Int(i) => write_display(out, i),
+                View::Float(f) => out.put(float_text(f).as_bytes()),
                 View::Atom(a) => format_atom(atom_names(a), out),
                 View::Pid(n) => {
                     out.put(b"<0.");
@@ -546,6 +628,56 @@ fn format_into<'n, S: Sink>(
 }
 
 /// Appends a number's decimal form (without a temporary `String`).
+/// The printed form of a float, as Erlang's `io:format("~p", [F])` writes it: the shortest
+/// digits that read back as the same float, in plain notation (`0.001`, `100.0`) unless the
+/// exponent notation is strictly shorter (`1.0e-5`, `1.0e3`) or the value is at least 2^53
+/// (`9.007199254740992e15`). Checked against a table `erl` printed
+/// (`vm/tests/data/erl_float_print.txt`).
+pub fn float_text(f: f64) -> String {
+    // Rust's `{:e}` finds how many digits the shortest form that reads back takes; when two
+    // such forms of that length exist, Erlang (as Ryu) takes the one nearest the float's exact
+    // value, ties to even, which is what Rust's exact `{:.Ne}` writes.
+    // (The nearest may not read back: below a power of two the floats are closer together.)
+    let shortest = format!("{:e}", f.abs());
+    let n = shortest
+        .split_once('e')
+        .map_or(1, |(m, _)| m.len() - m.contains('.') as usize);
+    let nearest = format!("{:.*e}", n - 1, f.abs());
+    let sci = if nearest.parse::<f64>() == Ok(f.abs()) {
+        nearest
+    } else {
+        shortest
+    };
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` writes an exponent");
+    let exp: i32 = exp.parse().expect("a decimal exponent");
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let n = digits.len() as i32;
+    let exponent_form = format!(
+        "{}.{}e{exp}",
+        &digits[..1],
+        if n > 1 { &digits[1..] } else { "0" }
+    );
+    let plain_form = if exp >= n - 1 {
+        format!("{digits}{}.0", "0".repeat((exp - (n - 1)) as usize))
+    } else if exp >= 0 {
+        let point = exp as usize + 1;
+        format!("{}.{}", &digits[..point], &digits[point..])
+    } else {
+        format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
+    };
+    const TWO_53: f64 = 9_007_199_254_740_992.0;
+    let text = if f.abs() >= TWO_53 || exponent_form.len() < plain_form.len() {
+        exponent_form
+    } else {
+        plain_form
+    };
+    if f.is_sign_negative() {
+        format!("-{text}")
+    } else {
+        text
+    }
+}
+
 fn write_display<S: Sink>(out: &mut S, n: impl Into<i128>) {
     // By hand: `to_str` and `print` measure a printed form before they build it, so numbers
     // are written twice, and the formatting machinery is many times a few divisions.
@@ -1021,5 +1153,44 @@ mod tests {
         let mut out = Vec::new();
         format(d1, &names, &mut out);
         assert_eq!(out.len(), 100_000 * 2 + 2);
+    }
+}
+
+#[cfg(test)]
+mod float_tests {
+    use super::*;
+
+    /// Every float of the table `erl` printed (OTP 25, `io:format("~p", [F])`) prints the same.
+    #[test]
+    fn floats_print_as_erlang_prints_them() {
+        let table = include_str!("../tests/data/erl_float_print.txt");
+        let mut checked = 0;
+        for line in table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (bits, want) = line.split_once(' ').expect("bits, a space, the text");
+            let f = f64::from_bits(u64::from_str_radix(bits, 16).expect("hex bits"));
+            assert_eq!(float_text(f), want, "the float with bits {bits}");
+            checked += 1;
+        }
+        assert!(checked > 500, "{checked} floats");
+    }
+
+    #[test]
+    fn integers_and_floats_compare_by_value_exactly() {
+        use std::cmp::Ordering::*;
+        assert_eq!(cmp_int_float(1, 1.0), Equal);
+        assert_eq!(cmp_int_float(1, 1.5), Less);
+        assert_eq!(cmp_int_float(2, 1.5), Greater);
+        assert_eq!(cmp_int_float(-1, -1.5), Greater);
+        // 2^53 + 1 is not a float: it is above 2^53 as a float, though `as f64` rounds it.
+        assert_eq!(
+            cmp_int_float((1 << 53) + 1, 9_007_199_254_740_992.0),
+            Greater
+        );
+        assert_eq!(cmp_int_float(i64::MAX, 9.3e18), Less);
+        assert_eq!(cmp_int_float(i64::MIN, -9.3e18), Greater);
+        assert_eq!(cmp_int_float(i64::MIN, -9_223_372_036_854_775_808.0), Equal);
     }
 }

@@ -70,9 +70,11 @@ pub const REF_MAX: u64 = (1 << 58) - 1;
 
 /// A term taken apart. Slices borrow the object the term points to; the `'static` is a promise
 /// the VM keeps by hand (see the module documentation): don't hold a view across a collection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum View<'a> {
     Int(i64),
+    /// A 64-bit float (always finite).
+    Float(f64),
     Atom(u32),
     Pid(u32),
     Ref(u64),
