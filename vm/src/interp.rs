@@ -454,6 +454,22 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
         }};
     }
+    // `d :=` `:true` or `:false` (a template operand may have allocated: GC point).
+    macro_rules! boolean {
+        ($d:expr, $b:expr) => {{
+            let b: bool = $b;
+            p.regs[$d.0 as usize] = Term::atom(if b { atom::TRUE } else { atom::FALSE });
+            pc += 1;
+            gc_point!();
+        }};
+    }
+    // The term order of two operands.
+    macro_rules! order {
+        ($a:expr, $b:expr) => {{
+            let (a, b) = (read!($a), read!($b));
+            term::compare(a, b, &names)
+        }};
+    }
     // A float result: infinite or NaN crashes `:badarith` (Erlang has neither).
     macro_rules! float_result {
         ($d:expr, $f:expr) => {{
@@ -758,6 +774,50 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 float_result!(d, x);
             }
             Instr::Trunc { d, a } => to_integer!(d, a, f64::trunc),
+            Instr::Eq { d, a, b } => boolean!(d, term::eq_num(read!(a), read!(b))),
+            Instr::Ne { d, a, b } => boolean!(d, !term::eq_num(read!(a), read!(b))),
+            Instr::Eqx { d, a, b } => boolean!(d, term::eq(read!(a), read!(b))),
+            Instr::Nex { d, a, b } => boolean!(d, !term::eq(read!(a), read!(b))),
+            Instr::Lt { d, a, b } => boolean!(d, order!(a, b) == Ordering::Less),
+            Instr::Le { d, a, b } => boolean!(d, order!(a, b) != Ordering::Greater),
+            Instr::Gt { d, a, b } => boolean!(d, order!(a, b) == Ordering::Greater),
+            Instr::Ge { d, a, b } => boolean!(d, order!(a, b) != Ordering::Less),
+            Instr::Min { d, a, b } => {
+                let (a, b) = (read!(a), read!(b));
+                let less = term::compare(b, a, &names) == Ordering::Less;
+                p.regs[d.0 as usize] = if less { b } else { a };
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Max { d, a, b } => {
+                let (a, b) = (read!(a), read!(b));
+                let greater = term::compare(b, a, &names) == Ordering::Greater;
+                p.regs[d.0 as usize] = if greater { b } else { a };
+                pc += 1;
+                gc_point!();
+            }
+            Instr::IsInteger { d, a } => boolean!(d, read!(a).as_int().is_some()),
+            Instr::IsFloat { d, a } => boolean!(d, read!(a).is_float()),
+            Instr::IsNumber { d, a } => boolean!(d, read!(a).as_number().is_some()),
+            Instr::IsAtom { d, a } => boolean!(d, read!(a).as_atom().is_some()),
+            Instr::IsBoolean { d, a } => boolean!(
+                d,
+                matches!(read!(a).as_atom(), Some(atom::TRUE | atom::FALSE))
+            ),
+            Instr::IsTuple { d, a } => boolean!(d, read!(a).is_tuple()),
+            Instr::IsList { d, a } => {
+                let a = read!(a);
+                boolean!(d, a.is_nil() || a.is_cons())
+            }
+            // (Maps come with the map instructions.)
+            Instr::IsMap { d, a } => {
+                let _ = read!(a);
+                boolean!(d, false)
+            }
+            Instr::IsBinary { d, a } => boolean!(d, read!(a).is_binary()),
+            Instr::IsPid { d, a } => boolean!(d, read!(a).as_pid().is_some()),
+            Instr::IsRef { d, a } => boolean!(d, read!(a).as_ref().is_some()),
+            Instr::IsFun { d, a } => boolean!(d, read!(a).as_fun().is_some()),
             Instr::Round { d, a } => to_integer!(d, a, f64::round),
             Instr::Div { d, a, b } => arith!(d, a, b, i64::checked_div),
             Instr::Rem { d, a, b } => {

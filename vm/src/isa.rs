@@ -271,6 +271,28 @@ macro_rules! for_each_instr {
             ToFloat "to_float" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the number `a` as a float; not a number: `:badarg`.";
             Trunc "trunc" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the number `a` truncated toward zero to an integer; not a number: `:badarg`; beyond 64 bits: `:badarith`.";
             Round "round" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the number `a` rounded to the nearest integer, halves away from zero; as `trunc` otherwise.";
+            Eq "eq" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a == b` (Erlang's `==`: `1` equals `1.0`), `:true` or `:false`.";
+            Ne "ne" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a /= b`, `:true` or `:false`.";
+            Eqx "eqx" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a =:= b` (exact, as patterns match: `1` differs from `1.0`), `:true` or `:false`.";
+            Nex "nex" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a =/= b`, `:true` or `:false`.";
+            Lt "lt" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a < b` in term order, `:true` or `:false`.";
+            Le "le" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a =< b` in term order, `:true` or `:false`.";
+            Gt "gt" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a > b` in term order, `:true` or `:false`.";
+            Ge "ge" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a >= b` in term order, `:true` or `:false`.";
+            Min "min" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d :=` the smaller of `a` and `b` in term order (`a` when they compare equal).";
+            Max "max" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d :=` the larger of `a` and `b` in term order (`a` when they compare equal).";
+            IsInteger "is_integer" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is an integer, else `:false`.";
+            IsFloat "is_float" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a float.";
+            IsNumber "is_number" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is an integer or a float.";
+            IsAtom "is_atom" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is an atom (the booleans included).";
+            IsBoolean "is_boolean" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is `:true` or `:false`.";
+            IsTuple "is_tuple" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a tuple.";
+            IsList "is_list" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is `[]` or a list cell (as Erlang's `is_list`, improper lists too).";
+            IsMap "is_map" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a map.";
+            IsBinary "is_binary" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a binary.";
+            IsPid "is_pid" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a pid.";
+            IsRef "is_ref" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a reference.";
+            IsFun "is_fun" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a function reference.";
         }
     };
 }
