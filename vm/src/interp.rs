@@ -11,7 +11,7 @@ use crate::bytecode::ClauseTable;
 use crate::isa::{Instr, Opcode, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::process::Process;
-use crate::program::{Pat, Program};
+use crate::program::{FormatError, Pat, Program};
 use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
 use smallvec::SmallVec;
@@ -927,6 +927,30 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let mut out = Vec::with_capacity(len);
                 prog.format(v, &mut out);
                 p.regs[d.0 as usize] = p.heap.binary(&out);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Format { d, f, args } => {
+                let (mut f, mut args) = (read!(f), read!(args));
+                let Some(fmt) = term::binary_bytes(f) else {
+                    badarg!()
+                };
+                let mut text = prog.format_directives(fmt, args, vm.room(p));
+                if text == Err(FormatError::TooBig) {
+                    // Collect once: what is garbage makes room.
+                    let mut roots = [f, args];
+                    vm.collect(p, &mut roots);
+                    [f, args] = roots;
+                    let fmt = term::binary_bytes(f).expect("still the same binary");
+                    text = prog.format_directives(fmt, args, vm.room(p));
+                }
+                let text = match text {
+                    Ok(text) => text,
+                    Err(FormatError::BadArg) => badarg!(),
+                    Err(FormatError::TooBig) => crash!(Term::atom(atom::HEAP_LIMIT)),
+                };
+                ensure_room!(8 + text.len().next_multiple_of(8), &mut []);
+                p.regs[d.0 as usize] = p.heap.binary(&text);
                 pc += 1;
                 gc_point!();
             }

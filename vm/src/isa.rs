@@ -293,6 +293,7 @@ macro_rules! for_each_instr {
             IsPid "is_pid" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a pid.";
             IsRef "is_ref" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a reference.";
             IsFun "is_fun" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a function reference.";
+            Format "format" (d: Dst, f: Src, args: Src) [ALLOC] "data" "`d :=` a binary: the text of binary `f` with its `~` directives (`~p ~w ~s ~b ~f ~c ~n ~~`, with width and precision) filled from the list `args`, as Erlang's `io_lib:format`; a bad directive or argument crashes `:badarg`.";
         }
     };
 }

@@ -313,10 +313,223 @@ impl Program {
         term::format_with(t, &|a| self.atoms.name(a), &|at| self.fun_name(at), out);
     }
 
+    /// `format`'s text: `fmt` with each directive replaced by what it makes of the next of
+    /// `args` (a proper list), in the spirit of Erlang's `io_lib:format`. A directive is `~`, an
+    /// optional field width (`-` first to justify left), an optional `.precision`, and one of:
+    /// `p` and `w` the printed form; `s` a binary, an atom's name or a list of character codes,
+    /// as text (at most `precision` bytes); `b`/`B` an integer in base `precision` (default 10,
+    /// letters lowercase / uppercase); `f` a number with `precision` digits after the point
+    /// (default 6); `c` the character with that code; `n` a newline; `~` a tilde. The text
+    /// stays within `cap` bytes.
+    pub(crate) fn format_directives(
+        &self,
+        fmt: &[u8],
+        args: Term,
+        cap: usize,
+    ) -> Result<Vec<u8>, FormatError> {
+        let mut out = Vec::new();
+        let mut args = term::list_iter(args);
+        let mut i = 0;
+        while i < fmt.len() {
+            let c = fmt[i];
+            i += 1;
+            if c != b'~' {
+                out.push(c);
+                continue;
+            }
+            let left = fmt.get(i) == Some(&b'-');
+            if left {
+                i += 1;
+            }
+            let number = |i: &mut usize| {
+                let start = *i;
+                while fmt.get(*i).is_some_and(u8::is_ascii_digit) {
+                    *i += 1;
+                }
+                std::str::from_utf8(&fmt[start..*i])
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse::<usize>().map_err(|_| FormatError::BadArg))
+                    .transpose()
+            };
+            let width = number(&mut i)?;
+            let precision = if fmt.get(i) == Some(&b'.') {
+                i += 1;
+                number(&mut i)?
+            } else {
+                None
+            };
+            let control = *fmt.get(i).ok_or(FormatError::BadArg)?;
+            i += 1;
+            let mut field = Vec::new();
+            match control {
+                b'n' => field.push(b'\n'),
+                b'~' => field.push(b'~'),
+                _ => {
+                    let arg = args.next().ok_or(FormatError::BadArg)?;
+                    self.format_one(control, precision, arg, cap, &mut field)?;
+                }
+            }
+            let pad = width.map_or(0, |w| w.saturating_sub(field.len()));
+            if out.len() + field.len() + pad > cap {
+                return Err(FormatError::TooBig);
+            }
+            if !left {
+                out.resize(out.len() + pad, b' ');
+            }
+            out.extend_from_slice(&field);
+            if left {
+                out.resize(out.len() + pad, b' ');
+            }
+        }
+        if out.len() > cap {
+            return Err(FormatError::TooBig);
+        }
+        // Every argument used, and `args` a proper list.
+        if args.next().is_some() || !args.tail().is_nil() {
+            return Err(FormatError::BadArg);
+        }
+        Ok(out)
+    }
+
+    fn format_one(
+        &self,
+        control: u8,
+        precision: Option<usize>,
+        arg: Term,
+        cap: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
+        use crate::term::View;
+        match control {
+            b'p' | b'w' => {
+                let names = |a| self.atoms.name(a);
+                let funs = |at| self.fun_name(at);
+                if !term::format_within(arg, &names, &funs, cap, out) {
+                    return Err(FormatError::TooBig);
+                }
+            }
+            b's' => {
+                match arg.view() {
+                    View::Binary(b) => out.extend_from_slice(b),
+                    View::Atom(a) => out.extend_from_slice(self.atoms.name(a).as_bytes()),
+                    View::Nil | View::Cons(..) => {
+                        let mut chars = term::list_iter(arg);
+                        for c in chars.by_ref() {
+                            let c = c
+                                .as_int()
+                                .and_then(|c| u32::try_from(c).ok())
+                                .and_then(char::from_u32)
+                                .ok_or(FormatError::BadArg)?;
+                            let mut buf = [0; 4];
+                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                            if out.len() > cap {
+                                return Err(FormatError::TooBig);
+                            }
+                        }
+                        if !chars.tail().is_nil() {
+                            return Err(FormatError::BadArg);
+                        }
+                    }
+                    _ => return Err(FormatError::BadArg),
+                }
+                if let Some(p) = precision {
+                    out.truncate(p);
+                }
+            }
+            b'b' | b'B' => {
+                let n = arg.as_int().ok_or(FormatError::BadArg)?;
+                let base = precision.unwrap_or(10);
+                if !(2..=36).contains(&base) {
+                    return Err(FormatError::BadArg);
+                }
+                let mut digits = Vec::new();
+                let mut m = n.unsigned_abs();
+                loop {
+                    let d = (m % base as u64) as u8;
+                    digits.push(match d {
+                        0..=9 => b'0' + d,
+                        _ if control == b'b' => b'a' + d - 10,
+                        _ => b'A' + d - 10,
+                    });
+                    m /= base as u64;
+                    if m == 0 {
+                        break;
+                    }
+                }
+                if n < 0 {
+                    out.push(b'-');
+                }
+                out.extend(digits.iter().rev());
+            }
+            b'f' => {
+                let x = arg.as_number().ok_or(FormatError::BadArg)?;
+                // (Longer than any float's digits: the result stays small.)
+                let digits = precision.unwrap_or(6).min(340);
+                out.extend_from_slice(fixed_point(x, digits).as_bytes());
+            }
+            b'c' => {
+                let c = arg
+                    .as_int()
+                    .and_then(|c| u32::try_from(c).ok())
+                    .and_then(char::from_u32)
+                    .ok_or(FormatError::BadArg)?;
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => return Err(FormatError::BadArg),
+        }
+        Ok(())
+    }
+
     /// The position of `main` in the program's first unit.
     pub fn entry(&self, name: &str) -> Option<Label> {
         self.module.find_label(0, name)
     }
+}
+
+/// `x` with `digits` digits after the point, correctly rounded from its exact value, a tie
+/// away from zero (as Erlang's `~.Nf` writes it; Rust's `{:.N}` breaks ties to even).
+fn fixed_point(x: f64, digits: usize) -> String {
+    // Every float's exact decimal expansion ends within 1,074 digits after the point.
+    let exact = format!("{:.1100}", x.abs());
+    let (int, frac) = exact.split_once('.').expect("a point");
+    let tie = frac.as_bytes()[digits] == b'5' && frac[digits + 1..].bytes().all(|b| b == b'0');
+    if !tie {
+        return format!("{x:.digits$}");
+    }
+    let mut kept: Vec<u8> = int.bytes().chain(frac[..digits].bytes()).collect();
+    // Add one in the last kept place.
+    let mut i = kept.len();
+    loop {
+        if i == 0 {
+            kept.insert(0, b'1');
+            break;
+        }
+        i -= 1;
+        if kept[i] == b'9' {
+            kept[i] = b'0';
+        } else {
+            kept[i] += 1;
+            break;
+        }
+    }
+    let point = kept.len() - digits;
+    let mut text = String::from(if x.is_sign_negative() { "-" } else { "" });
+    text.push_str(std::str::from_utf8(&kept[..point]).expect("digits"));
+    if digits > 0 {
+        text.push('.');
+        text.push_str(std::str::from_utf8(&kept[point..]).expect("digits"));
+    }
+    text
+}
+
+/// Why `format` failed: a directive it does not know or an argument that does not fit one
+/// (`:badarg`), or a text longer than the room left (`:heap_limit`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FormatError {
+    BadArg,
+    TooBig,
 }
 
 /// Register counts per process entry point, from the code reachable from each entry: the next

@@ -517,6 +517,24 @@ fn dag_printed_len<'n>(
 }
 
 /// The printed form of `t` cut at `cap` bytes, ending in `...` when cut (spec §10: reports).
+/// Appends the printed form of `t` to `out` if `out` stays within `cap` bytes; false (and
+/// `out` holding a prefix) when it would not.
+pub(crate) fn format_within<'n>(
+    t: Term,
+    atom_names: &dyn Fn(u32) -> &'n str,
+    fun_names: &dyn Fn(u32) -> String,
+    cap: usize,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut sink = Capped {
+        cap,
+        out,
+        cut: false,
+    };
+    format_into(t, atom_names, fun_names, &mut sink);
+    !sink.cut
+}
+
 pub(crate) fn format_cut<'n>(
     t: Term,
     atom_names: &dyn Fn(u32) -> &'n str,
