@@ -72,6 +72,11 @@ impl AtomTable {
         self.index.insert(name.to_string(), i);
         i
     }
+    /// The atom named `name`, if the program has one (nothing adds atoms at run time).
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
     pub fn name(&self, id: u32) -> &str {
         self.names.get(id as usize).map_or("?", String::as_str)
     }

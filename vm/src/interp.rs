@@ -182,6 +182,24 @@ fn list_len(mut t: Term) -> Option<usize> {
     }
 }
 
+/// A float written as Erlang writes one (`1.5`, `-2.0e-3`: digits on both sides of the point),
+/// or an integer (`7` reads as `7.0`); `None` for anything else, or beyond the float range.
+fn parse_float(bytes: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exp) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, "0"));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let exp_ok = exp.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    if !digits(int) || !digits(frac) || !exp_ok {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
 fn parse_int(bytes: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(bytes).ok()?;
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
@@ -410,14 +428,18 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         };
     }
     // Before an instruction builds a result of `$bytes` bytes: collect first if it does not fit
-    // (`$roots` are the terms the instruction holds, updated in place), and crash
-    // `:heap_limit` if it still does not (spec §10): the result is never built in full first.
+    // (the `$root` variables are the terms the instruction holds: a collection moves them, and
+    // they are updated), and crash `:heap_limit` if it still does not (spec §10): the result is
+    // never built in full first.
     macro_rules! ensure_room {
-        ($bytes:expr, $roots:expr) => {{
-            let roots: &mut [Term] = $roots;
-            if vm.room(p) < $bytes {
-                vm.collect(p, roots);
-                if vm.room(p) < $bytes {
+        ($bytes:expr $(, $root:ident)*) => {{
+            let bytes: usize = $bytes;
+            if vm.room(p) < bytes {
+                let mut roots = [$($root),*];
+                vm.collect(p, &mut roots);
+                let mut _moved = roots.into_iter();
+                $($root = _moved.next().expect("one per root");)*
+                if vm.room(p) < bytes {
                     crash!(Term::atom(atom::HEAP_LIMIT));
                 }
             }
@@ -768,9 +790,12 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 float_result!(d, x / y);
             }
             Instr::ToFloat { d, a } => {
-                let Some(x) = read!(a).as_number() else {
-                    badarg!()
+                let a = read!(a);
+                let x = match term::binary_bytes(a) {
+                    Some(bytes) => parse_float(bytes),
+                    None => a.as_number(),
                 };
+                let Some(x) = x else { badarg!() };
                 float_result!(d, x);
             }
             Instr::Trunc { d, a } => to_integer!(d, a, f64::trunc),
@@ -906,13 +931,13 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 gc_point!();
             }
             Instr::Concat { d, a, b } => {
-                let mut roots = [read!(a), read!(b)];
-                let len = match (roots[0].view(), roots[1].view()) {
+                let (mut a, mut b) = (read!(a), read!(b));
+                let len = match (a.view(), b.view()) {
                     (View::Binary(x), View::Binary(y)) => x.len() + y.len(),
                     _ => badarg!(),
                 };
-                ensure_room!(8 + len.next_multiple_of(8), &mut roots);
-                p.regs[d.0 as usize] = match (roots[0].view(), roots[1].view()) {
+                ensure_room!(8 + len.next_multiple_of(8), a, b);
+                p.regs[d.0 as usize] = match (a.view(), b.view()) {
                     (View::Binary(x), View::Binary(y)) => p.heap.binary_concat(&[x, y]),
                     _ => badarg!(),
                 };
@@ -923,10 +948,92 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let mut v = read!(v);
                 let len = printed_len!(v);
                 // The printed form and its binary both fit the room left.
-                ensure_room!(8 + len.next_multiple_of(8), &mut [v]);
+                ensure_room!(8 + len.next_multiple_of(8), v);
                 let mut out = Vec::with_capacity(len);
                 prog.format(v, &mut out);
                 p.regs[d.0 as usize] = p.heap.binary(&out);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Byte { d, b, i } => {
+                let (b, i) = (read!(b), read!(i));
+                let byte = match (term::binary_bytes(b), i.as_int()) {
+                    (Some(bytes), Some(i)) if i >= 0 => bytes.get(i as usize).copied(),
+                    _ => None,
+                };
+                let Some(byte) = byte else { badarg!() };
+                p.regs[d.0 as usize] = Term::small_int(i64::from(byte)).expect("a byte");
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Slice { d, b, i, n } => {
+                let (mut b, i, n) = (read!(b), read!(i), read!(n));
+                let range = match (term::binary_bytes(b), i.as_int(), n.as_int()) {
+                    (Some(bytes), Some(i), Some(n))
+                        if i >= 0
+                            && n >= 0
+                            && i.checked_add(n)
+                                .is_some_and(|e| e as u64 <= bytes.len() as u64) =>
+                    {
+                        Some(i as usize..(i + n) as usize)
+                    }
+                    _ => None,
+                };
+                let Some(range) = range else { badarg!() };
+                ensure_room!(8 + range.len().next_multiple_of(8), b);
+                let bytes = term::binary_bytes(b).expect("still the binary");
+                let part = bytes[range].to_vec();
+                p.regs[d.0 as usize] = p.heap.binary(&part);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Split { d, b, sep } => {
+                let (mut b, mut sep) = (read!(b), read!(sep));
+                let (Some(bytes), Some(s)) = (term::binary_bytes(b), term::binary_bytes(sep))
+                else {
+                    badarg!()
+                };
+                if s.is_empty() {
+                    badarg!()
+                }
+                // Each part costs its bytes plus a binary header and a list cell.
+                let parts = bytes.windows(s.len()).filter(|w| *w == s).count() + 1;
+                ensure_room!(bytes.len() + 40 * parts, b, sep);
+                let (bytes, s) = (
+                    term::binary_bytes(b).expect("still the binary").to_vec(),
+                    term::binary_bytes(sep).expect("still the binary").to_vec(),
+                );
+                let mut pieces: Vec<&[u8]> = Vec::new();
+                let mut rest = &bytes[..];
+                while let Some(at) = rest.windows(s.len()).position(|w| w == s) {
+                    pieces.push(&rest[..at]);
+                    rest = &rest[at + s.len()..];
+                }
+                pieces.push(rest);
+                let mut list = Term::NIL;
+                for piece in pieces.iter().rev() {
+                    let t = p.heap.binary(piece);
+                    list = p.heap.cons(t, list);
+                }
+                p.regs[d.0 as usize] = list;
+                pc += 1;
+                gc_point!();
+            }
+            Instr::ToAtom { d, b } => {
+                let atom = term::binary_bytes(read!(b))
+                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                    .and_then(|name| prog.atoms.lookup(name));
+                let Some(atom) = atom else { badarg!() };
+                p.regs[d.0 as usize] = Term::atom(atom);
+                pc += 1;
+            }
+            Instr::AtomName { d, a } => {
+                let Some(atom) = read!(a).as_atom() else {
+                    badarg!()
+                };
+                let name = prog.atoms.name(atom);
+                ensure_room!(8 + name.len().next_multiple_of(8));
+                p.regs[d.0 as usize] = p.heap.binary(name.as_bytes());
                 pc += 1;
                 gc_point!();
             }
@@ -949,7 +1056,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     Err(FormatError::BadArg) => badarg!(),
                     Err(FormatError::TooBig) => crash!(Term::atom(atom::HEAP_LIMIT)),
                 };
-                ensure_room!(8 + text.len().next_multiple_of(8), &mut []);
+                ensure_room!(8 + text.len().next_multiple_of(8));
                 p.regs[d.0 as usize] = p.heap.binary(&text);
                 pc += 1;
                 gc_point!();

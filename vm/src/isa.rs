@@ -293,6 +293,11 @@ macro_rules! for_each_instr {
             IsPid "is_pid" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a pid.";
             IsRef "is_ref" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a reference.";
             IsFun "is_fun" (d: Dst, a: Src) [ALLOC] "data" "`d := :true` if `a` is a function reference.";
+            Byte "byte" (d: Dst, b: Src, i: Src) [ALLOC] "data" "`d :=` byte `i` (0-based) of binary `b`; out of range or not a binary: `:badarg`.";
+            Slice "slice" (d: Dst, b: Src, i: Src, n: Src) [ALLOC] "data" "`d :=` the `n` bytes of binary `b` from byte `i` (0-based) on; out of range: `:badarg`.";
+            Split "split" (d: Dst, b: Src, sep: Src) [ALLOC] "data" "`d :=` the list of the parts of binary `b` between occurrences of the non-empty binary `sep`.";
+            ToAtom "to_atom" (d: Dst, b: Src) [ALLOC] "data" "`d :=` the atom named by binary `b`, if the program has it (atoms are never made at run time); otherwise `:badarg`.";
+            AtomName "atom_name" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the name of atom `a` as a binary (no colon); otherwise `:badarg`.";
             Format "format" (d: Dst, f: Src, args: Src) [ALLOC] "data" "`d :=` a binary: the text of binary `f` with its `~` directives (`~p ~w ~s ~b ~f ~c ~n ~~`, with width and precision) filled from the list `args`, as Erlang's `io_lib:format`; a bad directive or argument crashes `:badarg`.";
         }
     };
