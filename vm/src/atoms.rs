@@ -40,6 +40,10 @@ predefined_atoms! {
     UNDEFINED = "undefined",
     INFINITY = "infinity",
     SYSTEM_LIMIT = "system_limit",
+    ERROR = "error",
+    EXIT_CLASS = "exit",
+    THROW = "throw",
+    NOCATCH = "nocatch",
 }
 
 /// Atom names by index, with a reverse map for interning.

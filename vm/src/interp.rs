@@ -10,7 +10,7 @@ use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
 use crate::isa::{Instr, Opcode, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
-use crate::process::Process;
+use crate::process::{Catch, Process};
 use crate::program::{FormatError, Pat, Program};
 use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
@@ -127,6 +127,33 @@ fn select<'t>(
     })
 }
 
+/// Removes the innermost handler.
+fn drop_catch(p: &mut Process) -> Option<Catch> {
+    let catches = p.catches.as_mut()?;
+    let c = catches.pop();
+    if catches.is_empty() {
+        p.catches = None;
+    }
+    c
+}
+
+/// Whether a handler is installed whose function is still running.
+fn has_live_catch(p: &Process) -> bool {
+    p.catches
+        .as_ref()
+        .is_some_and(|cs| cs.iter().any(|c| c.frames as usize <= p.frames.len()))
+}
+
+/// The handler a crash continues at: the innermost one whose function is still running.
+fn take_catch(p: &mut Process) -> Option<Catch> {
+    while let Some(c) = drop_catch(p) {
+        if c.frames as usize <= p.frames.len() {
+            return Some(c);
+        }
+    }
+    None
+}
+
 /// A call beyond the frame cap: `:stack_overflow` at the depth limit, `:heap_limit` when the
 /// frames would pass the memory limit first.
 fn frame_limit(frames: usize, max_stack: usize) -> Term {
@@ -223,6 +250,7 @@ fn fast_loop<P: Probe>(
     mut pc: usize,
     mut reds: u32,
     frame_cap: usize,
+    catching: bool,
     pid: u32,
     entry: u32,
     probe: &mut P,
@@ -343,6 +371,8 @@ fn fast_loop<P: Probe>(
                 frames.push(pc as u32 + 1);
                 t as usize
             }
+            // With handlers installed, `ret` may end one: the general path does that.
+            Op::Ret if catching => break,
             Op::Ret => match frames.pop() {
                 Some(r) => r as usize,
                 None => break,
@@ -354,13 +384,43 @@ fn fast_loop<P: Probe>(
 }
 
 /// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
-/// it spent.
+/// it spent. A crash a handler catches (`try`) continues at the handler within the slice.
 pub(crate) fn run_slice<P: Probe, R: Runtime>(
     prog: &Program,
     vm: &mut R,
     p: &mut Process,
     budget: u32,
     probe: &mut P,
+) -> (Outcome, u32) {
+    let mut used = 0;
+    loop {
+        let mut raised = None;
+        let (outcome, reds) = run_until_raise(prog, vm, p, budget - used, probe, &mut raised);
+        used += reds;
+        let Some((class, reason)) = raised else {
+            return (outcome, used);
+        };
+        let c = take_catch(p).expect("a live handler: `raise!` checked");
+        p.frames.truncate(c.frames as usize);
+        p.stack.truncate(c.stack as usize);
+        p.regs[c.class as usize] = Term::atom(class);
+        p.regs[c.reason as usize] = reason;
+        p.pc = c.target;
+        if used >= budget {
+            return (Outcome::Yield, used);
+        }
+    }
+}
+
+/// [`run_slice`] until the slice ends or a crash is raised that a handler catches (`raised`
+/// then holds its class and reason).
+fn run_until_raise<P: Probe, R: Runtime>(
+    prog: &Program,
+    vm: &mut R,
+    p: &mut Process,
+    budget: u32,
+    probe: &mut P,
+    raised: &mut Option<(u32, Term)>,
 ) -> (Outcome, u32) {
     let code = &prog.code[..];
     let mut pc = p.pc as usize;
@@ -393,9 +453,14 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             return ($outcome, budget - reds);
         }};
     }
+    // A crash the VM raises (class `:error`): caught by the innermost handler `try` installed,
+    // else the process exits with it, reported. `:heap_limit` is never caught (spec §10).
     macro_rules! crash {
         ($reason:expr) => {{
-            let reason = $reason;
+            let reason: Term = $reason;
+            if reason.as_atom() != Some(atom::HEAP_LIMIT) {
+                raise!(atom::ERROR, reason);
+            }
             p.pc = pc as u32;
             return (
                 Outcome::Exit {
@@ -404,6 +469,17 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 },
                 budget - reds,
             );
+        }};
+    }
+    // With a live handler, ends this run for `run_slice` to continue at the handler; without
+    // one, goes on.
+    macro_rules! raise {
+        ($class:expr, $reason:expr) => {{
+            if has_live_catch(p) {
+                *raised = Some(($class, $reason));
+                p.pc = pc as u32;
+                return (Outcome::Yield, budget - reds);
+            }
         }};
     }
     macro_rules! badarg {
@@ -636,6 +712,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             pc,
             reds,
             frame_cap,
+            p.catches.is_some(),
             p.pid,
             p.entry,
             probe,
@@ -654,10 +731,45 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }),
             Instr::Crash { v } => {
                 let reason = read!(v);
+                raise!(atom::EXIT_CLASS, reason);
                 done!(Outcome::Exit {
                     reason,
                     raised_at: None
                 })
+            }
+            Instr::Throw { v } => {
+                let value = read!(v);
+                raise!(atom::THROW, value);
+                // Uncaught: Erlang's `{nocatch, V}`, reported like any error.
+                let reason = p.heap.tuple(&[Term::atom(atom::NOCATCH), value]);
+                p.pc = pc as u32;
+                return (
+                    Outcome::Exit {
+                        reason,
+                        raised_at: Some(here as u32),
+                    },
+                    budget - reds,
+                );
+            }
+            Instr::Try {
+                class,
+                reason,
+                target,
+            } => {
+                p.catches.get_or_insert_default().push(Catch {
+                    target: target.0,
+                    class: class.0,
+                    reason: reason.0,
+                    frames: p.frames.len() as u32,
+                    stack: p.stack.len() as u32,
+                });
+                pc += 1;
+            }
+            Instr::TryEnd {} => {
+                if drop_catch(p).is_none() {
+                    badarg!()
+                }
+                pc += 1;
             }
             Instr::Halt { n } => match read!(n).as_int() {
                 Some(n) => {
@@ -697,7 +809,17 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 pc = target.0 as usize;
             }
             Instr::Ret {} => match p.frames.pop() {
-                Some(ret) => pc = ret as usize,
+                Some(ret) => {
+                    // A handler the returning function installed ends with it.
+                    let depth = p.frames.len() as u32;
+                    if let Some(catches) = &mut p.catches {
+                        catches.retain(|c| c.frames <= depth);
+                        if catches.is_empty() {
+                            p.catches = None;
+                        }
+                    }
+                    pc = ret as usize;
+                }
                 None => done!(Outcome::Exit {
                     reason: Term::atom(atom::NORMAL),
                     raised_at: None
