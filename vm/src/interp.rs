@@ -137,13 +137,6 @@ fn drop_catch(p: &mut Process) -> Option<Catch> {
     c
 }
 
-/// Whether a handler is installed whose function is still running.
-fn has_live_catch(p: &Process) -> bool {
-    p.catches
-        .as_ref()
-        .is_some_and(|cs| cs.iter().any(|c| c.frames as usize <= p.frames.len()))
-}
-
 /// The handler a crash continues at: the innermost one whose function is still running.
 fn take_catch(p: &mut Process) -> Option<Catch> {
     while let Some(c) = drop_catch(p) {
@@ -392,36 +385,6 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
     budget: u32,
     probe: &mut P,
 ) -> (Outcome, u32) {
-    let mut used = 0;
-    loop {
-        let mut raised = None;
-        let (outcome, reds) = run_until_raise(prog, vm, p, budget - used, probe, &mut raised);
-        used += reds;
-        let Some((class, reason)) = raised else {
-            return (outcome, used);
-        };
-        let c = take_catch(p).expect("a live handler: `raise!` checked");
-        p.frames.truncate(c.frames as usize);
-        p.stack.truncate(c.stack as usize);
-        p.regs[c.class as usize] = Term::atom(class);
-        p.regs[c.reason as usize] = reason;
-        p.pc = c.target;
-        if used >= budget {
-            return (Outcome::Yield, used);
-        }
-    }
-}
-
-/// [`run_slice`] until the slice ends or a crash is raised that a handler catches (`raised`
-/// then holds its class and reason).
-fn run_until_raise<P: Probe, R: Runtime>(
-    prog: &Program,
-    vm: &mut R,
-    p: &mut Process,
-    budget: u32,
-    probe: &mut P,
-    raised: &mut Option<(u32, Term)>,
-) -> (Outcome, u32) {
     let code = &prog.code[..];
     let mut pc = p.pc as usize;
     let mut reds = budget;
@@ -471,17 +434,7 @@ fn run_until_raise<P: Probe, R: Runtime>(
             );
         }};
     }
-    // With a live handler, ends this run for `run_slice` to continue at the handler; without
-    // one, goes on.
-    macro_rules! raise {
-        ($class:expr, $reason:expr) => {{
-            if has_live_catch(p) {
-                *raised = Some(($class, $reason));
-                p.pc = pc as u32;
-                return (Outcome::Yield, budget - reds);
-            }
-        }};
-    }
+
     macro_rules! badarg {
         () => {
             crash!(Term::atom(atom::BADARG))
@@ -701,7 +654,23 @@ fn run_until_raise<P: Probe, R: Runtime>(
         }};
     }
 
-    loop {
+    'dispatch: loop {
+        // Continues at the innermost live handler `try` installed, with the class and reason in
+        // its registers and the frames and the stack cut back to where it was installed;
+        // without one, goes on. (Defined here, where the loop's label is in scope.)
+        macro_rules! raise {
+            ($class:expr, $reason:expr) => {{
+                if let Some(c) = take_catch(p) {
+                    let reason: Term = $reason;
+                    p.frames.truncate(c.frames as usize);
+                    p.stack.truncate(c.stack as usize);
+                    p.regs[c.class as usize] = Term::atom($class);
+                    p.regs[c.reason as usize] = reason;
+                    pc = c.target as usize;
+                    continue 'dispatch;
+                }
+            }};
+        }
         // The common register-and-small-integer instructions run in a small loop of their own,
         // which keeps pc and the budget in machine registers; it stops before anything else.
         (pc, reds) = fast_loop(
