@@ -74,6 +74,9 @@ const KIND_BINARY: u64 = 1;
 const KIND_BIGINT: u64 = 2;
 /// (Kind 3 is a flat list's header, in flat terms only.)
 const KIND_FLOAT: u64 = 4;
+/// A closure: laid out as a tuple whose words are all terms: the function reference, its
+/// arity (a small integer), then the captured values.
+const KIND_CLOSURE: u64 = 5;
 
 /// The collection threshold never goes below this many bytes of objects (256 words: about
 /// Erlang's default minimum heap of 233 words).
@@ -99,7 +102,7 @@ fn header_size(h: u64) -> usize {
 fn object_words(h: u64) -> usize {
     let size = header_size(h);
     match header_kind(h) {
-        KIND_TUPLE => 1 + size,
+        KIND_TUPLE | KIND_CLOSURE => 1 + size,
         KIND_BINARY => 1 + size.div_ceil(WORD),
         KIND_BIGINT | KIND_FLOAT => 2,
         k => unreachable!("object kind {k} in header {h:#x}"),
@@ -170,6 +173,8 @@ pub(crate) enum Boxed {
     Binary(&'static [u8]),
     Int(i64),
     Float(f64),
+    /// The function reference, the arity, the captured values.
+    Closure(&'static [Term]),
 }
 
 /// The object a boxed term points to; `None` if `t` is not a boxed term.
@@ -188,6 +193,10 @@ pub(crate) fn read_boxed(t: Term) -> Option<Boxed> {
         // alive and unchanged while the term is used (invariants 3, 4). Term is
         // `repr(transparent)` over u64, so the words are valid `Term`s.
         KIND_TUPLE => Boxed::Tuple(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
+        KIND_CLOSURE => {
+            // SAFETY: as a tuple's: a closure's header is followed by `size` term words.
+            Boxed::Closure(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) })
+        }
         // SAFETY: as above: a binary's header is followed by its `size` initialised bytes.
         KIND_BINARY => Boxed::Binary(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
         // SAFETY: as above: a float's header is followed by its bits.
@@ -383,6 +392,27 @@ impl Heap {
         unsafe {
             p.write(header(KIND_BIGINT, 0));
             p.add(1).write(i as u64);
+        }
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// A closure of the function at instruction `at` taking `arity` arguments, with `captured`
+    /// values passed after them.
+    pub fn closure(&mut self, at: u32, arity: u8, captured: &[Term]) -> Term {
+        let p = self.alloc(3 + captured.len());
+        // SAFETY: `p` is a fresh allocation of 3 + n words: we initialise all of them, the
+        // header, two immediates and the captured terms (outside the fresh block).
+        unsafe {
+            p.write(header(KIND_CLOSURE, 2 + captured.len()));
+            p.add(1).write(Term::fun(at).raw());
+            p.add(2).write(
+                Term::small_int(i64::from(arity))
+                    .expect("a small arity")
+                    .raw(),
+            );
+            for (i, t) in captured.iter().enumerate() {
+                p.add(3 + i).write(t.raw());
+            }
         }
         Term::boxed_at(addr_of(p))
     }
@@ -664,6 +694,12 @@ fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut AddrSet) -> Option
                 }
                 Boxed::Binary(bytes) => words += 1 + bytes.len().div_ceil(WORD),
                 Boxed::Int(_) | Boxed::Float(_) => words += 2,
+                Boxed::Closure(fields) => {
+                    words += 1 + fields.len();
+                    if words <= limit {
+                        todo.extend(fields.iter().rev().copied().filter(|e| e.is_pointer()));
+                    }
+                }
             }
         }
         if words > limit {
@@ -770,7 +806,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
             // Only a tuple's words after the header hold terms.
             (
                 words,
-                if header_kind(first) == KIND_TUPLE {
+                if matches!(header_kind(first), KIND_TUPLE | KIND_CLOSURE) {
                     1
                 } else {
                     words
@@ -943,6 +979,10 @@ fn flatten_object(t: Term, lits: &Literals, out: &mut Flat) -> bool {
         }
         Some(Boxed::Int(i)) => out.push(header(KIND_BIGINT, 0)) && out.push(i as u64),
         Some(Boxed::Float(f)) => out.push(header(KIND_FLOAT, 0)) && out.push(f.to_bits()),
+        Some(Boxed::Closure(fields)) => {
+            out.push(header(KIND_CLOSURE, fields.len()))
+                && fields.iter().all(|&e| flatten(e, lits, out))
+        }
         None => false,
     }
 }
@@ -1005,6 +1045,15 @@ impl Heap {
                 let f = f64::from_bits(words[*at]);
                 *at += 1;
                 self.float(f)
+            }
+            KIND_CLOSURE => {
+                let mut fields = [Term::NIL; FLAT_WORDS];
+                for e in &mut fields[..size] {
+                    *e = self.unflatten_at(words, at);
+                }
+                let at_ = fields[0].as_fun().expect("a closure's function");
+                let arity = fields[1].as_small_int().expect("a closure's arity") as u8;
+                self.closure(at_, arity, &fields[2..size])
             }
             _ => {
                 let mut items = [Term::NIL; FLAT_WORDS];

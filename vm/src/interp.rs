@@ -127,6 +127,13 @@ fn select<'t>(
     })
 }
 
+/// A closure's function, arity and captured values.
+fn closure_parts(fields: &[Term]) -> (u32, usize, &[Term]) {
+    let at = fields[0].as_fun().expect("a closure holds its function");
+    let arity = fields[1].as_small_int().expect("a closure holds its arity") as usize;
+    (at, arity, &fields[2..])
+}
+
 /// Removes the innermost handler.
 fn drop_catch(p: &mut Process) -> Option<Catch> {
     let catches = p.catches.as_mut()?;
@@ -637,6 +644,36 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
     }
 
     // A new process at `$at`; arguments are copied into its r0, r1, ...
+    // `spawn_fun` / `spawn_link_fun`: a function reference, or a closure whose captured values
+    // follow the arguments (which must be as many as its arity: else `:badarg`).
+    macro_rules! spawn_fun {
+        ($d:expr, $f:expr, $args:expr, $link:expr) => {{
+            let f = read!($f);
+            match f.view() {
+                View::Fun(at) => spawn!($d, at, $args, $link),
+                View::Closure(fields) => {
+                    let (at, arity, captured) = closure_parts(fields);
+                    let args = &prog.args[$args.0 as usize];
+                    if args.len() != arity {
+                        badarg!()
+                    }
+                    let mut values: SmallVec<[Term; 8]> = SmallVec::new();
+                    for a in args.iter() {
+                        values.push(read!(*a));
+                    }
+                    values.extend_from_slice(captured);
+                    let src_words = p.heap.used_words();
+                    match vm.spawn(p, at, $link, &values, src_words) {
+                        Ok(child) => p.regs[$d.0 as usize] = Term::pid(child),
+                        Err(exit) => exit!(exit),
+                    }
+                    pc += 1;
+                    gc_point!();
+                }
+                _ => badarg!(),
+            }
+        }};
+    }
     macro_rules! spawn {
         ($d:expr, $at:expr, $args:expr, $link:expr) => {{
             let args = &prog.args[$args.0 as usize];
@@ -933,7 +970,10 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::IsBinary { d, a } => boolean!(d, read!(a).is_binary()),
             Instr::IsPid { d, a } => boolean!(d, read!(a).as_pid().is_some()),
             Instr::IsRef { d, a } => boolean!(d, read!(a).as_ref().is_some()),
-            Instr::IsFun { d, a } => boolean!(d, read!(a).as_fun().is_some()),
+            Instr::IsFun { d, a } => boolean!(
+                d,
+                matches!(read!(a).view(), View::Fun(_) | View::Closure(_))
+            ),
             Instr::Round { d, a } => to_integer!(d, a, f64::round),
             Instr::Div { d, a, b } => arith!(d, a, b, i64::checked_div),
             Instr::Rem { d, a, b } => {
@@ -1204,23 +1244,49 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
             Instr::Spawn { d, target, args } => spawn!(d, target.0, args, false),
             Instr::SpawnLink { d, target, args } => spawn!(d, target.0, args, true),
-            Instr::SpawnFun { d, f, args } => match read!(f).as_fun() {
-                Some(at) => spawn!(d, at, args, false),
-                None => badarg!(),
-            },
-            Instr::SpawnLinkFun { d, f, args } => match read!(f).as_fun() {
-                Some(at) => spawn!(d, at, args, true),
-                None => badarg!(),
-            },
+            Instr::SpawnFun { d, f, args } => spawn_fun!(d, f, args, false),
+            Instr::SpawnLinkFun { d, f, args } => spawn_fun!(d, f, args, true),
             Instr::CallFun { f } => {
-                let Some(at) = read!(f).as_fun() else {
-                    badarg!()
+                let f = read!(f);
+                let at = match f.view() {
+                    View::Fun(at) => at,
+                    // A closure's captured values go after its arguments.
+                    View::Closure(fields) => {
+                        let (at, arity, captured) = closure_parts(fields);
+                        let end = arity + captured.len();
+                        if p.regs.len() < end {
+                            p.regs.resize(end, Term::NIL);
+                        }
+                        p.regs[arity..end].copy_from_slice(captured);
+                        at
+                    }
+                    _ => badarg!(),
                 };
                 if p.frames.len() >= frame_cap {
                     crash!(frame_limit(p.frames.len(), max_stack));
                 }
                 p.frames.push(pc as u32 + 1);
                 pc = at as usize;
+                gc_point!();
+            }
+            Instr::Closure {
+                d,
+                target,
+                arity,
+                captured,
+            } => {
+                let args = &prog.args[captured.0 as usize];
+                let arity = read!(arity).as_int();
+                let Some(arity) = arity.filter(|&a| a >= 0 && a as usize + args.len() <= 256)
+                else {
+                    badarg!()
+                };
+                let mut values: SmallVec<[Term; 8]> = SmallVec::with_capacity(args.len());
+                for a in args.iter() {
+                    values.push(read!(*a));
+                }
+                p.regs[d.0 as usize] = p.heap.closure(target.0, arity as u8, &values);
+                pc += 1;
                 gc_point!();
             }
             Instr::Send { p: to, v: value } => {

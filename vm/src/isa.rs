@@ -298,6 +298,7 @@ macro_rules! for_each_instr {
             Split "split" (d: Dst, b: Src, sep: Src) [ALLOC] "data" "`d :=` the list of the parts of binary `b` between occurrences of the non-empty binary `sep`.";
             ToAtom "to_atom" (d: Dst, b: Src) [ALLOC] "data" "`d :=` the atom named by binary `b`, if the program has it (atoms are never made at run time); otherwise `:badarg`.";
             AtomName "atom_name" (d: Dst, a: Src) [ALLOC] "data" "`d :=` the name of atom `a` as a binary (no colon); otherwise `:badarg`.";
+            Closure "closure" (d: Dst, target: Label, arity: Num, captured: Args) [ALLOC] "data" "`d :=` a closure of the function at `L` taking `arity` arguments, capturing the values of the trailing operands: calling or spawning it passes them after the arguments (in `r<arity>`, ...), as the BEAM passes a fun's free variables.";
             Try "try" (class: Dst, reason: Dst, target: Label) [BRANCH] "control" "Install a handler until `try_end` (or until the function that ran `try` returns): a crash this process raises meanwhile (a VM-raised error, `crash`, `throw`) continues at `L` with `class := :error | :exit | :throw` and `reason :=` the reason, the call frames and the stack cut back to what they were here. `:heap_limit` and exit signals are not caught.";
             TryEnd "try_end" () [] "control" "Remove the innermost handler `try` installed (none: `:badarg`).";
             Throw "throw" (v: Src) [ALLOC TERM] "control" "Raise `v` with class `:throw`; uncaught, the process exits `{:nocatch, v}`.";

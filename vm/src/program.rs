@@ -572,6 +572,9 @@ fn entry_registers(module: &VerifiedModule) -> Vec<u16> {
                 Operand::Label(l) => {
                     if matches!(instr, Instr::Spawn { .. } | Instr::SpawnLink { .. }) {
                         entries.push(l.0);
+                    } else if matches!(instr, Instr::Closure { .. }) {
+                        // Like a function reference: called here or spawned elsewhere.
+                        funs.push(l.0);
                     } else {
                         succ.push(l.0);
                     }

@@ -76,6 +76,7 @@ impl Term {
             Some(Boxed::Binary(bytes)) => View::Binary(bytes),
             Some(Boxed::Int(i)) => View::Int(i),
             Some(Boxed::Float(f)) => View::Float(f),
+            Some(Boxed::Closure(fields)) => View::Closure(fields),
             None => unreachable!("a header word used as a term: {self:?}"),
         }
     }
@@ -198,7 +199,7 @@ fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
                     (a, b) = (ha, hb);
                     continue;
                 }
-                (View::Tuple(xs), View::Tuple(ys)) => {
+                (View::Tuple(xs), View::Tuple(ys)) | (View::Closure(xs), View::Closure(ys)) => {
                     if xs.len() != ys.len() {
                         return false;
                     }
@@ -271,7 +272,7 @@ fn rank(v: &View) -> u8 {
         View::Int(_) | View::Float(_) => 0,
         View::Atom(_) => 1,
         View::Ref(_) => 2,
-        View::Fun(_) => 3,
+        View::Fun(_) | View::Closure(_) => 3,
         View::Pid(_) => 4,
         View::Tuple(_) => 5,
         View::Nil => 6,
@@ -300,6 +301,21 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
                 (View::Atom(x), View::Atom(y)) => atom_names(x).cmp(atom_names(y)),
                 (View::Ref(x), View::Ref(y)) => x.cmp(&y),
                 (View::Fun(x), View::Fun(y)) => x.cmp(&y),
+                // A closure after the plain reference to the same function; two closures as
+                // tuples of their function, arity and captured values.
+                (View::Fun(x), View::Closure(c)) => {
+                    x.cmp(&c[0].as_fun().unwrap_or(0)).then(Ordering::Less)
+                }
+                (View::Closure(c), View::Fun(y)) => {
+                    c[0].as_fun().unwrap_or(0).cmp(&y).then(Ordering::Greater)
+                }
+                (View::Closure(xs), View::Closure(ys)) => match xs.len().cmp(&ys.len()) {
+                    Ordering::Equal => {
+                        todo.extend(xs.iter().copied().zip(ys.iter().copied()).rev());
+                        Ordering::Equal
+                    }
+                    ord => ord,
+                },
                 (View::Pid(x), View::Pid(y)) => x.cmp(&y),
                 (View::Binary(x), View::Binary(y)) => x.cmp(y),
                 (View::Tuple(xs), View::Tuple(ys)) => match xs.len().cmp(&ys.len()) {
@@ -614,6 +630,14 @@ fn format_into<'n, S: Sink>(
                 View::Fun(at) => {
                     out.put(b"#Fun<");
                     out.put(fun_names(at).as_bytes());
+                    out.put(b">");
+                }
+                // `#Fun<mod:label/arity>` (the captured values are not shown, as in Erlang).
+                View::Closure(fields) => {
+                    out.put(b"#Fun<");
+                    out.put(fun_names(fields[0].as_fun().unwrap_or(0)).as_bytes());
+                    out.put(b"/");
+                    write_display(out, fields[1].as_small_int().unwrap_or(0));
                     out.put(b">");
                 }
                 View::Nil => out.put(b"[]"),

@@ -80,6 +80,8 @@ pub enum View<'a> {
     Ref(u64),
     /// A function reference: a label used as a value (its instruction index).
     Fun(u32),
+    /// A closure: the function reference, its arity (a small integer) and the captured values.
+    Closure(&'a [Term]),
     Nil,
     Tuple(&'a [Term]),
     /// A list cell: head, tail.
