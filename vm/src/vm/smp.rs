@@ -321,6 +321,9 @@ struct Sched<'s> {
     pids: std::ops::Range<u64>,
     /// Processes this scheduler spawned.
     spawned: u64,
+    /// Processes spawned in the running slice, queued when it ends.
+    #[allow(clippy::vec_box)]
+    born: Vec<Box<Process>>,
     /// Pids of processes that ended here and are still in the table (dead handles there
     /// answer as if absent), taken out `DEAD_BATCH` at a time: one lock per shard for all.
     dead: Vec<u32>,
@@ -418,6 +421,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                     pids: 0..0,
                     spawned: 0,
                     dead: Vec::new(),
+                    born: Vec::new(),
                 };
                 s.run(timed);
                 s.flush_memory();
@@ -872,10 +876,21 @@ impl<'s> Sched<'s> {
                 }
                 Outcome::Halt(n) => {
                     p.me = Some(h);
-                    self.sh.leftover.lock().push(p);
+                    let mut left = self.sh.leftover.lock();
+                    left.push(p);
+                    left.append(&mut self.born);
+                    drop(left);
                     self.sh.halt(n);
                     return;
                 }
+            }
+            // What the slice spawned is queued now, the last spawned on top.
+            if !self.born.is_empty() {
+                let mut born = std::mem::take(&mut self.born);
+                for c in born.drain(..) {
+                    self.enqueue(c);
+                }
+                self.born = born;
             }
         }
     }
@@ -1204,7 +1219,10 @@ impl Runtime for Sched<'_> {
                 t.spawn(p.pid, pid, link);
             }
         }
-        self.enqueue(c);
+        // Queued when this slice ends, as with one scheduler: no other scheduler can run it
+        // before its spawner's next instructions (a `monitor` or `link` right after `spawn`
+        // finds it alive, as programs written for one scheduler expect).
+        self.born.push(c);
         Ok(pid)
     }
 
