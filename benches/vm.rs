@@ -41,9 +41,10 @@ fn load(workload: &str) -> VerifiedModule {
 }
 
 /// A VM ready to run `main` of `module` with `args` (r0 = the list of args as binaries).
-fn new_vm(module: &VerifiedModule, args: &[String]) -> Vm {
+fn new_vm(module: &VerifiedModule, args: &[String], schedulers: usize) -> Vm {
     let program = Program::new(module.clone());
     let config = Config {
+        schedulers,
         ..Default::default()
     };
     let mut vm = Vm::new(
@@ -87,6 +88,18 @@ fn measure(
     args: &[&str],
     elements: u64,
 ) -> Option<Totals> {
+    measure_on(c, name, workload, args, elements, 1)
+}
+
+/// [`measure`] with `schedulers` scheduler threads.
+fn measure_on(
+    c: &mut Criterion,
+    name: &str,
+    workload: &str,
+    args: &[&str],
+    elements: u64,
+    schedulers: usize,
+) -> Option<Totals> {
     let module = load(workload);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let mut totals = Totals::default();
@@ -98,7 +111,7 @@ fn measure(
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {
-                let mut vm = new_vm(&module, &args);
+                let mut vm = new_vm(&module, &args, schedulers);
                 let start = Instant::now();
                 let end = vm.run();
                 let took = start.elapsed();
@@ -138,6 +151,30 @@ fn count(c: &mut Criterion) {
     );
 }
 
+/// 50 independent rings of 500 processes × 10 laps on one scheduler and on two: what the
+/// second scheduler thread buys (spec §9; `scripts/scaling.sh` measures it against the
+/// machine's capacity).
+fn rings_schedulers(c: &mut Criterion) {
+    let (k, n, m): (u64, u64, u64) = (50, 500, 10);
+    let hops = k * n * m;
+    let args = [k.to_string(), n.to_string(), m.to_string()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut means = Vec::new();
+    for schedulers in [1, 2] {
+        let name = format!("rings_{schedulers}_schedulers");
+        let Some(t) = measure_on(c, &name, "rings", &args, hops, schedulers) else {
+            return;
+        };
+        means.push(t.mean_ns());
+    }
+    println!(
+        ">> rings {k}x{n}x{m}: {:.0} ns per hop on 1 scheduler, {:.0} on 2: {:.2}x",
+        means[0] / hops as f64,
+        means[1] / hops as f64,
+        means[0] / means[1]
+    );
+}
+
 fn ring(c: &mut Criterion) {
     let (n, m): (u64, u64) = (1000, 100);
     let hops = n * m;
@@ -167,7 +204,7 @@ fn spawn_memory_child(n: u64) {
     let module = load("spawn");
     let args = vec![n.to_string(), "0".to_string()];
     let before = rss_bytes().unwrap_or(0);
-    let mut vm = new_vm(&module, &args);
+    let mut vm = new_vm(&module, &args, 1);
     let end = vm.run();
     assert_eq!(end.status(), 0, "spawn.basm {args:?} ended with {end:?}");
     let after = rss_bytes().unwrap_or(0);
@@ -315,6 +352,7 @@ fn main() {
         .configure_from_args();
     count(&mut c);
     ring(&mut c);
+    rings_schedulers(&mut c);
     spawn(&mut c);
     selrecv(&mut c);
     crash(&mut c);
