@@ -29,7 +29,9 @@
 //! behind this message) and queues it: a message to a waiting process costs what it costs
 //! with one scheduler. A process about to wait looks at its signal queue under the lock and
 //! stays `ACTIVE` if anything came, so no wake-up is lost. Queues hold the bodies themselves,
-//! so running a queued process takes no lock unless signals are pending.
+//! so running a queued process takes no lock unless signals are pending. A process spawned in
+//! a slice is queued when that slice ends, so no other scheduler runs it before its spawner's
+//! next instructions (a `monitor` or `link` right after `spawn` finds it alive).
 //! Only a running process sends, and a process it wakes is queued before its slice ends; so
 //! when every scheduler is idle and every queue is empty, no process can run, and when no
 //! timer is pending either the run is over. (Schedulers count themselves idle only around
