@@ -746,16 +746,9 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Throw { v } => {
                 let value = read!(v);
                 raise!(atom::THROW, value);
-                // Uncaught: Erlang's `{nocatch, V}`, reported like any error.
-                let reason = p.heap.tuple(&[Term::atom(atom::NOCATCH), value]);
-                p.pc = pc as u32;
-                return (
-                    Outcome::Exit {
-                        reason,
-                        raised_at: Some(here as u32),
-                    },
-                    budget - reds,
-                );
+                // Uncaught: Erlang's `{nocatch, V}`, reported like any error (no handler is
+                // left to catch it).
+                crash!(p.heap.tuple(&[Term::atom(atom::NOCATCH), value]));
             }
             Instr::Try {
                 class,

@@ -416,13 +416,7 @@ impl Program {
                     View::Nil | View::Cons(..) => {
                         let mut chars = term::list_iter(arg);
                         for c in chars.by_ref() {
-                            let c = c
-                                .as_int()
-                                .and_then(|c| u32::try_from(c).ok())
-                                .and_then(char::from_u32)
-                                .ok_or(FormatError::BadArg)?;
-                            let mut buf = [0; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                            push_char(c, out)?;
                             if out.len() > cap {
                                 return Err(FormatError::TooBig);
                             }
@@ -468,15 +462,7 @@ impl Program {
                 let digits = precision.unwrap_or(6).min(340);
                 out.extend_from_slice(fixed_point(x, digits).as_bytes());
             }
-            b'c' => {
-                let c = arg
-                    .as_int()
-                    .and_then(|c| u32::try_from(c).ok())
-                    .and_then(char::from_u32)
-                    .ok_or(FormatError::BadArg)?;
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
+            b'c' => push_char(arg, out)?,
             _ => return Err(FormatError::BadArg),
         }
         Ok(())
@@ -486,6 +472,18 @@ impl Program {
     pub fn entry(&self, name: &str) -> Option<Label> {
         self.module.find_label(0, name)
     }
+}
+
+/// Appends the character whose code is `c`, in UTF-8; not a character code: `BadArg`.
+fn push_char(c: Term, out: &mut Vec<u8>) -> Result<(), FormatError> {
+    let c = c
+        .as_int()
+        .and_then(|c| u32::try_from(c).ok())
+        .and_then(char::from_u32)
+        .ok_or(FormatError::BadArg)?;
+    let mut buf = [0; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    Ok(())
 }
 
 /// `x` with `digits` digits after the point, correctly rounded from its exact value, a tie

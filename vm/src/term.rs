@@ -182,7 +182,8 @@ fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
             if a.is_immediate() || b.is_immediate() {
                 // Canonical integers: an immediate never equals a pointer term, except that
                 // for `==` a small integer may equal a float.
-                if EXACT || !same_number(a, b) {
+                // (Floats are boxed: two immediates that differ are never equal.)
+                if EXACT || (a.is_immediate() && b.is_immediate()) || !same_number(a, b) {
                     return false;
                 }
                 match todo.pop() {
