@@ -755,6 +755,14 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 reason,
                 target,
             } => {
+                // Handlers count as stack (spec §10): a loop of `try` cannot grow without bound.
+                let installed = p.catches.as_ref().map_or(0, |c| c.len());
+                if installed >= max_stack {
+                    crash!(Term::atom(atom::STACK_OVERFLOW));
+                }
+                if vm.room(p) < std::mem::size_of::<Catch>() {
+                    crash!(Term::atom(atom::HEAP_LIMIT));
+                }
                 p.catches.get_or_insert_default().push(Catch {
                     target: target.0,
                     class: class.0,

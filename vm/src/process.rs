@@ -555,6 +555,7 @@ impl Process {
             + self.stack.len() * std::mem::size_of::<Term>()
             + self.frames.len() * std::mem::size_of::<u32>()
             + self.mailbox.slots() * MAILBOX_SLOT_BYTES
+            + self.catches.as_ref().map_or(0, |c| c.len()) * std::mem::size_of::<Catch>()
     }
 
     /// Copies everything live into a fresh arena. `extra` holds terms the caller keeps in
