@@ -1128,19 +1128,21 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 if s.is_empty() {
                     badarg!()
                 }
-                // Each part costs its bytes plus a binary header and a list cell.
-                let parts = bytes.windows(s.len()).filter(|w| *w == s).count() + 1;
+                // Each part costs its bytes plus a binary header and a list cell. (A linear
+                // search: one instruction must not cost the square of its operands.)
+                let parts = memchr::memmem::find_iter(bytes, s).count() + 1;
                 ensure_room!(bytes.len() + 40 * parts, b, sep);
                 let (bytes, s) = (
                     term::binary_bytes(b).expect("still the binary").to_vec(),
                     term::binary_bytes(sep).expect("still the binary").to_vec(),
                 );
-                let mut pieces: Vec<&[u8]> = Vec::new();
-                let mut rest = &bytes[..];
-                while let Some(at) = rest.windows(s.len()).position(|w| w == s) {
-                    pieces.push(&rest[..at]);
-                    rest = &rest[at + s.len()..];
+                let mut pieces: Vec<&[u8]> = Vec::with_capacity(parts);
+                let mut start = 0;
+                for at in memchr::memmem::find_iter(&bytes, &s) {
+                    pieces.push(&bytes[start..at]);
+                    start = at + s.len();
                 }
+                let rest = &bytes[start..];
                 pieces.push(rest);
                 let mut list = Term::NIL;
                 for piece in pieces.iter().rev() {
