@@ -817,13 +817,16 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
             Instr::Ret {} => match p.frames.pop() {
                 Some(ret) => {
-                    // A handler the returning function installed ends with it.
+                    // A handler the returning function installed ends with it. (Handlers are
+                    // in order of depth, innermost last: only the last ones can be deeper.)
                     let depth = p.frames.len() as u32;
-                    if let Some(catches) = &mut p.catches {
-                        catches.retain(|c| c.frames <= depth);
-                        if catches.is_empty() {
-                            p.catches = None;
-                        }
+                    while p
+                        .catches
+                        .as_ref()
+                        .and_then(|cs| cs.last())
+                        .is_some_and(|c| c.frames > depth)
+                    {
+                        drop_catch(p);
                     }
                     pc = ret as usize;
                 }
