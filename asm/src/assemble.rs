@@ -438,6 +438,44 @@ impl Assembler {
                     Node::List(nodes, Box::new(tail))
                 }
             }
+            ExprKind::Map(pairs) => {
+                let mut nodes = Vec::with_capacity(pairs.len());
+                for pair in pairs {
+                    match (usage == Usage::Pattern, pair.exact) {
+                        (true, false) => {
+                            return Err((
+                                pair.op_span,
+                                "a map pattern matches keys with `:=`, not `=>`".into(),
+                            ))
+                        }
+                        (false, true) => {
+                            return Err((
+                                pair.op_span,
+                                "`:=` is for map patterns; a map template uses `=>`".into(),
+                            ))
+                        }
+                        _ => {}
+                    }
+                    let key = self.node(&pair.key, usage)?;
+                    let mut key_ok = true;
+                    if usage == Usage::Pattern && !matches!(key, Node::Pin(_)) {
+                        key.walk(&mut |n| {
+                            key_ok &= !matches!(
+                                n,
+                                Node::Reg(_) | Node::Pin(_) | Node::Wild | Node::Map(_)
+                            )
+                        });
+                    }
+                    if !key_ok {
+                        return Err((
+                            pair.key.span,
+                            "a map pattern's key is a constant or `^rN` (a key cannot bind)".into(),
+                        ));
+                    }
+                    nodes.push((key, self.node(&pair.value, usage)?));
+                }
+                Node::Map(nodes)
+            }
             ExprKind::Reg(r) => Node::Reg(*r),
             ExprKind::Pin(r) if usage == Usage::Pattern => Node::Pin(*r),
             ExprKind::Wild if usage == Usage::Pattern => Node::Wild,
@@ -468,7 +506,8 @@ impl Assembler {
         }
         let node = self.node(e, Usage::Value)?;
         let mut has_reg = false;
-        node.walk(&mut |n| has_reg |= matches!(n, Node::Reg(_)));
+        // A map is always built when the instruction runs (its keys are put in order then).
+        node.walk(&mut |n| has_reg |= matches!(n, Node::Reg(_) | Node::Map(_)));
         let (table, what) = if has_reg {
             (&mut self.templates, "templates")
         } else {
@@ -865,6 +904,7 @@ fn describe(e: &Expr) -> String {
         ExprKind::Str(_) => "a string".into(),
         ExprKind::Tuple(_) => "a tuple".into(),
         ExprKind::List(..) => "a list".into(),
+        ExprKind::Map(_) => "a map".into(),
         ExprKind::Wild => "`_`".into(),
         ExprKind::Label(l) => format!("label {}", diag::quote(&label_text(l))),
     }

@@ -148,4 +148,17 @@ pub enum ExprKind {
     Wild,
     /// `label` or `mod:label`
     Label(LabelRef),
+    /// `#{k => v, ...}` (a template) or `#{k := p, ...}` (a pattern)
+    Map(Vec<MapPair>),
+}
+
+/// One `key => value` or `key := pattern` of a map.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapPair {
+    pub key: Expr,
+    pub value: Expr,
+    /// `:=` (a pattern's association) rather than `=>`.
+    pub exact: bool,
+    /// The `=>` or `:=` token.
+    pub op_span: Span,
 }

@@ -165,7 +165,7 @@ impl Disasm<'_> {
                 Operand::Reg(r) => format!("r{}", r.0),
                 Operand::Src(src) => self.src(src),
                 Operand::Label(l) => self.label(unit, l),
-                Operand::Pattern(p) => self.node(&self.m.patterns[p.0 as usize]),
+                Operand::Pattern(p) => self.pattern(&self.m.patterns[p.0 as usize]),
                 Operand::Args(a) => {
                     for src in &self.m.args[a.0 as usize] {
                         let _ = write!(s, "{}{}", if first { " " } else { ", " }, self.src(*src));
@@ -179,7 +179,7 @@ impl Disasm<'_> {
                         let _ = write!(
                             clauses,
                             "\n      | {}",
-                            self.node(&self.m.patterns[c.pattern.0 as usize])
+                            self.pattern(&self.m.patterns[c.pattern.0 as usize])
                         );
                         if let Some(l) = c.target {
                             let _ = write!(clauses, " -> {}", self.label(unit, l));
@@ -212,11 +212,18 @@ impl Disasm<'_> {
 
     fn node(&self, n: &Node) -> String {
         let mut out = String::new();
-        self.write_node(n, &mut out);
+        self.write_node(n, false, &mut out);
         out
     }
 
-    fn write_node(&self, n: &Node, out: &mut String) {
+    /// A pattern: its maps associate with `:=`.
+    fn pattern(&self, n: &Node) -> String {
+        let mut out = String::new();
+        self.write_node(n, true, &mut out);
+        out
+    }
+
+    fn write_node(&self, n: &Node, pattern: bool, out: &mut String) {
         match n {
             Node::Int(i) => {
                 let _ = write!(out, "{i}");
@@ -230,7 +237,7 @@ impl Disasm<'_> {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    self.write_node(item, out);
+                    self.write_node(item, pattern, out);
                 }
                 out.push('}');
             }
@@ -240,11 +247,11 @@ impl Disasm<'_> {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    self.write_node(item, out);
+                    self.write_node(item, pattern, out);
                 }
                 if **tail != Node::Nil {
                     out.push_str(" | ");
-                    self.write_node(tail, out);
+                    self.write_node(tail, pattern, out);
                 }
                 out.push(']');
             }
@@ -257,6 +264,18 @@ impl Disasm<'_> {
             }
             Node::Wild => out.push('_'),
             Node::Fun(at) => out.push_str(&self.label(self.unit, Label(*at))),
+            Node::Map(pairs) => {
+                out.push_str("#{");
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.write_node(k, pattern, out);
+                    out.push_str(if pattern { " := " } else { " => " });
+                    self.write_node(v, pattern, out);
+                }
+                out.push('}');
+            }
         }
     }
 }

@@ -50,6 +50,15 @@ pub enum TokenKind {
     Pipe,
     #[token("->")]
     Arrow,
+    /// `#{`: opens a map.
+    #[token("#{")]
+    MapOpen,
+    /// `=>` in a map template.
+    #[token("=>")]
+    FatArrow,
+    /// `:=` in a map pattern.
+    #[token(":=")]
+    ColonEq,
     #[token("^")]
     Caret,
     #[token("_", priority = 10)]
@@ -353,6 +362,24 @@ mod tests {
             vec![
                 Comma, LBrace, RBrace, LBracket, RBracket, Pipe, Arrow, Caret, Underscore, Colon,
                 Newline
+            ]
+        );
+    }
+
+    #[test]
+    fn map_punctuation() {
+        assert_eq!(
+            kinds("#{:a => 1, r1 := _}"),
+            vec![
+                MapOpen,
+                Atom("a".into()),
+                FatArrow,
+                Int(1),
+                Comma,
+                Reg(1),
+                ColonEq,
+                Underscore,
+                RBrace
             ]
         );
     }

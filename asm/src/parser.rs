@@ -442,13 +442,18 @@ impl Parser<'_> {
                     kind: ExprKind::Label(l),
                 });
             }
-            TokenKind::LBrace | TokenKind::LBracket if depth >= MAX_NESTING => {
+            TokenKind::LBrace | TokenKind::LBracket | TokenKind::MapOpen
+                if depth >= MAX_NESTING =>
+            {
                 return Err(Diagnostic::new(
                     span,
-                    format!("tuples and lists nested too deeply (more than {MAX_NESTING} levels)"),
+                    format!(
+                        "tuples, lists and maps nested too deeply (more than {MAX_NESTING} levels)"
+                    ),
                 ));
             }
             TokenKind::LBrace => return self.tuple(depth),
+            TokenKind::MapOpen => return self.map(depth),
             TokenKind::LBracket => return self.list(depth),
             _ => return Err(self.unexpected("an operand")),
         };
@@ -481,6 +486,57 @@ impl Parser<'_> {
                     let close = self.bump().span;
                     return Ok(Expr {
                         kind: ExprKind::Tuple(elems),
+                        span: open.to(close),
+                    });
+                }
+                _ if self.at_eol() => return Err(unclosed()),
+                _ => return Err(self.unexpected("`,` or `}`")),
+            }
+        }
+    }
+
+    fn map(&mut self, depth: usize) -> PResult<Expr> {
+        let open = self.bump().span;
+        let unclosed =
+            || Diagnostic::new(open, "unclosed map: `#{` has no matching `}` on its line");
+        let mut pairs = Vec::new();
+        if matches!(self.peek(), Some(TokenKind::RBrace)) {
+            let close = self.bump().span;
+            return Ok(Expr {
+                kind: ExprKind::Map(pairs),
+                span: open.to(close),
+            });
+        }
+        loop {
+            if self.at_eol() {
+                return Err(unclosed());
+            }
+            let key = self.expr(depth + 1)?;
+            let exact = match self.peek() {
+                Some(TokenKind::FatArrow) => false,
+                Some(TokenKind::ColonEq) => true,
+                _ if self.at_eol() => return Err(unclosed()),
+                _ => return Err(self.unexpected("`=>` or `:=`")),
+            };
+            let op_span = self.bump().span;
+            if self.at_eol() {
+                return Err(unclosed());
+            }
+            let value = self.expr(depth + 1)?;
+            pairs.push(MapPair {
+                key,
+                value,
+                exact,
+                op_span,
+            });
+            match self.peek() {
+                Some(TokenKind::Comma) => {
+                    self.bump();
+                }
+                Some(TokenKind::RBrace) => {
+                    let close = self.bump().span;
+                    return Ok(Expr {
+                        kind: ExprKind::Map(pairs),
                         span: open.to(close),
                     });
                 }
@@ -1610,7 +1666,7 @@ prog.basm:10:11: error: unterminated string
         assert_eq!(diags.len(), 1);
         assert_eq!(
             diags[0].message,
-            "tuples and lists nested too deeply (more than 200 levels)"
+            "tuples, lists and maps nested too deeply (more than 200 levels)"
         );
         let ok_src = format!(
             "move r0, {}{}",

@@ -44,6 +44,8 @@ predefined_atoms! {
     EXIT_CLASS = "exit",
     THROW = "throw",
     NOCATCH = "nocatch",
+    BADKEY = "badkey",
+    BADMAP = "badmap",
 }
 
 /// Atom names by index, with a reverse map for interning.

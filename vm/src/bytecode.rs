@@ -36,6 +36,10 @@ pub enum Node {
     Wild,
     /// A function reference: a label used as a value (an instruction index).
     Fun(u32),
+    /// `#{k => v, ...}` in a template (built when the instruction runs; later keys win), or
+    /// `#{k := p, ...}` in a pattern (the map has every key, each value matching its pattern;
+    /// a key is a constant or a pinned register). Never in a literal.
+    Map(Vec<(Node, Node)>),
 }
 
 impl Node {
@@ -48,6 +52,10 @@ impl Node {
                 items.iter().for_each(|n| n.walk(f));
                 tail.walk(f);
             }
+            Node::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                k.walk(f);
+                v.walk(f);
+            }),
             _ => {}
         }
     }
@@ -148,6 +156,8 @@ mod tag {
     /// Eight bytes follow: the IEEE 754 bits, little-endian. (A tag added within version 1:
     /// files without floats read as before.)
     pub const FLOAT: u8 = 10;
+    /// The number of pairs, then each key and value. (Added within version 1, as FLOAT.)
+    pub const MAP: u8 = 11;
 }
 
 struct Writer {
@@ -228,6 +238,14 @@ impl Writer {
             Node::Fun(at) => {
                 self.u8(tag::FUN);
                 self.uleb(*at as u64);
+            }
+            Node::Map(pairs) => {
+                self.u8(tag::MAP);
+                self.len(pairs.len());
+                for (k, v) in pairs {
+                    self.node(k);
+                    self.node(v);
+                }
             }
         }
     }
@@ -373,6 +391,13 @@ impl<'a> Reader<'a> {
             tag::PIN => Node::Pin(self.reg("register")?),
             tag::WILD => Node::Wild,
             tag::FUN => Node::Fun(self.u32_leb("function reference")?),
+            tag::MAP => {
+                let n = self.count("map size")?;
+                let pairs = (0..n)
+                    .map(|_| Ok((self.node(depth + 1)?, self.node(depth + 1)?)))
+                    .collect::<Res<Vec<_>>>()?;
+                Node::Map(pairs)
+            }
             t => {
                 return Err(DecodeError {
                     offset: at,

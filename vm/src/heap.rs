@@ -15,6 +15,9 @@
 //!     collector may copy whole words);
 //!   - big integer (kind 2, size 0): header, then the `i64` — only for integers outside the
 //!     60-bit small range, so integers stay canonical.
+//!   - float (kind 4, size 0): header, then the bits;
+//!   - closure (kind 5), map (kind 6) and hash-trie node (kind 7, inside maps only): like a
+//!     tuple, `size` term words (see `map.rs` for what a map's words mean).
 //! * **List cell** (a cons term points to its first word): two term words, head then tail. No
 //!   header: the pointer's tag says what it is.
 //! * **Forwarding marker**: bits `2..0` = `110`, bits `63..3` = the address of the copy. The
@@ -77,6 +80,17 @@ const KIND_FLOAT: u64 = 4;
 /// A closure: laid out as a tuple whose words are all terms: the function reference, its
 /// arity (a small integer), then the captured values.
 const KIND_CLOSURE: u64 = 5;
+/// A map (see `map.rs`): the entry count (a small integer), then either its entries as key,
+/// value words in key order (at most `map::FLAT_MAX` of them) or the root of a hash trie.
+const KIND_MAP: u64 = 6;
+/// A node of a map's hash trie: a bitmap (a small integer), then one word per set bit: a list
+/// cell `[key | value]` (an entry) or a deeper node.
+const KIND_HAMT: u64 = 7;
+
+/// Objects whose words after the header are all terms.
+fn has_term_fields(kind: u64) -> bool {
+    matches!(kind, KIND_TUPLE | KIND_CLOSURE | KIND_MAP | KIND_HAMT)
+}
 
 /// The collection threshold never goes below this many bytes of objects (256 words: about
 /// Erlang's default minimum heap of 233 words).
@@ -102,7 +116,7 @@ fn header_size(h: u64) -> usize {
 fn object_words(h: u64) -> usize {
     let size = header_size(h);
     match header_kind(h) {
-        KIND_TUPLE | KIND_CLOSURE => 1 + size,
+        KIND_TUPLE | KIND_CLOSURE | KIND_MAP | KIND_HAMT => 1 + size,
         KIND_BINARY => 1 + size.div_ceil(WORD),
         KIND_BIGINT | KIND_FLOAT => 2,
         k => unreachable!("object kind {k} in header {h:#x}"),
@@ -175,6 +189,10 @@ pub(crate) enum Boxed {
     Float(f64),
     /// The function reference, the arity, the captured values.
     Closure(&'static [Term]),
+    /// A map's fields (see `map.rs`).
+    Map(&'static [Term]),
+    /// A hash-trie node's fields: the bitmap, then the entries.
+    Hamt(&'static [Term]),
 }
 
 /// The object a boxed term points to; `None` if `t` is not a boxed term.
@@ -197,6 +215,10 @@ pub(crate) fn read_boxed(t: Term) -> Option<Boxed> {
             // SAFETY: as a tuple's: a closure's header is followed by `size` term words.
             Boxed::Closure(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) })
         }
+        // SAFETY: as a tuple's: a map's header is followed by `size` term words.
+        KIND_MAP => Boxed::Map(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
+        // SAFETY: as a tuple's: a trie node's header is followed by `size` term words.
+        KIND_HAMT => Boxed::Hamt(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
         // SAFETY: as above: a binary's header is followed by its `size` initialised bytes.
         KIND_BINARY => Boxed::Binary(unsafe { std::slice::from_raw_parts(p.add(1).cast(), size) }),
         // SAFETY: as above: a float's header is followed by its bits.
@@ -308,6 +330,32 @@ impl Heap {
         Term::boxed_at(addr_of(p))
     }
 
+    /// An object of term fields whose field `i` is `f(i)`, built in place.
+    fn fields_from_fn(&mut self, kind: u64, n: usize, mut f: impl FnMut(usize) -> Term) -> Term {
+        debug_assert!(has_term_fields(kind));
+        let p = self.alloc(1 + n);
+        for i in 0..n {
+            let v = f(i);
+            // SAFETY: `p` is a fresh allocation of 1 + n words and 1 + i < 1 + n. (If `f`
+            // panics the half-written object is unreachable: no term points to it.)
+            unsafe { p.add(1 + i).write(v.raw()) };
+        }
+        // SAFETY: as above; word 0 is the header.
+        unsafe { p.write(header(kind, n)) };
+        Term::boxed_at(addr_of(p))
+    }
+
+    /// A map object of `n` fields, field `i` being `f(i)`. Only `map.rs` makes maps: it keeps
+    /// their invariants (key order, canonical tries).
+    pub(crate) fn map_from_fn(&mut self, n: usize, f: impl FnMut(usize) -> Term) -> Term {
+        self.fields_from_fn(KIND_MAP, n, f)
+    }
+
+    /// A hash-trie node of `n` fields (for `map.rs`).
+    pub(crate) fn hamt_from_fn(&mut self, n: usize, f: impl FnMut(usize) -> Term) -> Term {
+        self.fields_from_fn(KIND_HAMT, n, f)
+    }
+
     /// A copy of tuple `t` with element `i` replaced by `v` (`setelem`); `None` if `t` is not a
     /// tuple or `i` is out of range.
     pub fn tuple_set(&mut self, t: Term, i: usize, v: Term) -> Option<Term> {
@@ -396,15 +444,15 @@ impl Heap {
         Term::boxed_at(addr_of(p))
     }
 
-    /// A closure of the function at instruction `at` taking `arity` arguments, with `captured`
-    /// values passed after them.
-    pub fn closure(&mut self, at: u32, arity: u8, captured: &[Term]) -> Term {
+    /// A closure of function `fun` (an entry of the program's function table) taking `arity`
+    /// arguments, with `captured` values passed after them.
+    pub fn closure(&mut self, fun: u32, arity: u8, captured: &[Term]) -> Term {
         let p = self.alloc(3 + captured.len());
         // SAFETY: `p` is a fresh allocation of 3 + n words: we initialise all of them, the
         // header, two immediates and the captured terms (outside the fresh block).
         unsafe {
             p.write(header(KIND_CLOSURE, 2 + captured.len()));
-            p.add(1).write(Term::fun(at).raw());
+            p.add(1).write(Term::fun(fun).raw());
             p.add(2).write(
                 Term::small_int(i64::from(arity))
                     .expect("a small arity")
@@ -694,7 +742,7 @@ fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut AddrSet) -> Option
                 }
                 Boxed::Binary(bytes) => words += 1 + bytes.len().div_ceil(WORD),
                 Boxed::Int(_) | Boxed::Float(_) => words += 2,
-                Boxed::Closure(fields) => {
+                Boxed::Closure(fields) | Boxed::Map(fields) | Boxed::Hamt(fields) => {
                     words += 1 + fields.len();
                     if words <= limit {
                         todo.extend(fields.iter().rev().copied().filter(|e| e.is_pointer()));
@@ -803,10 +851,10 @@ impl<const MODE: u8> Copier<'_, MODE> {
         } else {
             debug_assert_eq!(first & LOW3, HEADER_TAG, "{t:?} does not point to a header");
             let words = object_words(first);
-            // Only a tuple's words after the header hold terms.
+            // Only the words after the header of objects of term fields hold terms.
             (
                 words,
-                if matches!(header_kind(first), KIND_TUPLE | KIND_CLOSURE) {
+                if has_term_fields(header_kind(first)) {
                     1
                 } else {
                     words
@@ -983,7 +1031,13 @@ fn flatten_object(t: Term, lits: &Literals, out: &mut Flat) -> bool {
             out.push(header(KIND_CLOSURE, fields.len()))
                 && fields.iter().all(|&e| flatten(e, lits, out))
         }
-        None => false,
+        // A small map (the smallest non-empty one takes four words); a trie never fits.
+        Some(Boxed::Map(fields)) => {
+            fields.len() <= 1 + 2 * crate::map::FLAT_MAX
+                && out.push(header(KIND_MAP, fields.len()))
+                && fields.iter().all(|&e| flatten(e, lits, out))
+        }
+        Some(Boxed::Hamt(_)) | None => false,
     }
 }
 
@@ -1045,6 +1099,13 @@ impl Heap {
                 let f = f64::from_bits(words[*at]);
                 *at += 1;
                 self.float(f)
+            }
+            KIND_MAP => {
+                let mut fields = [Term::NIL; FLAT_WORDS];
+                for e in &mut fields[..size] {
+                    *e = self.unflatten_at(words, at);
+                }
+                self.map_from_fn(size, |i| fields[i])
             }
             KIND_CLOSURE => {
                 let mut fields = [Term::NIL; FLAT_WORDS];
@@ -1185,6 +1246,7 @@ fn node_words(n: &Node) -> usize {
         | Node::Pin(_)
         | Node::Wild => 0,
         Node::Binary(b) => 1 + b.len().div_ceil(WORD),
+        Node::Map(_) => unreachable!("the verifier keeps maps out of literals"),
         Node::Tuple(items) => 1 + items.len() + items.iter().map(node_words).sum::<usize>(),
         Node::List(items, tail) => {
             2 * items.len() + items.iter().map(node_words).sum::<usize>() + node_words(tail)
@@ -1234,6 +1296,7 @@ impl Filler {
             }
             Node::Atom(a) => Term::atom(atom_map(*a)),
             Node::Fun(at) => Term::fun(*at),
+            Node::Map(_) => unreachable!("the verifier keeps maps out of literals"),
             Node::Nil | Node::Reg(_) | Node::Pin(_) | Node::Wild => Term::NIL,
             Node::Binary(bytes) => {
                 let p = self.take(1 + bytes.len().div_ceil(WORD));

@@ -10,8 +10,9 @@ use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
 use crate::isa::{Instr, Opcode, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
+use crate::map;
 use crate::process::{Catch, Process};
-use crate::program::{FormatError, Pat, Program};
+use crate::program::{FormatError, MapKey, Pat, Program};
 use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
 use smallvec::SmallVec;
@@ -104,6 +105,16 @@ fn matches(pat: &Pat, v: Term, regs: &[Term], binds: &mut Binds) -> bool {
             }
             matches(tail, cur, regs, binds)
         }
+        Pat::Map(pairs) => match map::fields(v) {
+            Some(fields) => pairs.iter().all(|(k, p)| {
+                let k = match k {
+                    MapKey::Const(c) => *c,
+                    MapKey::Pin(r) => regs[*r as usize],
+                };
+                map::get(fields, k).is_some_and(|e| matches(p, e, regs, binds))
+            }),
+            None => false,
+        },
     }
 }
 
@@ -127,11 +138,12 @@ fn select<'t>(
     })
 }
 
-/// A closure's function, arity and captured values.
-fn closure_parts(fields: &[Term]) -> (u32, usize, &[Term]) {
-    let at = fields[0].as_fun().expect("a closure holds its function");
+/// A closure's code (an instruction index, through the program's function table), arity and
+/// captured values.
+fn closure_parts<'f>(prog: &Program, fields: &'f [Term]) -> (u32, usize, &'f [Term]) {
+    let fun = fields[0].as_fun().expect("a closure holds its function");
     let arity = fields[1].as_small_int().expect("a closure holds its arity") as usize;
-    (at, arity, &fields[2..])
+    (prog.fun_code(fun), arity, &fields[2..])
 }
 
 /// Removes the innermost handler.
@@ -521,6 +533,19 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             gc_point!();
         }};
     }
+    // The fields of map `$m`, or crash `{:badmap, m}`.
+    macro_rules! map_fields {
+        ($m:expr) => {{
+            let m: Term = $m;
+            match map::fields(m) {
+                Some(f) => f,
+                None => {
+                    let reason = p.heap.tuple(&[Term::atom(atom::BADMAP), m]);
+                    crash!(reason)
+                }
+            }
+        }};
+    }
     // The term order of two operands.
     macro_rules! order {
         ($a:expr, $b:expr) => {{
@@ -650,9 +675,9 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         ($d:expr, $f:expr, $args:expr, $link:expr) => {{
             let f = read!($f);
             match f.view() {
-                View::Fun(at) => spawn!($d, at, $args, $link),
+                View::Fun(fun) => spawn!($d, prog.fun_code(fun), $args, $link),
                 View::Closure(fields) => {
-                    let (at, arity, captured) = closure_parts(fields);
+                    let (at, arity, captured) = closure_parts(prog, fields);
                     let args = &prog.args[$args.0 as usize];
                     if args.len() != arity {
                         badarg!()
@@ -966,11 +991,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let a = read!(a);
                 boolean!(d, a.is_nil() || a.is_cons())
             }
-            // (Maps come with the map instructions.)
-            Instr::IsMap { d, a } => {
-                let _ = read!(a);
-                boolean!(d, false)
-            }
+            Instr::IsMap { d, a } => boolean!(d, map::fields(read!(a)).is_some()),
             Instr::IsBinary { d, a } => boolean!(d, read!(a).is_binary()),
             Instr::IsPid { d, a } => boolean!(d, read!(a).as_pid().is_some()),
             Instr::IsRef { d, a } => boolean!(d, read!(a).as_ref().is_some()),
@@ -1033,6 +1054,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let n = match x.view() {
                     View::Tuple(e) => e.len(),
                     View::Binary(b) => b.len(),
+                    View::Map(fields) => map::shape(fields).0,
                     View::Nil | View::Cons(..) => match list_len(x) {
                         Some(n) => n,
                         None => badarg!(),
@@ -1198,6 +1220,105 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 pc += 1;
                 gc_point!();
             }
+            Instr::MapGet { d, m, k } => {
+                let (m, k) = (read!(m), read!(k));
+                let fields = map_fields!(m);
+                match map::get(fields, k) {
+                    Some(v) => p.regs[d.0 as usize] = v,
+                    None => {
+                        let reason = p.heap.tuple(&[Term::atom(atom::BADKEY), k]);
+                        crash!(reason)
+                    }
+                }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapFind { d, m, k } => {
+                let (m, k) = (read!(m), read!(k));
+                let fields = map_fields!(m);
+                p.regs[d.0 as usize] = match map::get(fields, k) {
+                    Some(v) => p.heap.tuple(&[Term::atom(atom::OK), v]),
+                    None => Term::atom(atom::ERROR),
+                };
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapHas { d, m, k } => {
+                let (m, k) = (read!(m), read!(k));
+                let fields = map_fields!(m);
+                boolean!(d, map::get(fields, k).is_some())
+            }
+            // A put or a remove builds at most a path of the trie (or one flat map): a bounded
+            // number of words, checked at the GC point as `setelem`'s copy is.
+            Instr::MapPut { d, m, k, v } => {
+                let (m, k, v) = (read!(m), read!(k), read!(v));
+                let _ = map_fields!(m);
+                p.regs[d.0 as usize] = map::put(&mut p.heap, m, k, v, &names);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapUpdate { d, m, k, v } => {
+                let (m, k, v) = (read!(m), read!(k), read!(v));
+                if map::get(map_fields!(m), k).is_none() {
+                    let reason = p.heap.tuple(&[Term::atom(atom::BADKEY), k]);
+                    crash!(reason)
+                }
+                p.regs[d.0 as usize] = map::put(&mut p.heap, m, k, v, &names);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapRemove { d, m, k } => {
+                let (m, k) = (read!(m), read!(k));
+                let _ = map_fields!(m);
+                p.regs[d.0 as usize] = map::remove(&mut p.heap, m, k, &names);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapKeys { d, m } | Instr::MapValues { d, m } | Instr::MapToList { d, m } => {
+                let mut m = read!(m);
+                let n = map::shape(map_fields!(m)).0;
+                let pairs = matches!(instr, Instr::MapToList { .. });
+                // A cell per entry, and a pair per entry for `map_to_list`.
+                ensure_room!(n * if pairs { 40 } else { 16 }, m);
+                let entries = map::sorted_entries(map_fields!(m), &names);
+                let items: Vec<Term> = match instr {
+                    Instr::MapKeys { .. } => entries.iter().map(|e| e.0).collect(),
+                    Instr::MapValues { .. } => entries.iter().map(|e| e.1).collect(),
+                    _ => entries
+                        .iter()
+                        .map(|&(k, v)| p.heap.tuple(&[k, v]))
+                        .collect(),
+                };
+                p.regs[d.0 as usize] = p.heap.list_from(&items, Term::NIL);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapFromList { d, l } => {
+                let mut l = read!(l);
+                let Some(n) = list_len(l) else { badarg!() };
+                // Room first: a collection would move the entries.
+                ensure_room!(map::words_for(n) * 8, l);
+                let mut entries = Vec::with_capacity(n);
+                for item in term::list_iter(l) {
+                    match term::tuple_elems(item) {
+                        Some(&[k, v]) => entries.push((k, v)),
+                        _ => badarg!(),
+                    }
+                }
+                p.regs[d.0 as usize] = map::from_entries(&mut p.heap, entries, &names);
+                pc += 1;
+                gc_point!();
+            }
+            Instr::MapMerge { d, a, b } => {
+                let (mut a, mut b) = (read!(a), read!(b));
+                let n = map::shape(map_fields!(a)).0 + map::shape(map_fields!(b)).0;
+                ensure_room!(map::words_for(n) * 8, a, b);
+                let mut entries = map::sorted_entries(map_fields!(a), &names);
+                entries.extend(map::sorted_entries(map_fields!(b), &names));
+                p.regs[d.0 as usize] = map::from_entries(&mut p.heap, entries, &names);
+                pc += 1;
+                gc_point!();
+            }
             Instr::ToInt { d, b } => {
                 let n = match read!(b).view() {
                     View::Binary(bytes) => parse_int(bytes),
@@ -1255,10 +1376,10 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::CallFun { f } => {
                 let f = read!(f);
                 let at = match f.view() {
-                    View::Fun(at) => at,
+                    View::Fun(fun) => prog.fun_code(fun),
                     // A closure's captured values go after its arguments.
                     View::Closure(fields) => {
-                        let (at, arity, captured) = closure_parts(fields);
+                        let (at, arity, captured) = closure_parts(prog, fields);
                         let end = arity + captured.len();
                         if p.regs.len() < end {
                             p.regs.resize(end, Term::NIL);
@@ -1291,7 +1412,8 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 for a in args.iter() {
                     values.push(read!(*a));
                 }
-                p.regs[d.0 as usize] = p.heap.closure(target.0, arity as u8, &values);
+                let fun = prog.fun_of(target.0);
+                p.regs[d.0 as usize] = p.heap.closure(fun, arity as u8, &values);
                 pc += 1;
                 gc_point!();
             }

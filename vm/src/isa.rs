@@ -239,7 +239,7 @@ macro_rules! for_each_instr {
             Bsr "bsr" (d: Dst, a: Src, b: Src) [ALLOC] "data" "Arithmetic shift right by `b` bits (left if negative).";
             Elem "elem" (d: Dst, t: Src, i: Src) [ALLOC] "data" "`d := t[i]`, 0-based; out of range or not a tuple crashes `:badarg`.";
             Setelem "setelem" (d: Dst, t: Src, i: Src, v: Src) [ALLOC] "data" "`d :=` a copy of tuple `t` with element `i` replaced.";
-            Len "len" (d: Dst, x: Src) [ALLOC] "data" "Tuple size, proper list length, or binary byte size; otherwise `:badarg`.";
+            Len "len" (d: Dst, x: Src) [ALLOC] "data" "Tuple size, proper list length, binary byte size, or a map's number of entries; otherwise `:badarg`.";
             Cons "cons" (d: Dst, h: Src, t: Src) [ALLOC] "data" "`d := [h | t]`.";
             Hd "hd" (d: Dst, l: Src) [ALLOC] "data" "Head of a non-empty list; otherwise `:badarg`.";
             Tl "tl" (d: Dst, l: Src) [ALLOC] "data" "Tail of a non-empty list; otherwise `:badarg`.";
@@ -303,6 +303,17 @@ macro_rules! for_each_instr {
             TryEnd "try_end" () [] "control" "Remove the innermost handler `try` installed (none: `:badarg`).";
             Throw "throw" (v: Src) [ALLOC TERM] "control" "Raise `v` with class `:throw`; uncaught, the process exits `{:nocatch, v}`.";
             Format "format" (d: Dst, f: Src, args: Src) [ALLOC] "data" "`d :=` a binary: the text of binary `f` with its `~` directives (`~p ~w ~s ~b ~f ~c ~n ~~`, with width and precision) filled from the list `args`, as Erlang's `io_lib:format`; a bad directive or argument crashes `:badarg`.";
+            MapGet "map_get" (d: Dst, m: Src, k: Src) [ALLOC] "maps" "`d :=` the value of key `k` in map `m` (keys match exactly, as `=:=`); no such key: crash `{:badkey, k}`; `m` not a map: `{:badmap, m}`.";
+            MapFind "map_find" (d: Dst, m: Src, k: Src) [ALLOC] "maps" "`d := {:ok, v}` when map `m` has key `k` with value `v`, else `:error`; not a map: `{:badmap, m}`.";
+            MapHas "map_has" (d: Dst, m: Src, k: Src) [ALLOC] "maps" "`d := :true` if map `m` has key `k`, else `:false` (Erlang's `is_key`).";
+            MapPut "map_put" (d: Dst, m: Src, k: Src, v: Src) [ALLOC] "maps" "`d :=` map `m` with key `k` set to `v` (added or replaced).";
+            MapUpdate "map_update" (d: Dst, m: Src, k: Src, v: Src) [ALLOC] "maps" "`d :=` map `m` with the value of its key `k` replaced by `v`; no such key: crash `{:badkey, k}`.";
+            MapRemove "map_remove" (d: Dst, m: Src, k: Src) [ALLOC] "maps" "`d :=` map `m` without key `k` (the same map if it has no such key).";
+            MapKeys "map_keys" (d: Dst, m: Src) [ALLOC] "maps" "`d :=` the list of the keys of map `m`, in map-key order.";
+            MapValues "map_values" (d: Dst, m: Src) [ALLOC] "maps" "`d :=` the list of the values of map `m`, in the order of their keys.";
+            MapToList "map_to_list" (d: Dst, m: Src) [ALLOC] "maps" "`d :=` the list of `{key, value}` tuples of map `m`, in map-key order.";
+            MapFromList "map_from_list" (d: Dst, l: Src) [ALLOC] "maps" "`d :=` the map of the `{key, value}` tuples of proper list `l` (a later key wins); anything else in `l`: `:badarg`.";
+            MapMerge "map_merge" (d: Dst, a: Src, b: Src) [ALLOC] "maps" "`d :=` the entries of maps `a` and `b`, `b`'s value winning for a key both have.";
         }
     };
 }

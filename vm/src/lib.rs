@@ -31,6 +31,7 @@ mod heap;
 mod interp;
 pub mod isa;
 mod lower;
+mod map;
 mod process;
 mod proctable;
 pub mod program;

@@ -7,9 +7,11 @@ use crate::bytecode::{ClauseTable, Node};
 use crate::heap::{flatten, Flat, Heap, Literals, TooBig};
 use crate::isa::{Instr, Label, Src};
 use crate::lower::Op;
+use crate::map;
 use crate::term::{self, Term};
 use crate::verify::VerifiedModule;
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// A template: builds a term from registers.
 #[derive(Debug)]
@@ -19,6 +21,12 @@ pub(crate) enum Tpl {
     Tuple(Box<[Tpl]>),
     /// Items then tail (`Const(NIL)` for a proper list).
     List(Box<[Tpl]>, Box<Tpl>),
+    /// A small map whose keys are constants: put in key order (and deduplicated, the last
+    /// one winning) at load time, so building it is writing its words.
+    FlatMap(Box<[Term]>, Box<[Tpl]>),
+    /// Any other map: its entries are built, then put in order when the template runs (that
+    /// needs the atoms' names).
+    Map(Box<[(Tpl, Tpl)]>, Arc<AtomTable>),
 }
 
 /// Tuples of up to this many elements are built from an array on the stack.
@@ -67,6 +75,8 @@ impl Tpl {
             Tpl::Reg(r) => flatten(regs[*r as usize], lits, out),
             // A constant is an immediate or a literal: either travels as its word.
             Tpl::Const(c) => out.push(c.raw()),
+            // Maps are built in the receiver's heap instead.
+            Tpl::FlatMap(..) | Tpl::Map(..) => false,
             Tpl::Tuple(items) => {
                 out.push(Heap::flat_tuple_header(items.len()))
                     && items.iter().all(|i| i.flatten(regs, lits, out))
@@ -109,8 +119,27 @@ impl Tpl {
                 }
                 acc
             }
+            Tpl::FlatMap(keys, vals) => {
+                let vals: SmallVec<[Term; 8]> =
+                    vals.iter().map(|v| v.build_with(heap, reg)).collect();
+                map::flat_from_sorted(heap, keys, &vals)
+            }
+            Tpl::Map(pairs, atoms) => {
+                let entries: Vec<(Term, Term)> = pairs
+                    .iter()
+                    .map(|(k, v)| (k.build_with(heap, reg), v.build_with(heap, reg)))
+                    .collect();
+                map::from_entries(heap, entries, &|a| atoms.name(a))
+            }
         }
     }
+}
+
+/// A map pattern's key: a constant, or `^rN`.
+#[derive(Debug)]
+pub(crate) enum MapKey {
+    Const(Term),
+    Pin(u8),
 }
 
 /// A pattern, matched without allocating.
@@ -126,6 +155,8 @@ pub(crate) enum Pat {
     Const(Term),
     Tuple(Box<[Pat]>),
     List(Box<[Pat]>, Box<Pat>),
+    /// A map that has every key, each value matching its pattern (`#{}` matches any map).
+    Map(Box<[(MapKey, Pat)]>),
 }
 
 /// A constant pattern; a constant tuple becomes a tuple of constant elements, so that
@@ -163,18 +194,72 @@ pub struct Program {
     /// Parallel to `clauses`.
     pub(crate) sites: Vec<SiteInfo>,
     pub args: Vec<Vec<Src>>,
-    pub(crate) atoms: AtomTable,
+    /// Shared with the map templates that put keys in order when they run.
+    pub(crate) atoms: Arc<AtomTable>,
     pub registers: usize,
     /// Keeps the memory of every constant term alive; never freed while the program runs.
     pub(crate) literals: Literals,
     /// For each instruction where a process can start (`main`, spawn targets, function
     /// references), how many registers the code reachable from there uses; 0 elsewhere.
     entry_registers: Vec<u16>,
+    /// The function table: entry `i` is the code (an instruction index) of function value
+    /// `i`. A function value (`Term::fun`, a closure's first field) holds its entry, never a
+    /// code address, as a BEAM fun holds its fun entry: the entries of one module are
+    /// contiguous (modules are laid out one after another), so they form that module's table,
+    /// and a new version of a module can get a table of its own without rewriting any term.
+    funs: Vec<u32>,
+    /// Per instruction: its entry in `funs`, or `u32::MAX` when no function value names it.
+    fun_of: Vec<u32>,
 }
 
+/// The function table of `m`: every label used as a value (in a constant, template or pattern,
+/// or by `closure`), in code order, and each instruction's entry.
+fn fun_table(m: &crate::bytecode::Module) -> (Vec<u32>, Vec<u32>) {
+    let mut targets: Vec<u32> = Vec::new();
+    for n in m.literals.iter().chain(&m.templates).chain(&m.patterns) {
+        n.walk(&mut |x| {
+            if let Node::Fun(at) = x {
+                targets.push(*at);
+            }
+        });
+    }
+    for instr in &m.code {
+        if let Instr::Closure { target, .. } = instr {
+            targets.push(target.0);
+        }
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    let mut fun_of = vec![u32::MAX; m.code.len()];
+    for (i, &at) in targets.iter().enumerate() {
+        fun_of[at as usize] = i as u32;
+    }
+    (targets, fun_of)
+}
+
+/// `n` with each function reference's instruction index replaced by its function-table entry.
+/// (Recursion is bounded by the bytecode's nesting limit.)
+fn renumber_funs(n: &mut Node, fun_of: &[u32]) {
+    match n {
+        Node::Fun(at) => *at = fun_of[*at as usize],
+        Node::Tuple(items) => items.iter_mut().for_each(|i| renumber_funs(i, fun_of)),
+        Node::List(items, tail) => {
+            items.iter_mut().for_each(|i| renumber_funs(i, fun_of));
+            renumber_funs(tail, fun_of);
+        }
+        Node::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
+            renumber_funs(k, fun_of);
+            renumber_funs(v, fun_of);
+        }),
+        _ => {}
+    }
+}
+
+/// A constant subtree: it becomes a literal term. (Maps are never literals: they are built
+/// where they are used, in key order.)
 fn is_const(n: &Node) -> bool {
     let mut c = true;
-    n.walk(&mut |n| c &= !matches!(n, Node::Reg(_) | Node::Pin(_) | Node::Wild));
+    n.walk(&mut |n| c &= !matches!(n, Node::Reg(_) | Node::Pin(_) | Node::Wild | Node::Map(_)));
     c
 }
 
@@ -190,21 +275,62 @@ fn const_parts(n: &Node, out: &mut Vec<Node>) {
             items.iter().for_each(|i| const_parts(i, out));
             const_parts(tail, out);
         }
+        Node::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+            const_parts(k, out);
+            const_parts(v, out);
+        }),
         _ => {}
     }
 }
 
-fn tpl(n: &Node, consts: &mut impl Iterator<Item = Term>) -> Tpl {
+fn tpl(n: &Node, consts: &mut impl Iterator<Item = Term>, atoms: &Arc<AtomTable>) -> Tpl {
     if is_const(n) {
         return Tpl::Const(consts.next().expect("const part"));
     }
     match n {
         Node::Reg(r) => Tpl::Reg(*r),
-        Node::Tuple(items) => Tpl::Tuple(items.iter().map(|i| tpl(i, consts)).collect()),
+        Node::Tuple(items) => Tpl::Tuple(items.iter().map(|i| tpl(i, consts, atoms)).collect()),
         Node::List(items, tail) => Tpl::List(
-            items.iter().map(|i| tpl(i, consts)).collect(),
-            Box::new(tpl(tail, consts)),
+            items.iter().map(|i| tpl(i, consts, atoms)).collect(),
+            Box::new(tpl(tail, consts, atoms)),
         ),
+        Node::Map(pairs) => {
+            let pairs: Vec<(Tpl, Tpl)> = pairs
+                .iter()
+                .map(|(k, v)| (tpl(k, consts, atoms), tpl(v, consts, atoms)))
+                .collect();
+            let keys: Option<Vec<Term>> = pairs
+                .iter()
+                .map(|(k, _)| match k {
+                    Tpl::Const(c) => Some(*c),
+                    _ => None,
+                })
+                .collect();
+            match keys {
+                Some(keys) if keys.len() <= map::FLAT_MAX => {
+                    // Key order now; of equal keys the last wins (as `#{a => 1, a => 2}`).
+                    let names = |a: u32| atoms.name(a);
+                    let mut order: Vec<usize> = (0..keys.len()).collect();
+                    order.sort_by(|&i, &j| term::compare_keys(keys[i], keys[j], &names));
+                    let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+                    for i in order {
+                        match kept.last_mut() {
+                            Some(last) if term::eq(keys[*last], keys[i]) => *last = i,
+                            _ => kept.push(i),
+                        }
+                    }
+                    let mut vals: Vec<Option<Tpl>> =
+                        pairs.into_iter().map(|(_, v)| Some(v)).collect();
+                    Tpl::FlatMap(
+                        kept.iter().map(|&i| keys[i]).collect(),
+                        kept.iter()
+                            .map(|&i| vals[i].take().expect("each value once"))
+                            .collect(),
+                    )
+                }
+                _ => Tpl::Map(pairs.into(), atoms.clone()),
+            }
+        }
         _ => unreachable!("verified template"),
     }
 }
@@ -226,6 +352,18 @@ fn pat(n: &Node, consts: &mut impl Iterator<Item = Term>, seen: &mut Vec<u8>) ->
             items.iter().map(|i| pat(i, consts, seen)).collect(),
             Box::new(pat(tail, consts, seen)),
         ),
+        Node::Map(pairs) => Pat::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Node::Pin(r) => MapKey::Pin(*r),
+                        _ => MapKey::Const(consts.next().expect("const key")),
+                    };
+                    (key, pat(v, consts, seen))
+                })
+                .collect(),
+        ),
         _ => unreachable!("constant handled above"),
     }
 }
@@ -239,10 +377,17 @@ impl Program {
         for n in m.templates.iter().chain(&m.patterns) {
             const_parts(n, &mut nodes);
         }
+        let (funs, fun_of) = fun_table(m);
+        nodes.iter_mut().for_each(|n| renumber_funs(n, &fun_of));
         let (literals, terms) = Literals::build(&nodes, &|a| atom_map[a as usize]);
         let consts = terms[..m.literals.len()].to_vec();
         let mut rest = terms[m.literals.len()..].iter().copied();
-        let templates = m.templates.iter().map(|n| tpl(n, &mut rest)).collect();
+        let atoms = Arc::new(atoms);
+        let templates = m
+            .templates
+            .iter()
+            .map(|n| tpl(n, &mut rest, &atoms))
+            .collect();
         let patterns = m
             .patterns
             .iter()
@@ -273,6 +418,8 @@ impl Program {
             .collect();
         let entry_registers = entry_registers(&module);
         Program {
+            funs,
+            fun_of,
             entry_registers,
             sites,
             ops: crate::lower::lower(&m.code, &consts),
@@ -298,8 +445,21 @@ impl Program {
         }
     }
 
-    /// `mod:label` of the label at instruction `at` (how function references print).
-    pub fn fun_name(&self, at: u32) -> String {
+    /// The code of function value `fun` (an entry of the function table).
+    #[inline]
+    pub(crate) fn fun_code(&self, fun: u32) -> u32 {
+        self.funs[fun as usize]
+    }
+
+    /// The function-table entry of the function at instruction `at` (a `closure` target).
+    #[inline]
+    pub(crate) fn fun_of(&self, at: u32) -> u32 {
+        self.fun_of[at as usize]
+    }
+
+    /// `mod:label` of function value `fun` (how function references print).
+    pub fn fun_name(&self, fun: u32) -> String {
+        let at = self.fun_code(fun);
         let m = self.module.module();
         let unit = &m.units[self.module.unit_of(at)];
         match m.labels.iter().find(|l| l.at.0 == at) {

@@ -20,6 +20,7 @@ use smallvec::SmallVec;
 use std::cmp::Ordering;
 
 use crate::heap::{self, Boxed};
+use crate::map;
 pub(crate) use crate::word::{Term, View};
 
 /// What needs the heap: reading the objects pointer terms point to.
@@ -77,6 +78,8 @@ impl Term {
             Some(Boxed::Int(i)) => View::Int(i),
             Some(Boxed::Float(f)) => View::Float(f),
             Some(Boxed::Closure(fields)) => View::Closure(fields),
+            Some(Boxed::Map(fields)) => View::Map(fields),
+            Some(Boxed::Hamt(_)) => unreachable!("a trie node is not a term: {self:?}"),
             None => unreachable!("a header word used as a term: {self:?}"),
         }
     }
@@ -173,21 +176,24 @@ fn same_number(a: Term, b: Term) -> bool {
 }
 
 fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
-    // Inline for small terms: matching a message against a constant allocates nothing.
-    let mut todo: SmallVec<[(Term, Term); 8]> = SmallVec::new();
-    let (mut a, mut b) = (a, b);
+    // Inline for small terms: matching a message against a constant allocates nothing. Each
+    // pair says whether it is compared exactly: under `==`, a map's keys still are (`1` and
+    // `1.0` are two keys); under `=:=` everything is, and `exact` folds to `true`.
+    let mut todo: SmallVec<[(Term, Term, bool); 8]> = SmallVec::new();
+    let (mut a, mut b, mut exact) = (a, b, EXACT);
     loop {
         // Same word: same immediate or the very same object (shared, or a literal).
         if a != b {
+            let exact_here = EXACT || exact;
             if a.is_immediate() || b.is_immediate() {
                 // Canonical integers: an immediate never equals a pointer term, except that
                 // for `==` a small integer may equal a float.
                 // (Floats are boxed: two immediates that differ are never equal.)
-                if EXACT || (a.is_immediate() && b.is_immediate()) || !same_number(a, b) {
+                if exact_here || (a.is_immediate() && b.is_immediate()) || !same_number(a, b) {
                     return false;
                 }
                 match todo.pop() {
-                    Some(pair) => (a, b) = pair,
+                    Some(next) => (a, b, exact) = next,
                     None => return true,
                 }
                 continue;
@@ -196,7 +202,7 @@ fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
                 (View::Cons(ha, ta), View::Cons(hb, tb)) => {
                     // Heads now, tails later: along a list whose heads are immediates (or
                     // small terms) the stack stays short however long the list is.
-                    todo.push((ta, tb));
+                    todo.push((ta, tb, exact_here));
                     (a, b) = (ha, hb);
                     continue;
                 }
@@ -209,10 +215,33 @@ fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
                         if x == y {
                             continue;
                         }
-                        if EXACT && (x.is_immediate() || y.is_immediate()) {
+                        if exact_here && (x.is_immediate() || y.is_immediate()) {
                             return false;
                         }
-                        todo.push((x, y));
+                        todo.push((x, y, exact_here));
+                    }
+                }
+                // Canonical layouts: equal maps have the same shape (see `map.rs`).
+                (View::Map(xs), View::Map(ys)) => {
+                    if xs.len() != ys.len() || xs[0] != ys[0] {
+                        return false;
+                    }
+                    match (map::shape(xs).1, map::shape(ys).1) {
+                        (map::Shape::Flat(p), map::Shape::Flat(q)) => {
+                            for (x, y) in p.chunks_exact(2).zip(q.chunks_exact(2)) {
+                                todo.push((x[0], y[0], true));
+                                todo.push((x[1], y[1], exact_here));
+                            }
+                        }
+                        (map::Shape::Trie(r), map::Shape::Trie(s)) => {
+                            if !map::tries_pair_up(r, s, &mut |k1, k2, v1, v2| {
+                                todo.push((k1, k2, true));
+                                todo.push((v1, v2, exact_here));
+                            }) {
+                                return false;
+                            }
+                        }
+                        _ => return false,
                     }
                 }
                 (View::Binary(x), View::Binary(y)) => {
@@ -231,7 +260,7 @@ fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
                         return false;
                     }
                 }
-                (View::Int(_), View::Float(_)) | (View::Float(_), View::Int(_)) if !EXACT => {
+                (View::Int(_), View::Float(_)) | (View::Float(_), View::Int(_)) if !exact_here => {
                     if !same_number(a, b) {
                         return false;
                     }
@@ -240,7 +269,7 @@ fn equal<const EXACT: bool>(a: Term, b: Term) -> bool {
             }
         }
         match todo.pop() {
-            Some(pair) => (a, b) = pair,
+            Some(next) => (a, b, exact) = next,
             None => return true,
         }
     }
@@ -267,7 +296,7 @@ pub(crate) fn cmp_int_float(i: i64, f: f64) -> Ordering {
 }
 
 /// Position of a kind in the term order: number (integer or float) < atom < reference < function < pid < tuple <
-/// `[]` < non-empty list < binary (functions sit where Erlang puts funs).
+/// map < `[]` < non-empty list < binary (functions sit where Erlang puts funs).
 fn rank(v: &View) -> u8 {
     match v {
         View::Int(_) | View::Float(_) => 0,
@@ -276,19 +305,33 @@ fn rank(v: &View) -> u8 {
         View::Fun(_) | View::Closure(_) => 3,
         View::Pid(_) => 4,
         View::Tuple(_) => 5,
-        View::Nil => 6,
-        View::Cons(..) => 7,
-        View::Binary(_) => 8,
+        View::Map(_) => 6,
+        View::Nil => 7,
+        View::Cons(..) => 8,
+        View::Binary(_) => 9,
     }
 }
 
 /// Erlang term order (spec §1). Atoms compare by their text (`atom_names` gives it); tuples by
-/// size, then element by element; lists element by element, a shorter proper list first, an
-/// improper tail compared as a term; binaries bytewise. Iterative like [`eq`].
+/// size, then element by element; maps by size, then their keys in map-key order, then their
+/// values in key order; lists element by element, a shorter proper list first, an improper tail
+/// compared as a term; binaries bytewise. Iterative like [`eq`].
 pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ordering {
-    // Pairs still to compare, the next one on top; the first difference decides.
-    let mut todo: SmallVec<[(Term, Term); 8]> = SmallVec::new();
-    let (mut a, mut b) = (a, b);
+    compare_in(a, b, atom_names, false)
+}
+
+/// Map-key order: term order, except that every integer sorts before every float (so `1` and
+/// `1.0` are different keys, the integer first), inside the keys too: Erlang's order of map
+/// keys.
+pub(crate) fn compare_keys<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ordering {
+    compare_in(a, b, atom_names, true)
+}
+
+fn compare_in<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str, keys: bool) -> Ordering {
+    // Pairs still to compare, the next one on top, each with its mode (`true`: map-key order);
+    // the first difference decides.
+    let mut todo: SmallVec<[(Term, Term, bool); 8]> = SmallVec::new();
+    let (mut a, mut b, mut keys) = (a, b, keys);
     loop {
         if a != b {
             let (va, vb) = (a.view(), b.view());
@@ -297,6 +340,8 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
                 // Numbers compare by value (`1 == 1.0` in the order; only `=:=` tells them
                 // apart). Floats are never NaN.
                 (View::Float(x), View::Float(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                (View::Int(_), View::Float(_)) if keys => Ordering::Less,
+                (View::Float(_), View::Int(_)) if keys => Ordering::Greater,
                 (View::Int(x), View::Float(y)) => cmp_int_float(x, y),
                 (View::Float(x), View::Int(y)) => cmp_int_float(y, x).reverse(),
                 (View::Atom(x), View::Atom(y)) => atom_names(x).cmp(atom_names(y)),
@@ -312,7 +357,13 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
                 }
                 (View::Closure(xs), View::Closure(ys)) => match xs.len().cmp(&ys.len()) {
                     Ordering::Equal => {
-                        todo.extend(xs.iter().copied().zip(ys.iter().copied()).rev());
+                        todo.extend(
+                            xs.iter()
+                                .copied()
+                                .zip(ys.iter().copied())
+                                .map(|(x, y)| (x, y, keys))
+                                .rev(),
+                        );
                         Ordering::Equal
                     }
                     ord => ord,
@@ -322,15 +373,40 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
                 (View::Tuple(xs), View::Tuple(ys)) => match xs.len().cmp(&ys.len()) {
                     Ordering::Equal => {
                         // Element 0 must be compared first, so it goes on top.
-                        todo.extend(xs.iter().copied().zip(ys.iter().copied()).rev());
+                        todo.extend(
+                            xs.iter()
+                                .copied()
+                                .zip(ys.iter().copied())
+                                .map(|(x, y)| (x, y, keys))
+                                .rev(),
+                        );
                         Ordering::Equal
                     }
                     ord => ord,
                 },
+                (View::Map(xs), View::Map(ys)) => {
+                    let (n, m) = (map::shape(xs).0, map::shape(ys).0);
+                    match n.cmp(&m) {
+                        Ordering::Equal => {
+                            let p = map::sorted_entries(xs, atom_names);
+                            let q = map::sorted_entries(ys, atom_names);
+                            // All the keys (in key order) first, then the values: the keys
+                            // go on top.
+                            for (x, y) in p.iter().zip(q.iter()).rev() {
+                                todo.push((x.1, y.1, keys));
+                            }
+                            for (x, y) in p.iter().zip(q.iter()).rev() {
+                                todo.push((x.0, y.0, true));
+                            }
+                            Ordering::Equal
+                        }
+                        ord => ord,
+                    }
+                }
                 (View::Cons(ha, ta), View::Cons(hb, tb)) => {
                     // Heads first, then the tails: continue with the heads at once and leave
                     // the tails below them. A list of non-compound heads never grows the stack.
-                    todo.push((ta, tb));
+                    todo.push((ta, tb, keys));
                     (a, b) = (ha, hb);
                     continue;
                 }
@@ -341,7 +417,7 @@ pub fn compare<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str) -> Ord
             }
         }
         match todo.pop() {
-            Some(pair) => (a, b) = pair,
+            Some(next) => (a, b, keys) = next,
             None => return Ordering::Equal,
         }
     }
@@ -664,6 +740,25 @@ fn format_into<'n, S: Sink>(
                     jobs.push(Job::Text("]"));
                     jobs.push(Job::ListRest(tail));
                     jobs.push(Job::Term(h));
+                }
+                // `#{k => v, ...}`, keys in map-key order (as Erlang prints them).
+                View::Map(fields) => {
+                    out.put(b"#{");
+                    jobs.push(Job::Text("}"));
+                    let entries = map::sorted_entries(fields, atom_names);
+                    // Each entry prints at least six bytes (`k => v`).
+                    let n = entries.len().min(out.room().div_ceil(6));
+                    if n < entries.len() {
+                        jobs.push(Job::Text("..."));
+                    }
+                    for (i, &(k, v)) in entries[..n].iter().enumerate().rev() {
+                        jobs.push(Job::Term(v));
+                        jobs.push(Job::Text(" => "));
+                        jobs.push(Job::Term(k));
+                        if i > 0 {
+                            jobs.push(Job::Text(", "));
+                        }
+                    }
                 }
             },
         }

@@ -127,6 +127,15 @@ impl Checker<'_> {
                     Some("`^r`/`_` outside a pattern".to_string())
                 }
                 Node::List(items, _) if items.is_empty() => Some("empty list node".to_string()),
+                Node::Map(_) if usage == NodeUse::Literal => {
+                    Some("a map in a literal (maps are built by templates)".to_string())
+                }
+                Node::Map(pairs)
+                    if usage == NodeUse::Pattern
+                        && pairs.iter().any(|(k, _)| !crate::map::is_pattern_key(k)) =>
+                {
+                    Some("a map pattern's key must be a constant or `^rN`".to_string())
+                }
                 Node::Fun(at) if *at as usize >= code => Some(format!(
                     "function reference to instruction {at} is outside the code ({code} instructions)"
                 )),

@@ -22,7 +22,7 @@
 //! | `..10_11` | pid | u32 spawn number in bits `35..4` |
 //! | `00_11_11` | `[]` | none: the word is exactly `0x0f` |
 //! | `01_11_11` | reference | 58-bit counter in bits `63..6` |
-//! | `10_11_11` | function reference | u32 instruction index in bits `37..6` |
+//! | `10_11_11` | function reference | u32 function-table entry in bits `37..6` |
 //! | `11_11_11` | unused | |
 //!
 //! Header words, object layouts and the collector's forwarding marker are described in `heap.rs`.
@@ -78,12 +78,14 @@ pub enum View<'a> {
     Atom(u32),
     Pid(u32),
     Ref(u64),
-    /// A function reference: a label used as a value (its instruction index).
+    /// A function reference: a label used as a value (its entry in the function table).
     Fun(u32),
     /// A closure: the function reference, its arity (a small integer) and the captured values.
     Closure(&'a [Term]),
     Nil,
     Tuple(&'a [Term]),
+    /// A map: its fields, the entry count (a small integer) first; see `crate::map`.
+    Map(&'a [Term]),
     /// A list cell: head, tail.
     Cons(Term, Term),
     Binary(&'a [u8]),
@@ -108,9 +110,10 @@ impl Term {
         Term((n << REF_SHIFT) | OTHER_REF)
     }
 
-    /// A function reference to instruction `at`.
-    pub const fn fun(at: u32) -> Term {
-        Term(((at as u64) << REF_SHIFT) | OTHER_FUN)
+    /// A function reference: entry `fun` of the program's function table (which names the
+    /// module and the code; see `Program::fun_code`).
+    pub const fn fun(fun: u32) -> Term {
+        Term(((fun as u64) << REF_SHIFT) | OTHER_FUN)
     }
 
     pub fn as_fun(self) -> Option<u32> {
