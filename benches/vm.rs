@@ -340,6 +340,20 @@ fn gc(c: &mut Criterion) {
     );
 }
 
+/// 200k `map_put`s of scrambled integer keys into one map, then 200k `map_get`s
+/// (bench/map_ops.basm; `bench/erlang/map_ops.erl` is the twin with maps:put/get).
+fn maps(c: &mut Criterion) {
+    let n: u64 = 200_000;
+    let Some(t) = measure(c, "maps", "map_ops", &[&n.to_string()], 2 * n) else {
+        return;
+    };
+    println!(
+        ">> maps: {:.0} ns per operation (put or get, {n} entries), {:.1}% of the time in GC",
+        t.mean_ns() / (2 * n) as f64,
+        100.0 * t.gc_nanos as f64 / t.run_time.as_nanos().max(1) as f64
+    );
+}
+
 fn main() {
     if let Ok(n) = std::env::var(MEM_CHILD_ENV) {
         spawn_memory_child(n.parse().expect("a process count"));
@@ -358,5 +372,6 @@ fn main() {
     crash(&mut c);
     send(&mut c);
     gc(&mut c);
+    maps(&mut c);
     c.final_summary();
 }

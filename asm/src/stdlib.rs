@@ -4,6 +4,7 @@
 /// (module name, source) of every stdlib module.
 pub static MODULES: &[(&str, &str)] = &[
     ("lists", include_str!("../../stdlib/lists.basm")),
+    ("maps", include_str!("../../stdlib/maps.basm")),
     ("timer", include_str!("../../stdlib/timer.basm")),
     ("server", include_str!("../../stdlib/server.basm")),
     ("supervisor", include_str!("../../stdlib/supervisor.basm")),

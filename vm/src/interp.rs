@@ -533,6 +533,29 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             gc_point!();
         }};
     }
+    // `format`'s text for operands `$f` and `$args` (crashes `:badarg` or `:heap_limit`).
+    macro_rules! format_text {
+        ($f:expr, $args:expr) => {{
+            let (mut f, mut args) = (read!($f), read!($args));
+            let Some(fmt) = term::binary_bytes(f) else {
+                badarg!()
+            };
+            let mut text = prog.format_directives(fmt, args, vm.room(p));
+            if text == Err(FormatError::TooBig) {
+                // Collect once: what is garbage makes room.
+                let mut roots = [f, args];
+                vm.collect(p, &mut roots);
+                [f, args] = roots;
+                let fmt = term::binary_bytes(f).expect("still the same binary");
+                text = prog.format_directives(fmt, args, vm.room(p));
+            }
+            match text {
+                Ok(text) => text,
+                Err(FormatError::BadArg) => badarg!(),
+                Err(FormatError::TooBig) => crash!(Term::atom(atom::HEAP_LIMIT)),
+            }
+        }};
+    }
     // The fields of map `$m`, or crash `{:badmap, m}`.
     macro_rules! map_fields {
         ($m:expr) => {{
@@ -1197,27 +1220,18 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 gc_point!();
             }
             Instr::Format { d, f, args } => {
-                let (mut f, mut args) = (read!(f), read!(args));
-                let Some(fmt) = term::binary_bytes(f) else {
-                    badarg!()
-                };
-                let mut text = prog.format_directives(fmt, args, vm.room(p));
-                if text == Err(FormatError::TooBig) {
-                    // Collect once: what is garbage makes room.
-                    let mut roots = [f, args];
-                    vm.collect(p, &mut roots);
-                    [f, args] = roots;
-                    let fmt = term::binary_bytes(f).expect("still the same binary");
-                    text = prog.format_directives(fmt, args, vm.room(p));
-                }
-                let text = match text {
-                    Ok(text) => text,
-                    Err(FormatError::BadArg) => badarg!(),
-                    Err(FormatError::TooBig) => crash!(Term::atom(atom::HEAP_LIMIT)),
-                };
+                let text = format_text!(f, args);
                 ensure_room!(8 + text.len().next_multiple_of(8));
                 p.regs[d.0 as usize] = p.heap.binary(&text);
                 pc += 1;
+                gc_point!();
+            }
+            Instr::Printf { f, args } => {
+                let text = format_text!(f, args);
+                pc += 1;
+                if !vm.print(&text) {
+                    done!(Outcome::Yield);
+                }
                 gc_point!();
             }
             Instr::MapGet { d, m, k } => {

@@ -1,7 +1,7 @@
-%% Twin of bench/maps.basm: N maps:put/3 of scrambled integer keys into one map, then N
+%% Twin of bench/map_ops.basm: N maps:put/3 of scrambled integer keys into one map, then N
 %% maps:get/2.
-%% erlc maps.erl && erl +S 1 -noshell -run maps_bench main 1000000
--module(maps_bench).
+%% erlc map_ops.erl && erl +S 1 -noshell -run map_ops main 1000000
+-module(map_ops).
 -export([main/1]).
 
 main([Arg]) ->
