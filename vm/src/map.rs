@@ -710,7 +710,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let k = ((x >> 33) % 200) as i64 - 20;
-            if (x >> 20) % 3 == 0 {
+            if (x >> 20).is_multiple_of(3) {
                 m = remove(&mut heap, m, int(k), &names);
                 model.remove(&k);
             } else {
