@@ -211,7 +211,7 @@ macro_rules! for_each_instr {
             Crash "crash" (v: Src = ":crash") [ALLOC TERM] "control" "The process exits with reason `v` (default `:crash`).";
             Halt "halt" (n: Num = "0") [TERM] "control" "The whole VM stops at once; `ember run` exits with status `n` (default 0).";
             Jump "jump" (target: Label) [BRANCH TERM] "control" "Continue at `L`.";
-            Jeq "jeq" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a == b` (exact, structural).";
+            Jeq "jeq" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a == b` (Erlang's `==`: structural, `1` equals `1.0`).";
             Jne "jne" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a != b`.";
             Jlt "jlt" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a < b` in term order.";
             Jle "jle" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a <= b` in term order.";
