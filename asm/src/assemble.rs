@@ -457,16 +457,7 @@ impl Assembler {
                         _ => {}
                     }
                     let key = self.node(&pair.key, usage)?;
-                    let mut key_ok = true;
-                    if usage == Usage::Pattern && !matches!(key, Node::Pin(_)) {
-                        key.walk(&mut |n| {
-                            key_ok &= !matches!(
-                                n,
-                                Node::Reg(_) | Node::Pin(_) | Node::Wild | Node::Map(_)
-                            )
-                        });
-                    }
-                    if !key_ok {
+                    if usage == Usage::Pattern && !key.is_map_pattern_key() {
                         return Err((
                             pair.key.span,
                             "a map pattern's key is a constant or `^rN` (a key cannot bind)".into(),

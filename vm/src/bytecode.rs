@@ -61,6 +61,39 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Calls `f` on this node and every node inside it, which it may change. (Recursion is
+    /// bounded by the nesting limit of source and bytecode files.)
+    pub fn walk_mut(&mut self, f: &mut impl FnMut(&mut Node)) {
+        f(self);
+        match self {
+            Node::Tuple(items) => items.iter_mut().for_each(|n| n.walk_mut(f)),
+            Node::List(items, tail) => {
+                items.iter_mut().for_each(|n| n.walk_mut(f));
+                tail.walk_mut(f);
+            }
+            Node::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
+                k.walk_mut(f);
+                v.walk_mut(f);
+            }),
+            _ => {}
+        }
+    }
+
+    /// May this node be a key of a map pattern: a pinned register, or a constant (no
+    /// register, `_` or map inside: a key never binds, and maps are never literals)?
+    pub fn is_map_pattern_key(&self) -> bool {
+        if matches!(self, Node::Pin(_)) {
+            return true;
+        }
+        let mut ok = true;
+        self.walk(&mut |x| {
+            ok &= !matches!(x, Node::Reg(_) | Node::Pin(_) | Node::Wild | Node::Map(_))
+        });
+        ok
+    }
+}
+
 /// One `| pattern [-> L]` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Clause {

@@ -641,17 +641,6 @@ pub(crate) fn words_for(n: usize) -> usize {
     }
 }
 
-/// Is `n` allowed as the key of a map pattern: a constant, or a pinned register?
-pub(crate) fn is_pattern_key(n: &crate::bytecode::Node) -> bool {
-    use crate::bytecode::Node;
-    if matches!(n, Node::Pin(_)) {
-        return true;
-    }
-    let mut ok = true;
-    n.walk(&mut |x| ok &= !matches!(x, Node::Reg(_) | Node::Pin(_) | Node::Wild | Node::Map(_)));
-    ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

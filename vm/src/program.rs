@@ -237,24 +237,6 @@ fn fun_table(m: &crate::bytecode::Module) -> (Vec<u32>, Vec<u32>) {
     (targets, fun_of)
 }
 
-/// `n` with each function reference's instruction index replaced by its function-table entry.
-/// (Recursion is bounded by the bytecode's nesting limit.)
-fn renumber_funs(n: &mut Node, fun_of: &[u32]) {
-    match n {
-        Node::Fun(at) => *at = fun_of[*at as usize],
-        Node::Tuple(items) => items.iter_mut().for_each(|i| renumber_funs(i, fun_of)),
-        Node::List(items, tail) => {
-            items.iter_mut().for_each(|i| renumber_funs(i, fun_of));
-            renumber_funs(tail, fun_of);
-        }
-        Node::Map(pairs) => pairs.iter_mut().for_each(|(k, v)| {
-            renumber_funs(k, fun_of);
-            renumber_funs(v, fun_of);
-        }),
-        _ => {}
-    }
-}
-
 /// A constant subtree: it becomes a literal term. (Maps are never literals: they are built
 /// where they are used, in key order.)
 fn is_const(n: &Node) -> bool {
@@ -378,7 +360,14 @@ impl Program {
             const_parts(n, &mut nodes);
         }
         let (funs, fun_of) = fun_table(m);
-        nodes.iter_mut().for_each(|n| renumber_funs(n, &fun_of));
+        // Function references in constants hold their function-table entry.
+        for n in &mut nodes {
+            n.walk_mut(&mut |x| {
+                if let Node::Fun(at) = x {
+                    *at = fun_of[*at as usize];
+                }
+            });
+        }
         let (literals, terms) = Literals::build(&nodes, &|a| atom_map[a as usize]);
         let consts = terms[..m.literals.len()].to_vec();
         let mut rest = terms[m.literals.len()..].iter().copied();

@@ -355,35 +355,24 @@ fn compare_in<'n>(a: Term, b: Term, atom_names: &dyn Fn(u32) -> &'n str, keys: b
                 (View::Closure(c), View::Fun(y)) => {
                     c[0].as_fun().unwrap_or(0).cmp(&y).then(Ordering::Greater)
                 }
-                (View::Closure(xs), View::Closure(ys)) => match xs.len().cmp(&ys.len()) {
-                    Ordering::Equal => {
-                        todo.extend(
-                            xs.iter()
-                                .copied()
-                                .zip(ys.iter().copied())
-                                .map(|(x, y)| (x, y, keys))
-                                .rev(),
-                        );
-                        Ordering::Equal
-                    }
-                    ord => ord,
-                },
                 (View::Pid(x), View::Pid(y)) => x.cmp(&y),
                 (View::Binary(x), View::Binary(y)) => x.cmp(y),
-                (View::Tuple(xs), View::Tuple(ys)) => match xs.len().cmp(&ys.len()) {
-                    Ordering::Equal => {
-                        // Element 0 must be compared first, so it goes on top.
-                        todo.extend(
-                            xs.iter()
-                                .copied()
-                                .zip(ys.iter().copied())
-                                .map(|(x, y)| (x, y, keys))
-                                .rev(),
-                        );
-                        Ordering::Equal
+                (View::Tuple(xs), View::Tuple(ys)) | (View::Closure(xs), View::Closure(ys)) => {
+                    match xs.len().cmp(&ys.len()) {
+                        Ordering::Equal => {
+                            // Element 0 must be compared first, so it goes on top.
+                            todo.extend(
+                                xs.iter()
+                                    .copied()
+                                    .zip(ys.iter().copied())
+                                    .map(|(x, y)| (x, y, keys))
+                                    .rev(),
+                            );
+                            Ordering::Equal
+                        }
+                        ord => ord,
                     }
-                    ord => ord,
-                },
+                }
                 (View::Map(xs), View::Map(ys)) => {
                     let (n, m) = (map::shape(xs).0, map::shape(ys).0);
                     match n.cmp(&m) {

@@ -132,7 +132,7 @@ impl Checker<'_> {
                 }
                 Node::Map(pairs)
                     if usage == NodeUse::Pattern
-                        && pairs.iter().any(|(k, _)| !crate::map::is_pattern_key(k)) =>
+                        && pairs.iter().any(|(k, _)| !k.is_map_pattern_key()) =>
                 {
                     Some("a map pattern's key must be a constant or `^rN`".to_string())
                 }
