@@ -41,7 +41,7 @@ impl Stacks {
         key.push(entry);
         for &ret in frames {
             match self.code.get(ret as usize - 1) {
-                Some(Instr::Call { target }) => key.push(target.0),
+                Some(Instr::Call { target, .. }) => key.push(target.0),
                 _ => key.push(ret - 1),
             }
         }

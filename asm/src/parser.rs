@@ -215,19 +215,24 @@ impl Parser<'_> {
     fn instr(&mut self, mnemonic: String, mnemonic_span: Span) -> PResult<()> {
         self.attach = Attach::Broken;
         let mut operands = Vec::new();
-        if !self.at_eol() {
+        // The first clause may share the instruction's line (`receive | {:ok, r1}`).
+        let clause_here = |p: &Self| matches!(p.peek(), Some(TokenKind::Pipe));
+        if !self.at_eol() && !clause_here(self) {
             loop {
                 operands.push(self.expr(0)?);
                 match self.peek() {
                     Some(TokenKind::Comma) => {
                         self.bump();
                     }
-                    _ if self.at_eol() => break,
+                    _ if self.at_eol() || clause_here(self) => break,
                     _ => return Err(self.unexpected("`,` or end of line")),
                 }
             }
         }
-        self.end_line("`,` or end of line")?;
+        let clause_follows = clause_here(self);
+        if !clause_follows {
+            self.end_line("`,` or end of line")?;
+        }
         let end = operands.last().map_or(mnemonic_span.end, |e| e.span.end);
         self.attach = Attach::Instr(self.items.len());
         self.items.push(Item::Instr(Instr {
@@ -237,6 +242,9 @@ impl Parser<'_> {
             clauses: Vec::new(),
             span: Span::new(mnemonic_span.start, end),
         }));
+        if clause_follows {
+            return self.clause_line();
+        }
         Ok(())
     }
 

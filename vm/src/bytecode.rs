@@ -12,7 +12,7 @@ use std::fmt;
 /// First bytes of every `.ebc` file.
 pub const MAGIC: &[u8; 4] = b"EMBC";
 /// Bumped on any change to the file layout or the instruction table.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// A literal, template or pattern, as a tree. Which node kinds are allowed depends on the table
 /// (the verifier checks): literals use none of `Reg`/`Pin`/`Wild`, templates no `Pin`/`Wild`.
@@ -186,7 +186,7 @@ mod tag {
     pub const PIN: u8 = 7;
     pub const WILD: u8 = 8;
     pub const FUN: u8 = 9;
-    /// Eight bytes follow: the IEEE 754 bits, little-endian. (A tag added within version 1:
+    /// Eight bytes follow: the IEEE 754 bits, little-endian. (Added within version 1:
     /// files without floats read as before.)
     pub const FLOAT: u8 = 10;
     /// The number of pairs, then each key and value. (Added within version 1, as FLOAT.)

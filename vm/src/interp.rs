@@ -556,6 +556,22 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
         }};
     }
+    // `call`'s and `call_fun`'s arguments into r0, r1, ...: all read before any is written.
+    macro_rules! pass_args {
+        ($args:expr) => {{
+            let srcs = &prog.args[$args.0 as usize];
+            if !srcs.is_empty() {
+                let mut values: SmallVec<[Term; 8]> = SmallVec::with_capacity(srcs.len());
+                for a in srcs.iter() {
+                    values.push(read!(*a));
+                }
+                if p.regs.len() < values.len() {
+                    p.regs.resize(values.len(), Term::NIL);
+                }
+                p.regs[..values.len()].copy_from_slice(&values);
+            }
+        }};
+    }
     // The fields of map `$m`, or crash `{:badmap, m}`.
     macro_rules! map_fields {
         ($m:expr) => {{
@@ -856,12 +872,14 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Jle { a, b, target } => compare_jump!(a, b, target, |o| o != Ordering::Greater),
             Instr::Jgt { a, b, target } => compare_jump!(a, b, target, |o| o == Ordering::Greater),
             Instr::Jge { a, b, target } => compare_jump!(a, b, target, |o| o != Ordering::Less),
-            Instr::Call { target } => {
+            Instr::Call { target, args } => {
                 if p.frames.len() >= frame_cap {
                     crash!(frame_limit(p.frames.len(), max_stack));
                 }
+                pass_args!(args);
                 p.frames.push(pc as u32 + 1);
                 pc = target.0 as usize;
+                gc_point!();
             }
             Instr::Ret {} => match p.frames.pop() {
                 Some(ret) => {
@@ -1387,8 +1405,9 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::SpawnLink { d, target, args } => spawn!(d, target.0, args, true),
             Instr::SpawnFun { d, f, args } => spawn_fun!(d, f, args, false),
             Instr::SpawnLinkFun { d, f, args } => spawn_fun!(d, f, args, true),
-            Instr::CallFun { f } => {
+            Instr::CallFun { f, args } => {
                 let f = read!(f);
+                pass_args!(args);
                 let at = match f.view() {
                     View::Fun(fun) => prog.fun_code(fun),
                     // A closure's captured values go after its arguments.

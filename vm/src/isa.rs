@@ -217,7 +217,7 @@ macro_rules! for_each_instr {
             Jle "jle" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a <= b` in term order.";
             Jgt "jgt" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a > b` in term order.";
             Jge "jge" (a: Src, b: Src, target: Label) [BRANCH ALLOC] "control" "Jump to `L` if `a >= b` in term order.";
-            Call "call" (target: Label) [BRANCH] "control" "Push the continuation (the next instruction) and continue at `L`.";
+            Call "call" (target: Label, args: Args) [BRANCH ALLOC] "control" "Push the continuation (the next instruction) and continue at `L`; the arguments, if any, are first copied into `r0, r1, ...` (all read before any is written).";
             Ret "ret" () [BRANCH TERM] "control" "Pop a continuation and continue there; with an empty stack the process exits `:normal`.";
             Push "push" (a: Src) [ALLOC] "control" "Save a term on the process stack.";
             Pop "pop" (d: Dst) [] "control" "Restore a term from the process stack (`:badarg` if it is empty).";
@@ -264,7 +264,7 @@ macro_rules! for_each_instr {
             Unregister "unregister" (name: Src) [ALLOC] "processes" "Remove a registered name.";
             Whereis "whereis" (d: Dst, name: Src) [ALLOC] "processes" "`d :=` the pid registered as `name`, or `:undefined`.";
             MakeRef "make_ref" (d: Dst) [] "processes" "`d :=` a fresh unique reference.";
-            CallFun "call_fun" (f: Src) [BRANCH ALLOC] "control" "Like `call`, at the function reference in `f` (a label used as a value); otherwise `:badarg`.";
+            CallFun "call_fun" (f: Src, args: Args) [BRANCH ALLOC] "control" "Like `call`, at the function reference in `f` (a label used as a value); otherwise `:badarg`. The arguments, if any, are first copied into `r0, r1, ...`, as `call` copies them.";
             SpawnFun "spawn_fun" (d: Dst, f: Src, args: Args) [ALLOC] "processes" "Like `spawn`, at the function reference in `f`.";
             SpawnLinkFun "spawn_link_fun" (d: Dst, f: Src, args: Args) [ALLOC] "processes" "Like `spawn_link`, at the function reference in `f`.";
             Fdiv "fdiv" (d: Dst, a: Src, b: Src) [ALLOC] "data" "`d := a / b` as a float (Erlang's `/`), from integers or floats; division by zero crashes `:badarith`.";

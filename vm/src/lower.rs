@@ -162,8 +162,8 @@ fn lower_add_const(d: u8, a: u8, k: Term, negate: bool) -> Op {
 }
 
 /// The lowered form of every instruction, index for index, with adjacent pairs fused.
-pub fn lower(code: &[Instr], consts: &[Term]) -> Vec<Op> {
-    let mut ops = lower_each(code, consts);
+pub fn lower(code: &[Instr], consts: &[Term], args: &[Vec<Src>]) -> Vec<Op> {
+    let mut ops = lower_each(code, consts, args);
     for i in 0..ops.len().saturating_sub(1) {
         if let (
             Op::AddRI { d, a, delta },
@@ -191,7 +191,7 @@ pub fn lower(code: &[Instr], consts: &[Term]) -> Vec<Op> {
     ops
 }
 
-fn lower_each(code: &[Instr], consts: &[Term]) -> Vec<Op> {
+fn lower_each(code: &[Instr], consts: &[Term], args: &[Vec<Src>]) -> Vec<Op> {
     code.iter()
         .map(|instr| match *instr {
             Instr::Nop {} => Op::Nop,
@@ -242,7 +242,8 @@ fn lower_each(code: &[Instr], consts: &[Term]) -> Vec<Op> {
                     _ => Op::Slow,
                 }
             }
-            Instr::Call { target } => Op::Call(target.0),
+            // A call that passes arguments copies them first: the general path.
+            Instr::Call { target, args: a } if args[a.0 as usize].is_empty() => Op::Call(target.0),
             Instr::Ret {} => Op::Ret,
             _ => Op::Slow,
         })
@@ -301,7 +302,7 @@ mod tests {
             },
             Instr::End {},
         ];
-        let ops = lower(&code, &consts);
+        let ops = lower(&code, &consts, &[]);
         assert_eq!(
             ops[0],
             Op::AddJccRI {

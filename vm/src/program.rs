@@ -411,7 +411,7 @@ impl Program {
             fun_of,
             entry_registers,
             sites,
-            ops: crate::lower::lower(&m.code, &consts),
+            ops: crate::lower::lower(&m.code, &consts, &m.args),
             code: m.code.clone(),
             consts,
             templates,
