@@ -9,17 +9,19 @@
 //!   except that every integer sorts before every float, so `1` and `1.0` are two keys);
 //! - otherwise: one field, the root node of the trie.
 //!
-//! A trie node's fields: a bitmap (a small integer) of the 32 slots of its level that are in
-//! use, then one word per set bit, in slot order: an entry `[key | value]` (a list cell) or a
-//! deeper node. Level `L` indexes slots with bits `5L..5L+5` of the key's 64-bit [`hash`]; keys
-//! whose 64 bits are all equal meet in a *collision node* below the last level: bitmap `-1`,
-//! then their entries in map-key order.
+//! A trie node's fields (the CHAMP layout: entries inline, so a lookup follows no pointer to
+//! its entry): two bitmaps (small integers) of the 32 slots of its level, `data` for the slots
+//! that hold an entry and `kids` for those that hold a deeper node; then the entries as key,
+//! value words in slot order; then the deeper nodes in slot order. Level `L` indexes slots with
+//! bits `5L..5L+5` of the key's 64-bit [`hash`]; keys whose 64 bits are all equal meet in a
+//! *collision node* below the last level: `data` is `-1`, `kids` 0, then their entries in
+//! map-key order.
 //!
 //! # Canonical form
 //!
 //! A map has exactly one layout for a given set of entries: flat iff at most `FLAT_MAX`
 //! entries, and in a trie an entry sits at the shallowest level where no other key shares its
-//! slot path (a node other than the root never holds a single entry alone). So equal maps are
+//! slot path (a node other than the root never holds a single entry and nothing else). So equal maps are
 //! equal word by word in structure, and `=:=`, `==` and hashing walk them without sorting.
 //!
 //! Maps are values: every operation builds new objects on the process heap and shares the
@@ -39,8 +41,11 @@ pub const FLAT_MAX: usize = 32;
 const LEVEL_BITS: u32 = 5;
 /// Levels `0..=LAST_LEVEL` index by the hash (the last one has only 4 bits left).
 const LAST_LEVEL: u32 = 12;
-/// The bitmap of a collision node.
+/// The `data` bitmap of a collision node.
 const COLLISION: i64 = -1;
+/// The most words a node has: two bitmaps, and two words per slot.
+const NODE_WORDS: usize = 2 + 2 * 32;
+type Words = SmallVec<[Term; NODE_WORDS]>;
 
 /// A map's entries: flat (key, value words in key order) or the root of a trie.
 #[derive(Clone, Copy)]
@@ -74,12 +79,70 @@ fn small(i: i64) -> Term {
 fn node_fields(node: Term) -> &'static [Term] {
     match heap::read_boxed(node) {
         Some(Boxed::Hamt(f)) => f,
-        _ => unreachable!("a map's trie holds only nodes and entries: {node:?}"),
+        _ => unreachable!("a map's trie holds only nodes: {node:?}"),
     }
 }
 
-fn entry(e: Term) -> Option<(Term, Term)> {
-    heap::read_cons(e)
+/// A trie node taken apart.
+#[derive(Clone, Copy)]
+struct Node {
+    /// Slots holding an entry (0 in a collision node).
+    data: u32,
+    /// Slots holding a deeper node.
+    kids: u32,
+    /// The entries: key, value, key, value, ...
+    pairs: &'static [Term],
+    children: &'static [Term],
+    collision: bool,
+}
+
+impl Node {
+    fn of(node: Term) -> Node {
+        let f = node_fields(node);
+        let data = f[0].as_small_int().unwrap_or(0);
+        if data == COLLISION {
+            return Node {
+                data: 0,
+                kids: 0,
+                pairs: &f[2..],
+                children: &[],
+                collision: true,
+            };
+        }
+        let data = data as u32;
+        let n = 2 + 2 * data.count_ones() as usize;
+        Node {
+            data,
+            kids: f[1].as_small_int().unwrap_or(0) as u32,
+            pairs: &f[2..n],
+            children: &f[n..],
+            collision: false,
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (Term, Term)> + '_ {
+        self.pairs.chunks_exact(2).map(|p| (p[0], p[1]))
+    }
+
+    /// The index of slot `bit`'s entry among the entries, or of its node among the nodes.
+    fn data_index(&self, bit: u32) -> usize {
+        (self.data & (bit - 1)).count_ones() as usize
+    }
+
+    fn kid_index(&self, bit: u32) -> usize {
+        (self.kids & (bit - 1)).count_ones() as usize
+    }
+}
+
+/// A node of the given bitmaps, entries and children.
+fn node(heap: &mut Heap, data: i64, kids: u32, pairs: &[Term], children: &[Term]) -> Term {
+    let n = pairs.len();
+    heap.hamt_from_fn(2 + n + children.len(), |i| match i {
+        0 => small(data),
+        1 => small(i64::from(kids)),
+        i if i < 2 + n => pairs[i - 2],
+        i => children[i - 2 - n],
+    })
 }
 
 fn slot(hash: u64, level: u32) -> u32 {
@@ -161,22 +224,16 @@ fn finish(mut h: u64) -> u64 {
     h ^ (h >> 31)
 }
 
-/// Hashing a trie: the bitmap, then its entries' keys and values and its nodes (nodes are not
-/// terms, so they are expanded here rather than viewed).
+/// Hashing a trie: the bitmaps, then its entries' keys and values and its nodes (nodes are
+/// not terms, so they are expanded here rather than viewed).
 fn push_node(root: Term, todo: &mut SmallVec<[Term; 8]>, h: &mut u64) {
     let mut nodes = vec![root];
-    while let Some(node) = nodes.pop() {
-        let f = node_fields(node);
-        *h = mix(*h, f[0].raw());
-        for &e in &f[1..] {
-            match entry(e) {
-                Some((k, v)) => {
-                    todo.push(v);
-                    todo.push(k);
-                }
-                None => nodes.push(e),
-            }
-        }
+    while let Some(n) = nodes.pop() {
+        let f = node_fields(n);
+        *h = mix(mix(*h, f[0].raw()), f[1].raw());
+        let n = Node::of(n);
+        todo.extend(n.pairs.iter().rev().copied());
+        nodes.extend_from_slice(n.children);
     }
 }
 
@@ -194,16 +251,14 @@ pub(crate) fn tries_pair_up(
             continue;
         }
         let (f, g) = (node_fields(x), node_fields(y));
-        if f.len() != g.len() || f[0] != g[0] {
+        if f.len() != g.len() || f[0] != g[0] || f[1] != g[1] {
             return false;
         }
-        for (&e, &d) in f[1..].iter().zip(&g[1..]) {
-            match (entry(e), entry(d)) {
-                (Some((k1, v1)), Some((k2, v2))) => pair(k1, k2, v1, v2),
-                (None, None) => nodes.push((e, d)),
-                _ => return false,
-            }
+        let (n, m) = (Node::of(x), Node::of(y));
+        for ((k1, v1), (k2, v2)) in n.entries().zip(m.entries()) {
+            pair(k1, k2, v1, v2);
         }
+        nodes.extend(n.children.iter().copied().zip(m.children.iter().copied()));
     }
     true
 }
@@ -224,24 +279,20 @@ pub(crate) fn get(fields: &'static [Term], k: Term) -> Option<Term> {
 fn trie_get(mut node: Term, h: u64, k: Term) -> Option<Term> {
     let mut level = 0;
     loop {
-        let f = node_fields(node);
-        if f[0].as_small_int() == Some(COLLISION) {
-            return f[1..]
-                .iter()
-                .filter_map(|&e| entry(e))
-                .find(|&(ek, _)| term::eq(ek, k))
-                .map(|(_, v)| v);
+        let n = Node::of(node);
+        if n.collision {
+            return n.entries().find(|&(ek, _)| term::eq(ek, k)).map(|(_, v)| v);
         }
-        let bitmap = f[0].as_small_int().unwrap_or(0) as u32;
         let bit = 1u32 << slot(h, level);
-        if bitmap & bit == 0 {
+        if n.data & bit != 0 {
+            let i = 2 * n.data_index(bit);
+            let ek = n.pairs[i];
+            return (ek == k || term::eq(ek, k)).then_some(n.pairs[i + 1]);
+        }
+        if n.kids & bit == 0 {
             return None;
         }
-        let e = f[1 + (bitmap & (bit - 1)).count_ones() as usize];
-        if let Some((ek, ev)) = entry(e) {
-            return (ek == k || term::eq(ek, k)).then_some(ev);
-        }
-        node = e;
+        node = n.children[n.kid_index(bit)];
         level += 1;
     }
 }
@@ -250,12 +301,9 @@ fn trie_get(mut node: Term, h: u64, k: Term) -> Option<Term> {
 fn trie_entries(root: Term, out: &mut Vec<(Term, Term)>) {
     let mut nodes = vec![root];
     while let Some(node) = nodes.pop() {
-        for &e in &node_fields(node)[1..] {
-            match entry(e) {
-                Some(kv) => out.push(kv),
-                None => nodes.push(e),
-            }
-        }
+        let n = Node::of(node);
+        out.extend(n.entries());
+        nodes.extend_from_slice(n.children);
     }
 }
 
@@ -339,18 +387,13 @@ fn build_trie(heap: &mut Heap, entries: &mut [(u64, Term, Term)], level: u32) ->
     if level > LAST_LEVEL {
         // Every bit of their hashes is equal: a collision node, in key order (kept by the
         // stable sorts above).
-        let leaves: Vec<Term> = entries.iter().map(|&(_, k, v)| heap.cons(k, v)).collect();
-        return heap.hamt_from_fn(1 + leaves.len(), |i| {
-            if i == 0 {
-                small(COLLISION)
-            } else {
-                leaves[i - 1]
-            }
-        });
+        let pairs: Vec<Term> = entries.iter().flat_map(|&(_, k, v)| [k, v]).collect();
+        return node(heap, COLLISION, 0, &pairs, &[]);
     }
     entries.sort_by_key(|e| slot(e.0, level));
-    let mut bitmap = 0u32;
-    let mut children: SmallVec<[Term; 32]> = SmallVec::new();
+    let (mut data, mut kids) = (0u32, 0u32);
+    let mut pairs = Words::new();
+    let mut children = Words::new();
     let mut start = 0;
     while start < entries.len() {
         let s = slot(entries[start].0, level);
@@ -358,22 +401,16 @@ fn build_trie(heap: &mut Heap, entries: &mut [(u64, Term, Term)], level: u32) ->
         while end < entries.len() && slot(entries[end].0, level) == s {
             end += 1;
         }
-        bitmap |= 1 << s;
-        children.push(if end - start == 1 {
-            let (_, k, v) = entries[start];
-            heap.cons(k, v)
+        if end - start == 1 {
+            data |= 1 << s;
+            pairs.extend([entries[start].1, entries[start].2]);
         } else {
-            build_trie(heap, &mut entries[start..end], level + 1)
-        });
+            kids |= 1 << s;
+            children.push(build_trie(heap, &mut entries[start..end], level + 1));
+        }
         start = end;
     }
-    heap.hamt_from_fn(1 + children.len(), |i| {
-        if i == 0 {
-            small(i64::from(bitmap))
-        } else {
-            children[i - 1]
-        }
-    })
+    node(heap, i64::from(data), kids, &pairs, &children)
 }
 
 /// `m` with key `k` set to `v` (a new map; `m` itself when it already maps `k` to that very
@@ -429,7 +466,7 @@ pub(crate) fn put<'n>(
 #[allow(clippy::too_many_arguments)]
 fn trie_put<'n>(
     heap: &mut Heap,
-    node: Term,
+    at: Term,
     level: u32,
     h: u64,
     k: Term,
@@ -437,96 +474,91 @@ fn trie_put<'n>(
     names: &dyn Fn(u32) -> &'n str,
     added: &mut bool,
 ) -> Term {
-    let f = node_fields(node);
-    if f[0].as_small_int() == Some(COLLISION) {
-        for (i, &e) in f[1..].iter().enumerate() {
-            let (ek, ev) = entry(e).expect("a collision node holds entries");
-            if term::eq(ek, k) {
-                if ev == v {
-                    return node;
-                }
-                let leaf = heap.cons(ek, v);
-                return heap.hamt_from_fn(f.len(), |j| if j == 1 + i { leaf } else { f[j] });
+    let n = Node::of(at);
+    if n.collision {
+        let mut pairs: Words = n.pairs.iter().copied().collect();
+        match n.entries().position(|(ek, _)| term::eq(ek, k)) {
+            Some(i) if n.pairs[2 * i + 1] == v => return at,
+            Some(i) => pairs[2 * i + 1] = v,
+            None => {
+                *added = true;
+                let i = n
+                    .entries()
+                    .position(|(ek, _)| term::compare_keys(ek, k, names) == Ordering::Greater)
+                    .unwrap_or(n.pairs.len() / 2);
+                pairs.insert_many(2 * i, [k, v]);
             }
         }
-        *added = true;
-        let at = 1 + f[1..]
-            .iter()
-            .position(|&e| {
-                let (ek, _) = entry(e).expect("an entry");
-                term::compare_keys(ek, k, names) == Ordering::Greater
-            })
-            .unwrap_or(f.len() - 1);
-        let leaf = heap.cons(k, v);
-        return heap.hamt_from_fn(f.len() + 1, |j| match j {
-            j if j < at => f[j],
-            j if j == at => leaf,
-            j => f[j - 1],
-        });
+        return node(heap, COLLISION, 0, &pairs, &[]);
     }
-    let bitmap = f[0].as_small_int().unwrap_or(0) as u32;
     let bit = 1u32 << slot(h, level);
-    let at = 1 + (bitmap & (bit - 1)).count_ones() as usize;
-    if bitmap & bit == 0 {
-        *added = true;
-        let leaf = heap.cons(k, v);
-        return heap.hamt_from_fn(f.len() + 1, |j| match j {
-            0 => small(i64::from(bitmap | bit)),
-            j if j < at => f[j],
-            j if j == at => leaf,
-            j => f[j - 1],
-        });
-    }
-    let e = f[at];
-    let new = match entry(e) {
-        Some((ek, ev)) if ek == k || term::eq(ek, k) => {
+    let data = i64::from(n.data);
+    if n.data & bit != 0 {
+        let i = 2 * n.data_index(bit);
+        let (ek, ev) = (n.pairs[i], n.pairs[i + 1]);
+        if ek == k || term::eq(ek, k) {
             if ev == v {
-                return node;
+                return at;
             }
-            heap.cons(ek, v)
+            let mut pairs: Words = n.pairs.iter().copied().collect();
+            pairs[i + 1] = v;
+            return node(heap, data, n.kids, &pairs, n.children);
         }
-        Some((ek, _)) => {
-            *added = true;
-            let leaf = heap.cons(k, v);
-            two(heap, level + 1, (hash(ek), e), (h, leaf), names)
+        // Two keys in one slot: they move down into a node of their own.
+        *added = true;
+        let sub = two(heap, level + 1, (hash(ek), ek, ev), (h, k, v), names);
+        let mut pairs: Words = n.pairs.iter().copied().collect();
+        pairs.drain(i..i + 2);
+        let mut children: Words = n.children.iter().copied().collect();
+        children.insert(n.kid_index(bit), sub);
+        return node(
+            heap,
+            i64::from(n.data & !bit),
+            n.kids | bit,
+            &pairs,
+            &children,
+        );
+    }
+    if n.kids & bit != 0 {
+        let j = n.kid_index(bit);
+        let sub = trie_put(heap, n.children[j], level + 1, h, k, v, names, added);
+        if sub == n.children[j] {
+            return at;
         }
-        None => {
-            let sub = trie_put(heap, e, level + 1, h, k, v, names, added);
-            if sub == e {
-                return node;
-            }
-            sub
-        }
-    };
-    heap.hamt_from_fn(f.len(), |j| if j == at { new } else { f[j] })
+        let mut children: Words = n.children.iter().copied().collect();
+        children[j] = sub;
+        return node(heap, data, n.kids, n.pairs, &children);
+    }
+    *added = true;
+    let mut pairs: Words = n.pairs.iter().copied().collect();
+    pairs.insert_many(2 * n.data_index(bit), [k, v]);
+    node(heap, i64::from(n.data | bit), n.kids, &pairs, n.children)
 }
 
-/// The node at `level` holding two entries (leaf terms) whose hashes agreed above it.
+/// The node at `level` holding two entries whose hashes agreed above it.
 fn two<'n>(
     heap: &mut Heap,
     level: u32,
-    a: (u64, Term),
-    b: (u64, Term),
+    a: (u64, Term, Term),
+    b: (u64, Term, Term),
     names: &dyn Fn(u32) -> &'n str,
 ) -> Term {
     if level > LAST_LEVEL {
-        let key = |e: Term| entry(e).expect("an entry").0;
-        let (x, y) = if term::compare_keys(key(a.1), key(b.1), names) == Ordering::Less {
-            (a.1, b.1)
+        let (x, y) = if term::compare_keys(a.1, b.1, names) == Ordering::Less {
+            (a, b)
         } else {
-            (b.1, a.1)
+            (b, a)
         };
-        return heap.hamt_from_fn(3, |i| [small(COLLISION), x, y][i]);
+        return node(heap, COLLISION, 0, &[x.1, x.2, y.1, y.2], &[]);
     }
     let (sa, sb) = (slot(a.0, level), slot(b.0, level));
     if sa == sb {
         let sub = two(heap, level + 1, a, b, names);
-        return heap.hamt_from_fn(2, |i| [small(1 << sa), sub][i]);
+        return node(heap, 0, 1 << sa, &[], &[sub]);
     }
-    let (x, y) = if sa < sb { (a.1, b.1) } else { (b.1, a.1) };
-    heap.hamt_from_fn(3, |i| {
-        [small(i64::from((1u32 << sa) | (1u32 << sb))), x, y][i]
-    })
+    let (x, y) = if sa < sb { (a, b) } else { (b, a) };
+    let data = (1u32 << sa) | (1u32 << sb);
+    node(heap, i64::from(data), 0, &[x.1, x.2, y.1, y.2], &[])
 }
 
 /// `m` without key `k` (`m` itself when it has no such key). `m` must be a map.
@@ -553,7 +585,7 @@ pub(crate) fn remove<'n>(
             let new = match trie_remove(heap, root, 0, hash(k), k) {
                 Removed::Absent => return m,
                 Removed::Node(node) => node,
-                Removed::Leaf(_) => unreachable!("the root holds more than one entry"),
+                Removed::Entry(..) => unreachable!("the root holds more than one entry"),
             };
             if n - 1 <= FLAT_MAX {
                 let mut entries = Vec::with_capacity(n - 1);
@@ -570,61 +602,68 @@ enum Removed {
     Absent,
     /// The node without the key.
     Node(Term),
-    /// The node would hold one entry alone: that entry, to take the node's place.
-    Leaf(Term),
+    /// The node would hold one entry and nothing else: that entry, to take the node's place
+    /// in its parent.
+    Entry(Term, Term),
 }
 
-fn trie_remove(heap: &mut Heap, node: Term, level: u32, h: u64, k: Term) -> Removed {
-    let f = node_fields(node);
-    if f[0].as_small_int() == Some(COLLISION) {
-        let Some(i) = f[1..]
-            .iter()
-            .position(|&e| term::eq(entry(e).expect("an entry").0, k))
-        else {
+fn trie_remove(heap: &mut Heap, at: Term, level: u32, h: u64, k: Term) -> Removed {
+    let n = Node::of(at);
+    if n.collision {
+        let Some(i) = n.entries().position(|(ek, _)| term::eq(ek, k)) else {
             return Removed::Absent;
         };
-        if f.len() == 3 {
-            return Removed::Leaf(f[if i == 0 { 2 } else { 1 }]);
+        let mut pairs: Words = n.pairs.iter().copied().collect();
+        pairs.drain(2 * i..2 * i + 2);
+        if pairs.len() == 2 {
+            return Removed::Entry(pairs[0], pairs[1]);
         }
-        return Removed::Node(heap.hamt_from_fn(f.len() - 1, |j| {
-            if j < 1 + i {
-                f[j]
-            } else {
-                f[j + 1]
-            }
-        }));
+        return Removed::Node(node(heap, COLLISION, 0, &pairs, &[]));
     }
-    let bitmap = f[0].as_small_int().unwrap_or(0) as u32;
     let bit = 1u32 << slot(h, level);
-    if bitmap & bit == 0 {
+    if n.data & bit != 0 {
+        let i = 2 * n.data_index(bit);
+        let ek = n.pairs[i];
+        if !(ek == k || term::eq(ek, k)) {
+            return Removed::Absent;
+        }
+        if level > 0 && n.pairs.len() == 4 && n.children.is_empty() {
+            let o = if i == 0 { 2 } else { 0 };
+            return Removed::Entry(n.pairs[o], n.pairs[o + 1]);
+        }
+        let mut pairs: Words = n.pairs.iter().copied().collect();
+        pairs.drain(i..i + 2);
+        return Removed::Node(node(
+            heap,
+            i64::from(n.data & !bit),
+            n.kids,
+            &pairs,
+            n.children,
+        ));
+    }
+    if n.kids & bit == 0 {
         return Removed::Absent;
     }
-    let at = 1 + (bitmap & (bit - 1)).count_ones() as usize;
-    let e = f[at];
-    match entry(e) {
-        Some((ek, _)) => {
-            if !(ek == k || term::eq(ek, k)) {
-                return Removed::Absent;
-            }
-            if f.len() == 3 && level > 0 {
-                let other = f[if at == 1 { 2 } else { 1 }];
-                if entry(other).is_some() {
-                    return Removed::Leaf(other);
-                }
-            }
-            Removed::Node(heap.hamt_from_fn(f.len() - 1, |j| match j {
-                0 => small(i64::from(bitmap & !bit)),
-                j if j < at => f[j],
-                j => f[j + 1],
-            }))
+    let j = n.kid_index(bit);
+    match trie_remove(heap, n.children[j], level + 1, h, k) {
+        Removed::Absent => Removed::Absent,
+        Removed::Node(sub) => {
+            let mut children: Words = n.children.iter().copied().collect();
+            children[j] = sub;
+            Removed::Node(node(heap, i64::from(n.data), n.kids, n.pairs, &children))
         }
-        None => {
-            let new = match trie_remove(heap, e, level + 1, h, k) {
-                Removed::Absent => return Removed::Absent,
-                Removed::Leaf(leaf) if f.len() == 2 && level > 0 => return Removed::Leaf(leaf),
-                Removed::Leaf(t) | Removed::Node(t) => t,
-            };
-            Removed::Node(heap.hamt_from_fn(f.len(), |j| if j == at { new } else { f[j] }))
+        // The only thing under this node: the entry moves up further.
+        Removed::Entry(ek, ev) if level > 0 && n.pairs.is_empty() && n.children.len() == 1 => {
+            Removed::Entry(ek, ev)
+        }
+        // The entry takes the place of the node it was left alone in.
+        Removed::Entry(ek, ev) => {
+            let mut pairs: Words = n.pairs.iter().copied().collect();
+            pairs.insert_many(2 * n.data_index(bit), [ek, ev]);
+            let mut children: Words = n.children.iter().copied().collect();
+            children.remove(j);
+            let data = i64::from(n.data | bit);
+            Removed::Node(node(heap, data, n.kids & !bit, &pairs, &children))
         }
     }
 }
@@ -635,8 +674,8 @@ pub(crate) fn words_for(n: usize) -> usize {
     if n <= FLAT_MAX {
         2 + 2 * n
     } else {
-        // A cell per entry, and at most one node word per entry and per node; nodes are fewer
-        // than entries, so four words per entry bounds them (plus the map object).
+        // Two words per entry, and per node three words (its header, bitmaps) and one in its
+        // parent; nodes are fewer than entries (plus the map object).
         3 + 6 * n
     }
 }
@@ -723,14 +762,15 @@ mod tests {
         // Force the deepest levels: two keys whose hashes agree in every bit cannot be made on
         // purpose, so build the node directly and check lookups and removal through it.
         let mut heap = Heap::new();
-        let a = heap.cons(int(1), int(10));
-        let b = heap.cons(int(2), int(20));
-        let node = two(&mut heap, LAST_LEVEL + 1, (7, a), (7, b), &names);
+        let (a, b) = ((7, int(2), int(20)), (7, int(1), int(10)));
+        let node = two(&mut heap, LAST_LEVEL + 1, a, b, &names);
         let f = node_fields(node);
         assert_eq!(f[0].as_small_int(), Some(COLLISION));
-        assert_eq!(f.len(), 3);
+        // Both entries, in key order.
+        assert_eq!(&f[2..], &[int(1), int(10), int(2), int(20)]);
+        assert_eq!(trie_get(node, 7, int(2)), Some(int(20)));
         match trie_remove(&mut heap, node, LAST_LEVEL + 1, 7, int(1)) {
-            Removed::Leaf(l) => assert_eq!(entry(l), Some((int(2), int(20)))),
+            Removed::Entry(k, v) => assert_eq!((k, v), (int(2), int(20))),
             _ => panic!("a collision node of one entry must collapse"),
         }
     }
