@@ -492,7 +492,6 @@ fn trie_put<'n>(
         return node(heap, COLLISION, 0, &pairs, &[]);
     }
     let bit = 1u32 << slot(h, level);
-    let data = i64::from(n.data);
     if n.data & bit != 0 {
         let i = 2 * n.data_index(bit);
         let (ek, ev) = (n.pairs[i], n.pairs[i + 1]);
@@ -500,9 +499,7 @@ fn trie_put<'n>(
             if ev == v {
                 return at;
             }
-            let mut pairs: Words = n.pairs.iter().copied().collect();
-            pairs[i + 1] = v;
-            return node(heap, data, n.kids, &pairs, n.children);
+            return replaced(heap, at, 3 + i, v);
         }
         // Two keys in one slot: they move down into a node of their own.
         *added = true;
@@ -525,14 +522,27 @@ fn trie_put<'n>(
         if sub == n.children[j] {
             return at;
         }
-        let mut children: Words = n.children.iter().copied().collect();
-        children[j] = sub;
-        return node(heap, data, n.kids, n.pairs, &children);
+        return replaced(heap, at, 2 + n.pairs.len() + j, sub);
     }
+    // A new entry in a free slot: the fields with `k, v` inserted among the entries.
     *added = true;
-    let mut pairs: Words = n.pairs.iter().copied().collect();
-    pairs.insert_many(2 * n.data_index(bit), [k, v]);
-    node(heap, i64::from(n.data | bit), n.kids, &pairs, n.children)
+    let f = node_fields(at);
+    let w = 2 + 2 * n.data_index(bit);
+    let data = small(i64::from(n.data | bit));
+    heap.hamt_from_fn(f.len() + 2, |i| match i {
+        0 => data,
+        i if i < w => f[i],
+        i if i == w => k,
+        i if i == w + 1 => v,
+        i => f[i - 2],
+    })
+}
+
+/// A copy of node `at` with field `i` replaced by `t`: the step of a put along its path,
+/// written straight into the heap.
+fn replaced(heap: &mut Heap, at: Term, i: usize, t: Term) -> Term {
+    let f = node_fields(at);
+    heap.hamt_from_fn(f.len(), |j| if j == i { t } else { f[j] })
 }
 
 /// The node at `level` holding two entries whose hashes agreed above it.
