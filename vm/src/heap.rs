@@ -351,6 +351,22 @@ impl Heap {
         self.fields_from_fn(KIND_MAP, n, f)
     }
 
+    /// A copy of the hash-trie node whose fields are `fields`, with field `i` replaced by `t`
+    /// (for `map.rs`: the step of a put along its path). One block copy.
+    pub(crate) fn hamt_replacing(&mut self, fields: &[Term], i: usize, t: Term) -> Term {
+        assert!(i < fields.len());
+        let p = self.alloc(1 + fields.len());
+        // SAFETY: `p` is a fresh allocation of 1 + n words: the header, then the n fields copied
+        // from `fields` (outside the fresh block; Term is `repr(transparent)` over u64), then
+        // field i (< n, checked) overwritten.
+        unsafe {
+            p.write(header(KIND_HAMT, fields.len()));
+            ptr::copy_nonoverlapping(fields.as_ptr().cast::<u64>(), p.add(1), fields.len());
+            p.add(1 + i).write(t.raw());
+        }
+        Term::boxed_at(addr_of(p))
+    }
+
     /// A hash-trie node of `n` fields (for `map.rs`).
     pub(crate) fn hamt_from_fn(&mut self, n: usize, f: impl FnMut(usize) -> Term) -> Term {
         self.fields_from_fn(KIND_HAMT, n, f)
@@ -1709,6 +1725,22 @@ mod tests {
         assert!(c.used_bytes() <= 100 * 8);
         // Immediates and literals need no room.
         assert_eq!(c.copy_into(int(3), &lits, 0, 0), Ok(int(3)));
+    }
+
+    #[test]
+    fn trie_nodes_copy_with_one_field_replaced() {
+        let mut h = Heap::new();
+        let node = h.hamt_from_fn(4, |i| int(i as i64));
+        let Some(Boxed::Hamt(f)) = read_boxed(node) else {
+            panic!("a trie node")
+        };
+        let copy = h.hamt_replacing(f, 2, int(99));
+        let Some(Boxed::Hamt(g)) = read_boxed(copy) else {
+            panic!("a trie node")
+        };
+        assert_eq!(g, &[int(0), int(1), int(99), int(3)]);
+        // The original is untouched.
+        assert_eq!(f, &[int(0), int(1), int(2), int(3)]);
     }
 
     #[test]

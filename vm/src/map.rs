@@ -541,8 +541,7 @@ fn trie_put<'n>(
 /// A copy of node `at` with field `i` replaced by `t`: the step of a put along its path,
 /// written straight into the heap.
 fn replaced(heap: &mut Heap, at: Term, i: usize, t: Term) -> Term {
-    let f = node_fields(at);
-    heap.hamt_from_fn(f.len(), |j| if j == i { t } else { f[j] })
+    heap.hamt_replacing(node_fields(at), i, t)
 }
 
 /// The node at `level` holding two entries whose hashes agreed above it.
