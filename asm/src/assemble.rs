@@ -717,8 +717,15 @@ impl Assembler {
             let operand = match spec.kind {
                 OperandKind::Clauses => Operand::Clauses(self.clauses(unit, op, i)?),
                 OperandKind::Args => {
-                    let list = given_ops
-                        .by_ref()
+                    let rest: Vec<&Expr> = given_ops.by_ref().collect();
+                    if let Some(extra) = rest.get(256) {
+                        return Err((
+                            extra.span,
+                            "more than 256 arguments (they land in r0 ... r255)".into(),
+                        ));
+                    }
+                    let list = rest
+                        .into_iter()
                         .map(|e| self.src(e))
                         .collect::<Result<Vec<_>, _>>()?;
                     self.module.args.push(list);

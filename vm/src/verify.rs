@@ -212,6 +212,13 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
         c.node(n, NodeUse::Pattern, &format!("pattern {i}"))?;
     }
     for (i, list) in m.args.iter().enumerate() {
+        // Arguments land in r0, r1, ...: no more of them than there are registers.
+        if list.len() > 256 {
+            return bad(format!(
+                "argument list {i}: {} arguments (at most 256: they land in r0 ... r255)",
+                list.len()
+            ));
+        }
         for s in list {
             c.src(*s, OperandKind::Src, &format!("argument list {i}"))?;
         }
