@@ -152,6 +152,8 @@ fn slot(hash: u64, level: u32) -> u32 {
 // ---- hashing ----
 
 const K: u64 = 0x517c_c1b7_2722_0a95;
+/// How many parts of a term [`hash`] looks at, at most.
+const HASH_WORK: usize = 256;
 
 fn mix(h: u64, word: u64) -> u64 {
     (h.rotate_left(5) ^ word).wrapping_mul(K)
@@ -167,7 +169,15 @@ pub(crate) fn hash(t: Term) -> u64 {
     let mut h = 0u64;
     let mut todo: SmallVec<[Term; 8]> = SmallVec::new();
     todo.push(t);
+    // Only the first `HASH_WORK` parts of the walk are hashed: equal terms walk alike, so the
+    // hash stays a function of the value, and a term with shared parts (a tree of 2^40 leaves
+    // in 40 tuples) costs no more than a small one.
+    let mut work = 0;
     while let Some(t) = todo.pop() {
+        work += 1;
+        if work > HASH_WORK {
+            break;
+        }
         if t.is_immediate() {
             // Small integers, atoms, pids, references, `[]`: the word says it all (a big
             // integer is never equal to a small one).
@@ -225,10 +235,13 @@ fn finish(mut h: u64) -> u64 {
 }
 
 /// Hashing a trie: the bitmaps, then its entries' keys and values and its nodes (nodes are
-/// not terms, so they are expanded here rather than viewed).
+/// not terms, so they are expanded here rather than viewed), as far as `hash` will look.
 fn push_node(root: Term, todo: &mut SmallVec<[Term; 8]>, h: &mut u64) {
     let mut nodes = vec![root];
     while let Some(n) = nodes.pop() {
+        if todo.len() > HASH_WORK {
+            return;
+        }
         let f = node_fields(n);
         *h = mix(mix(*h, f[0].raw()), f[1].raw());
         let n = Node::of(n);
@@ -317,9 +330,37 @@ pub(crate) fn sorted_entries<'n>(
         Shape::Trie(root) => {
             let mut out = Vec::with_capacity(shape(fields).0);
             trie_entries(root, &mut out);
+            // Sorting compares keys, and a key may be a large map whose entries must be sorted
+            // in turn, whose keys may be large maps...: each level multiplies the work (and
+            // deepens the Rust stack). Past `MAX_SORT_DEPTH` levels, entries are ordered by
+            // their keys' hashes instead: one fixed order for equal maps, so the order of maps
+            // stays total and consistent, but it is Erlang's only down to that depth (a map key
+            // of a map key of a map key, each of more than 32 entries). Documented in the spec.
+            let depth = SORT_DEPTH.get();
+            if depth >= MAX_SORT_DEPTH {
+                out.sort_unstable_by_key(|e| hash(e.0));
+                return out;
+            }
+            SORT_DEPTH.set(depth + 1);
+            let _restore = Restore(depth);
             out.sort_unstable_by(|a, b| term::compare_keys(a.0, b.0, names));
             out
         }
+    }
+}
+
+// How many sorts of trie entries are under way on this thread, one inside another.
+thread_local! {
+    static SORT_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+const MAX_SORT_DEPTH: u32 = 2;
+
+/// Puts `SORT_DEPTH` back when a sort ends, however it ends.
+struct Restore(u32);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        SORT_DEPTH.set(self.0);
     }
 }
 
@@ -782,6 +823,34 @@ mod tests {
             Removed::Entry(k, v) => assert_eq!((k, v), (int(2), int(20))),
             _ => panic!("a collision node of one entry must collapse"),
         }
+    }
+
+    /// Two maps of 40 entries, of equal size and different keys, each with the maps `a` and
+    /// `b` as keys: sorting the keys of either compares `a` with `b`, which sorts theirs.
+    fn level(heap: &mut Heap, a: Term, b: Term) -> (Term, Term) {
+        let mut entries: Vec<(Term, Term)> = (1..39).map(|i| (int(i), int(i))).collect();
+        entries.push((a, int(-1)));
+        entries.push((b, int(-2)));
+        let x = from_entries(heap, entries.clone(), &names);
+        entries[0].0 = int(100);
+        let y = from_entries(heap, entries, &names);
+        (x, y)
+    }
+
+    #[test]
+    /// (Without the depth bound on sorting, this takes time exponential in `LEVELS`.)
+    fn deeply_nested_map_keys_compare_without_exhausting_the_stack() {
+        const LEVELS: usize = 200;
+        let mut heap = Heap::new();
+        let (mut a, mut b) = (int(0), int(1));
+        for _ in 0..LEVELS {
+            (a, b) = level(&mut heap, a, b);
+        }
+        assert_eq!(term::compare(a, a, &names), Ordering::Equal);
+        assert_ne!(term::compare(a, b, &names), Ordering::Equal);
+        let mut text = Vec::new();
+        term::format_within(a, &names, &|f| f.to_string(), 64, &mut text);
+        assert!(text.starts_with(b"#{1 => 1"));
     }
 
     #[test]
