@@ -316,13 +316,110 @@ fn report_form(prog: &Program, t: Term) -> String {
     )
 }
 
-/// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
-fn crash_line(prog: &Program, pid: u32, reason: Term, pc: u32) -> String {
-    format!(
-        "error in process <0.{pid}>: {} at {}",
+/// `error in process <0.N>: REASON at FILE:LINE` (spec §5), then the crash's context on
+/// indented lines (see [`crash_context`]).
+fn crash_line(prog: &Program, p: &Process, reason: Term, pc: u32) -> String {
+    let mut text = format!(
+        "error in process <0.{}>: {} at {}",
+        p.pid,
         report_form(prog, reason),
         prog.module.location(pc)
-    )
+    );
+    crash_context(prog, p, pc, &mut text);
+    text
+}
+
+/// Operand values in a crash's context are cut at this many bytes.
+const OPERAND_CUT: usize = 200;
+/// A crash's backtrace shows this many frames at most.
+const BACKTRACE_FRAMES: usize = 10;
+
+/// The context of a crash raised at instruction `pc` of `p`, on indented lines: the
+/// instruction as written, the values of the registers it reads (cut at [`OPERAND_CUT`]
+/// bytes), and the backtrace: the function it ran in and the calls that led there, innermost
+/// first, as `module:label (file:line)`.
+fn crash_context(prog: &Program, p: &Process, pc: u32, out: &mut String) {
+    use crate::isa::{Operand, SrcKind};
+    use std::fmt::Write as _;
+    let Some(instr) = prog.code.get(pc as usize) else {
+        return;
+    };
+    let m = prog.module.module();
+    let mut read: Vec<u8> = Vec::new();
+    let src_text = |s: crate::isa::Src, read: &mut Vec<u8>| match s.kind() {
+        SrcKind::Reg(r) => {
+            read.push(r);
+            format!("r{r}")
+        }
+        SrcKind::Const(k) => crate::term::format_cut(
+            prog.consts[k as usize],
+            &|a| prog.atoms.name(a),
+            &|f| prog.fun_name(f),
+            OPERAND_CUT,
+        ),
+        SrcKind::Template(k) => {
+            let node = &m.templates[k as usize];
+            node.walk(&mut |n| {
+                if let crate::bytecode::Node::Reg(r) = n {
+                    read.push(*r);
+                }
+            });
+            "(a template)".to_string()
+        }
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for op in instr.operands() {
+        parts.push(match op {
+            Operand::Reg(r) => format!("r{}", r.0),
+            Operand::Src(s) => src_text(s, &mut read),
+            Operand::Label(l) => prog.module.function_name(l.0),
+            Operand::Pattern(_) => "(a pattern)".to_string(),
+            Operand::Clauses(_) => continue,
+            Operand::Args(a) => {
+                let args: Vec<String> = m.args[a.0 as usize]
+                    .iter()
+                    .map(|s| src_text(*s, &mut read))
+                    .collect();
+                if args.is_empty() {
+                    continue;
+                }
+                args.join(", ")
+            }
+        });
+    }
+    let _ = write!(out, "\n    {}", instr.opcode().mnemonic());
+    if !parts.is_empty() {
+        let _ = write!(out, " {}", parts.join(", "));
+    }
+    read.sort_unstable();
+    read.dedup();
+    for r in read {
+        let v = p.regs.get(r as usize).copied().unwrap_or(Term::NIL);
+        let text = crate::term::format_cut(
+            v,
+            &|a| prog.atoms.name(a),
+            &|f| prog.fun_name(f),
+            OPERAND_CUT,
+        );
+        let _ = write!(out, "\n    r{r} = {text}");
+    }
+    let frame = |pc: u32| {
+        format!(
+            "{} ({})",
+            prog.module.function_name(pc),
+            prog.module.location(pc)
+        )
+    };
+    let _ = write!(out, "\n    in {}", frame(pc));
+    // Return addresses, innermost last: the call is the instruction before each.
+    let calls = p.frames.iter().rev().filter(|&&r| r > 0);
+    for (i, &ret) in calls.enumerate() {
+        if i == BACKTRACE_FRAMES {
+            let _ = write!(out, "\n    ... {} more", p.frames.len() - i);
+            break;
+        }
+        let _ = write!(out, "\n    called from {}", frame(ret - 1));
+    }
 }
 
 /// How a run ends when `what` (standard output, standard error, the trace) cannot be written:
@@ -911,7 +1008,7 @@ impl Vm {
         let Some(p) = self.procs.remove(pid) else {
             return;
         };
-        self.report_crash(pid, reason, p.pc);
+        self.report_crash(&p, reason, p.pc);
         let mut scratch = Heap::new();
         let mut dying = Dyings::new();
         dying.push(Dying { proc: p, reason });
@@ -919,10 +1016,10 @@ impl Vm {
     }
 
     /// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
-    fn report_crash(&mut self, pid: u32, reason: Term, pc: u32) {
-        let line = crash_line(&self.prog, pid, reason, pc);
+    fn report_crash(&mut self, p: &Process, reason: Term, pc: u32) {
+        let line = crash_line(&self.prog, p, reason, pc);
         self.write_err(&line);
-        if pid == 0 {
+        if p.pid == 0 {
             // Already reported: the end of the run need not repeat it.
             self.main_reported = true;
         }
@@ -1018,7 +1115,7 @@ impl Vm {
     /// Ends the running process (taken out of the table by the caller) with `reason`.
     fn exit_running(&mut self, p: Box<Process>, reason: Term, raised_at: Option<u32>) {
         if let Some(pc) = raised_at {
-            self.report_crash(p.pid, reason, pc);
+            self.report_crash(&p, reason, pc);
         }
         let mut scratch = Heap::new();
         let reason = self.copy_to_scratch(&mut scratch, reason, p.heap.used_words());

@@ -532,10 +532,10 @@ impl Shared {
         }
     }
 
-    fn report_crash(&self, pid: u32, reason: Term, pc: u32) {
-        let line = crash_line(&self.prog, pid, reason, pc);
+    fn report_crash(&self, p: &Process, reason: Term, pc: u32) {
+        let line = crash_line(&self.prog, p, reason, pc);
         self.write_err(&line);
-        if pid == 0 {
+        if p.pid == 0 {
             self.main_reported.store(true, SeqCst);
         }
     }
@@ -1035,7 +1035,7 @@ impl<'s> Sched<'s> {
     fn die(&mut self, h: &Arc<Handle>, mut p: Box<Process>, reason: Term, raised_at: Option<u32>) {
         let pid = p.pid;
         if let Some(pc) = raised_at {
-            self.sh.report_crash(pid, reason, pc);
+            self.sh.report_crash(&p, reason, pc);
         }
         // From here on, signals to it are dropped and link and monitor requests are answered
         // by their senders (`:noproc`); those that reached it before are answered below.
