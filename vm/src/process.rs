@@ -253,7 +253,6 @@ impl Mailbox {
     }
 
     /// Messages oldest first.
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = Term> + '_ {
         let mut i = self.head;
         std::iter::from_fn(move || {

@@ -331,6 +331,8 @@ fn crash_line(prog: &Program, p: &Process, reason: Term, pc: u32) -> String {
 
 /// Operand values in a crash's context are cut at this many bytes.
 const OPERAND_CUT: usize = 200;
+/// A deadlock report shows this many of a waiting process's messages at most.
+const DEADLOCK_MESSAGES: usize = 3;
 /// A crash's backtrace shows this many frames at most.
 const BACKTRACE_FRAMES: usize = 10;
 
@@ -1395,6 +1397,19 @@ impl Vm {
                 n,
                 if n == 1 { "" } else { "s" }
             ));
+            // None of them matched (else it would have taken it): the first few say why.
+            for m in p.mailbox.iter().take(DEADLOCK_MESSAGES) {
+                let text = crate::term::format_cut(
+                    m,
+                    &|a| self.prog.atoms.name(a),
+                    &|f| self.prog.fun_name(f),
+                    OPERAND_CUT,
+                );
+                lines.push(format!("    unmatched: {text}"));
+            }
+            if n > DEADLOCK_MESSAGES {
+                lines.push(format!("    ... {} more", n - DEADLOCK_MESSAGES));
+            }
         }
         for l in lines {
             self.write_err(&l);
