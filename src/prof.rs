@@ -8,6 +8,7 @@ use ember_vm::vm::{RunEnd, Vm};
 use ember_vm::Probe;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasherDefault;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -19,53 +20,127 @@ pub struct Profiler {
     stacks: Option<Stacks>,
 }
 
+/// Call stacks as a tree: each node is a function (the pc of its first instruction) called
+/// from its parent node; a stack is its deepest node.
 struct Stacks {
     code: Vec<Instr>,
-    ids: HashMap<Vec<u32>, usize>,
-    keys: Vec<Vec<u32>>,
+    /// (parent node or `ROOT`, function) -> node.
+    ids: HashMap<(usize, u32), usize, BuildHasherDefault<WordHasher>>,
+    /// Per node: its parent and its function.
+    nodes: Vec<(usize, u32)>,
     counts: Vec<u64>,
-    /// (pid, depth, stack id) of the previous instruction: consecutive instructions of one
+    /// Per process, the nodes of its frames, outermost first: a shadow of its call stack, kept
+    /// in step with the frames the probe sees (a call adds one, a return or a caught crash
+    /// drops some).
+    shadows: HashMap<u32, Vec<usize>>,
+    /// The process that ran last and its shadow (out of `shadows` while it runs).
+    current: Option<(u32, Vec<usize>)>,
+    /// (pid, depth, node) of the previous instruction: consecutive instructions of one
     /// process at the same depth share their stack, so most lookups are skipped.
     last: Option<(u32, usize, usize)>,
 }
 
+const ROOT: usize = usize::MAX;
+
+/// A multiply-rotate hasher for the profiler's small integer keys (the standard one is built to
+/// resist chosen keys, which a profile of one's own program does not need).
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 impl Stacks {
-    fn stack_id(&mut self, pid: u32, entry: u32, frames: &[u32]) -> usize {
-        if let Some((lp, depth, id)) = self.last {
-            if lp == pid && depth == frames.len() {
+    fn node(&mut self, parent: usize, function: u32) -> usize {
+        if let Some(&id) = self.ids.get(&(parent, function)) {
+            return id;
+        }
+        let id = self.nodes.len();
+        self.ids.insert((parent, function), id);
+        self.nodes.push((parent, function));
+        self.counts.push(0);
+        id
+    }
+
+    fn stack_id(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32) -> usize {
+        let depth = frames.len();
+        if let Some((lp, ld, id)) = self.last {
+            if lp == pid && ld == depth {
                 return id;
             }
         }
-        // A stack is the process's entry label, then the target of each `call` on it.
-        let mut key = Vec::with_capacity(frames.len() + 1);
-        key.push(entry);
-        for &ret in frames {
-            match self.code.get(ret as usize - 1) {
-                Some(Instr::Call { target, .. }) => key.push(target.0),
-                _ => key.push(ret - 1),
-            }
-        }
-        let id = match self.ids.get(&key) {
-            Some(&id) => id,
-            None => {
-                let id = self.keys.len();
-                self.ids.insert(key.clone(), id);
-                self.keys.push(key);
-                self.counts.push(0);
-                id
+        let mut shadow = match self.current.take() {
+            Some((p, shadow)) if p == pid => shadow,
+            other => {
+                if let Some((p, shadow)) = other {
+                    self.shadows.insert(p, shadow);
+                }
+                self.shadows.remove(&pid).unwrap_or_default()
             }
         };
-        self.last = Some((pid, frames.len(), id));
+        if shadow.is_empty() {
+            shadow.push(self.node(ROOT, entry));
+        }
+        // Returned, or a caught crash cut the stack back.
+        shadow.truncate(depth + 1);
+        // Entered calls. Frame k's return address follows its call: a `call` names its target;
+        // a `call_fun`'s target is where the callee starts, the pc of its first instruction
+        // when the probe sees the call as it happens (the case but for a missed instruction,
+        // where the call site has to do).
+        while shadow.len() < depth + 1 {
+            let k = shadow.len();
+            let ret = frames[k - 1];
+            let function = match self.code.get(ret as usize - 1) {
+                Some(Instr::Call { target, .. }) => target.0,
+                Some(Instr::CallFun { .. }) if k == depth => pc,
+                _ => ret - 1,
+            };
+            let parent = *shadow.last().expect("a root");
+            let id = self.node(parent, function);
+            shadow.push(id);
+        }
+        let id = *shadow.last().expect("a root");
+        self.current = Some((pid, shadow));
+        self.last = Some((pid, depth, id));
         id
+    }
+
+    /// The functions of node `id`, outermost first.
+    fn path(&self, mut id: usize) -> Vec<u32> {
+        let mut path = Vec::new();
+        while id != ROOT {
+            let (parent, function) = self.nodes[id];
+            path.push(function);
+            id = parent;
+        }
+        path.reverse();
+        path
     }
 }
 
 impl Probe for Profiler {
     #[inline]
-    fn instr(&mut self, pid: u32, entry: u32, frames: &[u32], _pc: u32, op: Opcode) {
+    fn instr(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, op: Opcode) {
         self.ops[op as usize] += 1;
         if let Some(s) = self.stacks.as_mut() {
-            let id = s.stack_id(pid, entry, frames);
+            let id = s.stack_id(pid, entry, frames, pc);
             s.counts[id] += 1;
         }
     }
@@ -87,9 +162,11 @@ impl Profiler {
             ops: vec![0; Opcode::ALL.len()],
             stacks: code.map(|code| Stacks {
                 code,
-                ids: HashMap::new(),
-                keys: Vec::new(),
+                ids: HashMap::default(),
+                nodes: Vec::new(),
                 counts: Vec::new(),
+                shadows: HashMap::new(),
+                current: None,
                 last: None,
             }),
         }
@@ -102,18 +179,27 @@ impl Profiler {
             return out;
         };
         let module = &vm.program().module;
-        let mut lines: Vec<(String, u64)> = s
-            .keys
+        let lines: Vec<(String, u64)> = s
+            .counts
             .iter()
-            .zip(&s.counts)
+            .enumerate()
             .filter(|(_, &n)| n > 0)
-            .map(|(key, &n)| {
-                let names: Vec<String> = key.iter().map(|&pc| module.function_name(pc)).collect();
+            .map(|(id, &n)| {
+                let names: Vec<String> = s
+                    .path(id)
+                    .iter()
+                    .map(|&pc| module.function_name(pc))
+                    .collect();
                 (names.join(";"), n)
             })
             .collect();
-        lines.sort();
+        // Two nodes may name the same stack (a function reached at two of its labels):
+        // one line each.
+        let mut merged: std::collections::BTreeMap<String, u64> = Default::default();
         for (stack, n) in lines {
+            *merged.entry(stack).or_default() += n;
+        }
+        for (stack, n) in merged {
             let _ = writeln!(out, "{stack} {n}");
         }
         out

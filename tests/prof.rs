@@ -83,3 +83,30 @@ fn prof_counts_work_reductions() {
     assert_eq!(field(&err, "total"), field(&err, "reductions"));
     assert!(err.contains("work"), "{err}");
 }
+
+#[test]
+fn prof_names_frames_entered_through_call_fun() {
+    // A stdlib server calls its handler with `call_fun`: the handler's reductions belong to
+    // the handler's own frame under the server loop, not to the loop's call site.
+    let folded = std::env::temp_dir().join(format!("ember-folded-fun-{}.txt", std::process::id()));
+    let (_, err, status) = ember(&[
+        "prof",
+        "bench/server.basm",
+        "4",
+        "100",
+        "--folded",
+        folded.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{err}");
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let _ = std::fs::remove_file(&folded);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("server:loop;server_bench:handle ")),
+        "the handler is its own frame:\n{text}"
+    );
+    assert!(
+        !text.contains("server:loop_call"),
+        "no reductions land on the call site's label:\n{text}"
+    );
+}
