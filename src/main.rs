@@ -86,6 +86,9 @@ enum Command {
         /// Also write call stacks weighted by reductions, in the folded format of flame graphs.
         #[arg(long, value_name = "PATH")]
         folded: Option<PathBuf>,
+        /// Also write the flame graph of those call stacks, as an SVG file.
+        #[arg(long, value_name = "PATH")]
+        svg: Option<PathBuf>,
     },
     /// Print the instruction set reference (docs/isa.md).
     #[command(hide = true)]
@@ -133,12 +136,12 @@ fn default_schedulers() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> {
+fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
     let module = load(&flags.file)?;
     // Exactness (spec §9): the flags that fix the order imply one scheduler, as does the
     // profiler, whose probe sees one.
     let exact =
-        flags.budget.is_some() || flags.trace.is_some() || flags.virtual_time || folded.is_some();
+        flags.budget.is_some() || flags.trace.is_some() || flags.virtual_time || prof.is_some();
     let schedulers = match flags.schedulers {
         Some(n) => n as usize,
         None if exact => 1,
@@ -175,9 +178,9 @@ fn run(flags: RunFlags, folded: Option<Option<PathBuf>>) -> Result<u8, Failure> 
         vm.set_trace(Box::new(io::BufWriter::new(file)));
     }
     vm.spawn_main("main", &flags.args).map_err(fail)?;
-    let end = match folded {
+    let end = match prof {
         None => vm.run(),
-        Some(folded) => prof::profile(&mut vm, folded.as_deref()).map_err(fail)?,
+        Some(outputs) => prof::profile(&mut vm, &outputs).map_err(fail)?,
     };
     if let ember_vm::vm::RunEnd::OutputFailed {
         status,
@@ -227,7 +230,11 @@ fn main() -> ExitCode {
         .stack_size(1 << 30)
         .spawn(move || match cli.command {
             Command::Run(flags) => run(flags, None),
-            Command::Prof { run: flags, folded } => run(flags, Some(folded)),
+            Command::Prof {
+                run: flags,
+                folded,
+                svg,
+            } => run(flags, Some(prof::Outputs { folded, svg })),
             Command::Asm { file, out } => asm(&file, out),
             Command::Disasm { file } => disasm(&file),
             Command::Isa => write_stdout(ember_vm::isa::isa_markdown().as_bytes()),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::BuildHasherDefault;
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Counts reductions per opcode and, optionally, per call stack.
@@ -290,18 +290,44 @@ pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
     r
 }
 
-/// Runs `vm` under the profiler, prints the report to stderr and writes folded stacks.
-pub fn profile(vm: &mut Vm, folded: Option<&Path>) -> Result<RunEnd, String> {
-    let code = folded.map(|_| vm.program().code.clone());
+/// What `ember prof` writes besides its report.
+pub struct Outputs {
+    /// The folded call stacks.
+    pub folded: Option<PathBuf>,
+    /// Their flame graph.
+    pub svg: Option<PathBuf>,
+}
+
+/// Runs `vm` under the profiler, prints the report to stderr and writes the folded stacks and
+/// the flame graph asked for.
+pub fn profile(vm: &mut Vm, outputs: &Outputs) -> Result<RunEnd, String> {
+    let stacks = outputs.folded.is_some() || outputs.svg.is_some();
+    let code = stacks.then(|| vm.program().code.clone());
     let mut prof = Profiler::new(code);
     let t0 = Instant::now();
     let end = vm.run_with(&mut prof);
     let wall = t0.elapsed();
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(report(vm, &prof, wall).as_bytes());
-    if let Some(path) = folded {
-        std::fs::write(path, prof.folded(vm))
+    let folded = prof.folded(vm);
+    if let Some(path) = &outputs.folded {
+        std::fs::write(path, &folded)
             .map_err(|e| format!("{}: error: cannot write folded stacks: {e}", path.display()))?;
+    }
+    if let Some(path) = &outputs.svg {
+        let cannot = |e: std::io::Error| {
+            format!(
+                "{}: error: cannot write the flame graph: {e}",
+                path.display()
+            )
+        };
+        let file = std::fs::File::create(path).map_err(cannot)?;
+        let mut opts = inferno::flamegraph::Options::default();
+        opts.title = "ember prof".to_string();
+        opts.count_name = "reductions".to_string();
+        let mut out = std::io::BufWriter::new(file);
+        inferno::flamegraph::from_lines(&mut opts, folded.lines(), &mut out).map_err(cannot)?;
+        out.flush().map_err(cannot)?;
     }
     Ok(end)
 }

@@ -110,3 +110,24 @@ fn prof_names_frames_entered_through_call_fun() {
         "no reductions land on the call site's label:\n{text}"
     );
 }
+
+#[test]
+fn prof_writes_a_flame_graph() {
+    let svg = std::env::temp_dir().join(format!("ember-flame-{}.svg", std::process::id()));
+    let (_, err, status) = ember(&[
+        "prof",
+        "bench/server.basm",
+        "4",
+        "100",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(status, 0, "{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    assert!(text.starts_with("<?xml"), "an SVG document");
+    assert!(text.contains("<svg"), "an SVG document");
+    for frame in ["server:loop", "server_bench:handle", "server_bench:client"] {
+        assert!(text.contains(frame), "frame {frame} drawn");
+    }
+}
