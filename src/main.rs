@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod perfetto;
 mod prof;
 
 // Process heaps, message fragments and process structs are many small allocations, freed on
@@ -89,6 +90,14 @@ enum Command {
         /// Also write the flame graph of those call stacks, as an SVG file.
         #[arg(long, value_name = "PATH")]
         svg: Option<PathBuf>,
+    },
+    /// Convert a `--trace` file to the Chrome trace-event format that Perfetto UI and
+    /// chrome://tracing open.
+    Perfetto {
+        trace: PathBuf,
+        /// Where to write it.
+        #[arg(short, long, value_name = "OUT")]
+        out: PathBuf,
     },
     /// Print the instruction set reference (docs/isa.md).
     #[command(hide = true)]
@@ -209,6 +218,20 @@ fn disasm(file: &Path) -> Result<u8, Failure> {
     write_stdout(text.as_bytes())
 }
 
+/// `ember perfetto TRACE -o OUT`.
+fn perfetto(trace: &Path, out: &Path) -> Result<u8, Failure> {
+    let text = std::fs::read_to_string(trace).map_err(|e| {
+        fail(format!(
+            "{}: error: cannot read the trace: {e}",
+            trace.display()
+        ))
+    })?;
+    let doc = perfetto::convert(&text).map_err(|e| fail(format!("{}:{e}", trace.display())))?;
+    std::fs::write(out, doc)
+        .map_err(|e| fail(format!("{}: error: cannot write: {e}", out.display())))?;
+    Ok(0)
+}
+
 /// Writes all of `bytes` to standard output: a closed pipe ends quietly with status 141, any
 /// other failure with status 1 and a message (spec §10).
 fn write_stdout(bytes: &[u8]) -> Result<u8, Failure> {
@@ -237,6 +260,7 @@ fn main() -> ExitCode {
             } => run(flags, Some(prof::Outputs { folded, svg })),
             Command::Asm { file, out } => asm(&file, out),
             Command::Disasm { file } => disasm(&file),
+            Command::Perfetto { trace, out } => perfetto(&trace, &out),
             Command::Isa => write_stdout(ember_vm::isa::isa_markdown().as_bytes()),
         });
     let result = match worker.map(|h| h.join()) {

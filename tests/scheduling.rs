@@ -107,11 +107,11 @@ fn a_slice_ends_when_the_process_exits_or_waits_and_events_are_in_order() {
     assert_eq!(
         evs,
         [
-            "spawn", "send", "slice", "receive", "send", "exit", "slice", "receive", "exit",
-            "slice"
+            "trace", "spawn", "send", "slice", "receive", "send", "exit", "slice", "receive",
+            "exit", "slice"
         ]
     );
-    let send = &r.trace[1];
+    let send = &r.trace[2];
     assert_eq!(send["from"], 0);
     assert_eq!(send["to"], 1);
     assert_eq!(send["msg"], "{:ping, <0.0>}");
@@ -177,12 +177,22 @@ fn blog_ex7b_works_under_every_budget_from_1_to_10() {
 fn the_trace_file_is_json_lines_with_the_documented_fields() {
     let r = run_src("main:\n    spawn r0, c\n    send r0, :hi\n    end\nc:\n    receive\n      | _ -> d\nd:\n    crash :boom\n", budget(100));
     for e in &r.trace {
+        assert!(e["t"].is_u64(), "every event has a time: {e}");
         match e["ev"].as_str().unwrap() {
+            "trace" => assert_eq!(e["clock"], "virtual_ms"),
             "spawn" => assert!(e["pid"].is_u64() && e["child"].is_u64() && e["link"].is_boolean()),
-            "send" => assert!(e["from"].is_u64() && e["to"].is_u64() && e["msg"].is_string()),
+            "send" => assert!(
+                e["from"].is_u64() && e["to"].is_u64() && e["msg"].is_string() && e["id"] == "1.0"
+            ),
             "exit" => assert!(e["pid"].is_u64() && e["reason"].is_string()),
-            "slice" => assert!(e["reds"].is_u64() && e["queue"].is_array()),
-            "receive" => assert!(e["msg"].is_string()),
+            "slice" => assert!(
+                e["reds"].is_u64()
+                    && e["queue"].is_array()
+                    && e["start"].as_u64() <= e["t"].as_u64()
+                    && e["label"].is_string()
+            ),
+            // The receive names the message as its send did.
+            "receive" => assert!(e["msg"].is_string() && e["id"] == "1.0"),
             other => panic!("unexpected event {other}"),
         }
     }

@@ -1488,10 +1488,11 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     c = p.mailbox.resume(site.pure.then_some(clauses.0), past_mark);
                 }
                 if let Some(target) = chosen {
+                    let seq = p.mailbox.seq_at(c);
                     let msg = p.mailbox.take(c);
                     commit(&mut p.regs, &binds);
                     p.timed_out = false;
-                    vm.received(p, msg);
+                    vm.received(p, msg, seq);
                     pc = target.map_or(pc + 1, |l| l.0 as usize);
                     gc_point!();
                     continue;

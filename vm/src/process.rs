@@ -183,6 +183,17 @@ impl Mailbox {
     }
 
     /// Removes the message under the cursor; the receive is over, so the save point resets.
+    /// The arrival number of the message at `c` (messages are numbered from 0 as they join the
+    /// mailbox): with the receiver's pid, what names a message in a trace.
+    pub fn seq_at(&self, c: Cursor) -> u64 {
+        self.slots[c.cur as usize].seq
+    }
+
+    /// The arrival number of the newest message, if any ever arrived.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.next_seq.checked_sub(1)
+    }
+
     pub fn take(&mut self, c: Cursor) -> Term {
         let i = c.cur as usize;
         let next = self.slots[i].next;

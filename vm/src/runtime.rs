@@ -59,8 +59,8 @@ pub(crate) trait Runtime {
     fn unregister(&mut self, p: &mut Process, name: u32) -> Effect;
     fn whereis(&self, name: u32) -> Option<u32>;
     fn make_ref(&mut self, p: &mut Process) -> u64;
-    /// A receive took `msg`.
-    fn received(&mut self, p: &mut Process, msg: Term);
+    /// A receive took `msg`, the `seq`-th message to reach `p`.
+    fn received(&mut self, p: &mut Process, msg: Term, seq: u64);
     /// Signals that reached `p` while it ran: messages join its mailbox, links, monitors and
     /// exit signals take effect. True when a message arrived. With one scheduler signals take
     /// effect at once, so there is never anything to drain.

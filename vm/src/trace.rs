@@ -1,16 +1,33 @@
 //! `--trace PATH`: scheduler and process events as JSON Lines, in the order they happen.
 //!
 //! Events are written at spawn, send, receive, exit, timeout and at the end of every slice; the
-//! interpreter's dispatch loop never looks at the tracer.
+//! interpreter's dispatch loop never looks at the tracer. Every event has a time `t`:
+//! microseconds since the tracer started, or the virtual milliseconds under `--virtual-time`;
+//! with more than one scheduler, the `sched` that wrote it.
 
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::io::Write;
+use std::time::Instant;
+
+thread_local! {
+    /// The scheduler this thread is, when there are several (events say which wrote them).
+    static SCHEDULER: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Marks this thread as scheduler `id` (for the `sched` of the events it writes).
+pub(crate) fn set_scheduler(id: usize) {
+    SCHEDULER.set(Some(id));
+}
 
 pub struct Tracer {
     out: Box<dyn Write + Send>,
     /// Set by the first failed write; the VM ends the run with it (spec §10).
     failed: bool,
     error: Option<std::io::Error>,
+    start: Instant,
+    /// Under `--virtual-time`: the virtual clock, which the VM moves.
+    virtual_ms: Option<u64>,
 }
 
 impl Tracer {
@@ -19,12 +36,41 @@ impl Tracer {
             out,
             failed: false,
             error: None,
+            start: Instant::now(),
+            virtual_ms: None,
         }
     }
 
-    fn emit(&mut self, v: Value) {
+    /// The first event of a trace: what its times count (`us`, or `virtual_ms`).
+    pub fn header(&mut self) {
+        let clock = if self.virtual_ms.is_some() {
+            "virtual_ms"
+        } else {
+            "us"
+        };
+        self.emit(json!({"ev": "trace", "clock": clock}));
+    }
+
+    /// Events are timed by the virtual clock, now at `ms`.
+    pub fn set_virtual_now(&mut self, ms: u64) {
+        self.virtual_ms = Some(ms);
+    }
+
+    /// The time an event written now gets.
+    pub fn now(&self) -> u64 {
+        match self.virtual_ms {
+            Some(ms) => ms,
+            None => self.start.elapsed().as_micros() as u64,
+        }
+    }
+
+    fn emit(&mut self, mut v: Value) {
         if self.failed {
             return;
+        }
+        v["t"] = json!(self.now());
+        if let Some(id) = SCHEDULER.get() {
+            v["sched"] = json!(id);
         }
         if let Err(e) = writeln!(self.out, "{v}") {
             self.failed = true;
@@ -40,11 +86,18 @@ impl Tracer {
     pub fn spawn(&mut self, pid: u32, child: u32, link: bool) {
         self.emit(json!({"ev": "spawn", "pid": pid, "child": child, "link": link}));
     }
-    pub fn send(&mut self, from: u32, to: u32, msg: &str) {
-        self.emit(json!({"ev": "send", "from": from, "to": to, "msg": msg}));
+    /// A message sent; `seq`: its arrival number at `to` when it was delivered at once (the
+    /// `id` is then `to.seq`, as on the receive that takes it).
+    pub fn send(&mut self, from: u32, to: u32, msg: &str, seq: Option<u64>) {
+        let mut v = json!({"ev": "send", "from": from, "to": to, "msg": msg});
+        if let Some(seq) = seq {
+            v["id"] = json!(format!("{to}.{seq}"));
+        }
+        self.emit(v);
     }
-    pub fn receive(&mut self, pid: u32, msg: &str) {
-        self.emit(json!({"ev": "receive", "pid": pid, "msg": msg}));
+    /// A receive took the `seq`-th message to reach `pid`.
+    pub fn receive(&mut self, pid: u32, msg: &str, seq: u64) {
+        self.emit(json!({"ev": "receive", "pid": pid, "msg": msg, "id": format!("{pid}.{seq}")}));
     }
     pub fn timeout(&mut self, pid: u32) {
         self.emit(json!({"ev": "timeout", "pid": pid}));
@@ -52,10 +105,20 @@ impl Tracer {
     pub fn exit(&mut self, pid: u32, reason: &str) {
         self.emit(json!({"ev": "exit", "pid": pid, "reason": reason}));
     }
-    pub fn slice(&mut self, pid: u32, reds: u64, outcome: &str, queue: &[u32]) {
-        self.emit(
-            json!({"ev": "slice", "pid": pid, "reds": reds, "outcome": outcome, "queue": queue}),
-        );
+    /// A slice of `pid` that began at `start` (a time as `t` is) in function `label`.
+    pub fn slice(
+        &mut self,
+        pid: u32,
+        reds: u64,
+        outcome: &str,
+        queue: &[u32],
+        start: u64,
+        label: &str,
+    ) {
+        self.emit(json!({
+            "ev": "slice", "pid": pid, "reds": reds, "outcome": outcome, "queue": queue,
+            "start": start, "label": label
+        }));
     }
 
     pub fn flush(&mut self) {

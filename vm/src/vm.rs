@@ -509,7 +509,12 @@ impl Vm {
     }
 
     pub fn set_trace(&mut self, out: Box<dyn Write + Send>) {
-        self.trace = Some(Tracer::new(out));
+        let mut tracer = Tracer::new(out);
+        if let Clock::Virtual(ms) = self.clock {
+            tracer.set_virtual_now(ms);
+        }
+        tracer.header();
+        self.trace = Some(tracer);
     }
 
     pub fn program(&self) -> &Program {
@@ -599,21 +604,11 @@ impl Vm {
 
     /// Trace events that print a term: the term is formatted only when tracing is on.
     #[inline]
-    pub(crate) fn trace_send(&mut self, from: u32, to: u32, msg: Term) {
+    pub(crate) fn trace_receive(&mut self, pid: u32, msg: Term, seq: u64) {
         if self.trace.is_some() {
             let text = self.format(msg);
             if let Some(t) = self.trace.as_mut() {
-                t.send(from, to, &text);
-            }
-        }
-    }
-
-    #[inline]
-    pub(crate) fn trace_receive(&mut self, pid: u32, msg: Term) {
-        if self.trace.is_some() {
-            let text = self.format(msg);
-            if let Some(t) = self.trace.as_mut() {
-                t.receive(pid, &text);
+                t.receive(pid, &text, seq);
             }
         }
     }
@@ -691,10 +686,29 @@ impl Vm {
             Outgoing::Term(v) => v,
             Outgoing::Template(t) => t.build(&p.regs, &mut p.heap),
         };
-        self.trace_send(p.pid, target, v);
+        // Traced after delivery, naming the message as the receive will: receiver and arrival
+        // number.
+        let text = self.trace.is_some().then(|| self.format(v));
+        let from = p.pid;
         let mut cur = Running::new(p);
+        let before = self.newest_seq(&cur, target);
         self.deliver(&mut cur, target, v);
+        if let Some(text) = text {
+            let after = self.newest_seq(&cur, target);
+            let id = (after != before).then_some(after).flatten();
+            if let Some(t) = self.trace.as_mut() {
+                t.send(from, target, &text, id);
+            }
+        }
         cur.result()
+    }
+
+    /// The arrival number of `to`'s newest message (`to` may be the running process).
+    fn newest_seq(&self, cur: &Running<'_>, to: u32) -> Option<u64> {
+        match cur.proc.as_deref().filter(|p| p.pid == to) {
+            Some(p) => p.mailbox.newest_seq(),
+            None => self.procs.get(to).and_then(|p| p.mailbox.newest_seq()),
+        }
     }
 
     /// `spawn`/`spawn_link` (and pid 0, with no parent): a new process at `at` whose registers
@@ -874,10 +888,10 @@ impl Vm {
 
     /// A receive took `msg`: its timer is disarmed.
     #[inline(always)]
-    pub(crate) fn received(&mut self, p: &mut Process, msg: Term) {
+    pub(crate) fn received(&mut self, p: &mut Process, msg: Term, seq: u64) {
         self.cancel_timer(p);
         self.stats.messages_received += 1;
-        self.trace_receive(p.pid, msg);
+        self.trace_receive(p.pid, msg, seq);
     }
 
     /// Collects `p`'s heap now; `roots` are terms the instruction holds (updated in place).
@@ -1232,7 +1246,12 @@ impl Vm {
             return false;
         };
         match &mut self.clock {
-            Clock::Virtual(ms) => *ms = (*ms).max(deadline),
+            Clock::Virtual(ms) => {
+                *ms = (*ms).max(deadline);
+                if let Some(t) = self.trace.as_mut() {
+                    t.set_virtual_now(*ms);
+                }
+            }
             Clock::Real(_) => {
                 let now = self.now_ms();
                 if deadline > now {
@@ -1309,6 +1328,11 @@ impl Vm {
                 self.stats.context_switches += 1;
                 last = pid;
             }
+            // For the trace: when the slice began and the function it began in.
+            let began = self
+                .trace
+                .as_ref()
+                .map(|t| (t.now(), prog.module.function_name(p.pc)));
             let (outcome, reds) = interp::run_slice(&prog, self, &mut p, budget, probe);
             p.reductions += reds as u64;
             self.stats.reductions += reds as u64;
@@ -1341,8 +1365,8 @@ impl Vm {
                     .copied()
                     .filter(|&q| self.procs.contains(q))
                     .collect();
-                if let Some(t) = self.trace.as_mut() {
-                    t.slice(pid, reds as u64, name, &queue);
+                if let (Some(t), Some((start, label))) = (self.trace.as_mut(), began) {
+                    t.slice(pid, reds as u64, name, &queue, start, &label);
                 }
             }
         }
@@ -1495,8 +1519,8 @@ impl Runtime for Vm {
         Vm::make_ref(self, p)
     }
     #[inline]
-    fn received(&mut self, p: &mut Process, msg: Term) {
-        Vm::received(self, p, msg)
+    fn received(&mut self, p: &mut Process, msg: Term, seq: u64) {
+        Vm::received(self, p, msg, seq)
     }
     #[inline]
     fn drain(&mut self, _: &mut Process) -> Effect<bool> {

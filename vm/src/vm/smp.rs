@@ -410,6 +410,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         for (id, queue) in workers.into_iter().enumerate() {
             let sh = &sh;
             scope.spawn(move || {
+                crate::trace::set_scheduler(id);
                 let mut s = Sched {
                     id,
                     sh,
@@ -929,7 +930,10 @@ impl<'s> Sched<'s> {
                 // Every scheduler is idle: the clock jumps (spec §9).
                 self.sh.sleepers.fetch_sub(1, SeqCst);
                 drop(guard);
-                self.sh.virtual_ms.fetch_max(deadline, SeqCst);
+                let now = self.sh.virtual_ms.fetch_max(deadline, SeqCst).max(deadline);
+                if let Some(t) = self.sh.trace.lock().as_mut() {
+                    t.set_virtual_now(now);
+                }
                 self.sh.fire_due(self);
                 return false;
             }
@@ -1365,13 +1369,13 @@ impl Runtime for Sched<'_> {
         r
     }
 
-    fn received(&mut self, p: &mut Process, msg: Term) {
+    fn received(&mut self, p: &mut Process, msg: Term, seq: u64) {
         self.cancel_timer(p);
         self.stats.messages_received += 1;
         if self.sh.tracing {
             let text = self.sh.format(msg);
             if let Some(t) = self.sh.trace.lock().as_mut() {
-                t.receive(p.pid, &text);
+                t.receive(p.pid, &text, seq);
             }
         }
     }
@@ -1663,7 +1667,7 @@ impl Sched<'_> {
         if self.sh.tracing {
             let text = self.sh.format(msg);
             if let Some(t) = self.sh.trace.lock().as_mut() {
-                t.send(from, to, &text);
+                t.send(from, to, &text, None);
             }
         }
     }
