@@ -51,6 +51,9 @@ struct RunFlags {
     /// Seed for `rand` (runs with the same seed draw the same numbers).
     #[arg(long)]
     seed: Option<u64>,
+    /// With --trace: collections are trace events too.
+    #[arg(long, requires = "trace")]
+    trace_gc: bool,
     /// Let the clock jump to the next timeout when nothing can run, so runs repeat exactly.
     #[arg(long)]
     virtual_time: bool,
@@ -185,6 +188,7 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
             ))
         })?;
         vm.set_trace(Box::new(io::BufWriter::new(file)));
+        vm.set_trace_gc(flags.trace_gc);
     }
     vm.spawn_main("main", &flags.args).map_err(fail)?;
     let end = match prof {

@@ -3,8 +3,8 @@
 //!
 //! A track per process (`<0.N>`), grouped under its scheduler; a slice per scheduling slice,
 //! named after the function it began in; a flow arrow from each send to the receive that took
-//! the message (matched by the message `id` both events carry); instant events for spawns,
-//! exits and timeouts.
+//! the message (matched by the message `id` both events carry); instant events for the rest
+//! (spawns, exits, timeouts, links, monitors, names, exit signals, collections).
 
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -63,20 +63,33 @@ pub fn convert(trace: &str) -> Result<String, String> {
                     events.push(arrow);
                 }
             }
-            "spawn" | "exit" | "timeout" => {
-                let pid = e["pid"].as_u64().unwrap_or(0);
+            // Everything else happens to one process: an instant on its track, its fields as
+            // arguments.
+            _ => {
+                let Some(pid) = e["pid"].as_u64().or_else(|| e["from"].as_u64()) else {
+                    continue;
+                };
                 tracks.insert(track(pid));
                 let name = match ev {
                     "spawn" => format!("spawn <0.{}>", e["child"].as_u64().unwrap_or(0)),
                     "exit" => format!("exit {}", e["reason"].as_str().unwrap_or_default()),
-                    _ => "timeout".to_string(),
+                    "exit_signal" => format!(
+                        "exit signal to <0.{}>: {}",
+                        e["to"].as_u64().unwrap_or(0),
+                        e["reason"].as_str().unwrap_or_default()
+                    ),
+                    "link" | "unlink" => format!("{ev} <0.{}>", e["other"].as_u64().unwrap_or(0)),
+                    "monitor" => format!("monitor {}", e["target"].as_str().unwrap_or_default()),
+                    "register" | "unregister" => {
+                        format!("{ev} {}", e["name"].as_str().unwrap_or_default())
+                    }
+                    other => other.to_string(),
                 };
                 events.push(json!({
                     "name": name, "cat": ev, "ph": "i", "s": "t", "ts": ts,
-                    "pid": sched, "tid": pid,
+                    "pid": sched, "tid": pid, "args": e,
                 }));
             }
-            _ => {}
         }
     }
     let schedulers: BTreeSet<u64> = tracks.iter().map(|&(s, _)| s).collect();

@@ -572,6 +572,17 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
         }};
     }
+    // A trace event for what an instruction did to links, monitors or names (nothing unless a
+    // trace is being written: these are not the instructions of a hot loop).
+    macro_rules! traced {
+        ($($event:tt)+) => {
+            if vm.tracing() {
+                vm.trace_event(serde_json::json!($($event)+));
+            }
+        };
+    }
+    let printed =
+        |t: Term| term::format_cut(t, &names, &|f| prog.fun_name(f), crate::vm::REPORT_CUT);
     // The fields of map `$m`, or crash `{:badmap, m}`.
     macro_rules! map_fields {
         ($m:expr) => {{
@@ -1530,6 +1541,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let Some(other) = read!(other).as_pid() else {
                     badarg!()
                 };
+                traced!({"ev": "link", "pid": p.pid, "other": other});
                 pc += 1;
                 effect!(vm.link(p, other));
                 gc_point!();
@@ -1538,6 +1550,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let Some(other) = read!(other).as_pid() else {
                     badarg!()
                 };
+                traced!({"ev": "unlink", "pid": p.pid, "other": other});
                 vm.unlink(p, other);
                 pc += 1;
                 gc_point!();
@@ -1545,6 +1558,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Monitor { d, p: target } => {
                 let target = read!(target);
                 let r = effect!(vm.monitor(p, target));
+                traced!({"ev": "monitor", "pid": p.pid, "target": printed(target), "ref": r});
                 p.regs[d.0 as usize] = Term::reference(r);
                 pc += 1;
                 gc_point!();
@@ -1553,6 +1567,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let Some(r) = read!(r).as_ref() else {
                     badarg!()
                 };
+                traced!({"ev": "demonitor", "pid": p.pid, "ref": r});
                 vm.demonitor(p, r);
                 pc += 1;
                 gc_point!();
@@ -1560,6 +1575,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Exit { p: to, v } => {
                 let (to, v) = (read!(to), read!(v));
                 let Some(to) = to.as_pid() else { badarg!() };
+                traced!({"ev": "exit_signal", "from": p.pid, "to": to, "reason": printed(v)});
                 pc += 1;
                 effect!(vm.exit(p, to, v));
                 gc_point!();
@@ -1579,6 +1595,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     badarg!()
                 };
                 effect!(vm.register(p, name, pid));
+                traced!({"ev": "register", "pid": p.pid, "name": printed(Term::atom(name)), "target": pid});
                 pc += 1;
                 gc_point!();
             }
@@ -1587,6 +1604,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     badarg!()
                 };
                 effect!(vm.unregister(p, name));
+                traced!({"ev": "unregister", "pid": p.pid, "name": printed(Term::atom(name))});
                 pc += 1;
                 gc_point!();
             }

@@ -77,4 +77,8 @@ pub(crate) trait Runtime {
     fn arm_timer(&mut self, p: &mut Process, ms: u64);
     fn cancel_timer(&mut self, p: &mut Process);
     fn stats(&mut self) -> &mut Stats;
+    /// Whether a trace is being written (the instructions that change links, monitors and
+    /// names then report what they did with [`Runtime::trace_event`]).
+    fn tracing(&self) -> bool;
+    fn trace_event(&mut self, event: serde_json::Value);
 }

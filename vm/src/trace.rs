@@ -28,6 +28,8 @@ pub struct Tracer {
     start: Instant,
     /// Under `--virtual-time`: the virtual clock, which the VM moves.
     virtual_ms: Option<u64>,
+    /// `--trace-gc`: collections are events too.
+    pub gc: bool,
 }
 
 impl Tracer {
@@ -38,6 +40,7 @@ impl Tracer {
             error: None,
             start: Instant::now(),
             virtual_ms: None,
+            gc: false,
         }
     }
 
@@ -81,6 +84,16 @@ impl Tracer {
     /// The write error that stopped the trace, once.
     pub fn take_error(&mut self) -> Option<std::io::Error> {
         self.error.take()
+    }
+
+    /// An event made elsewhere (links, monitors, names, exit signals, collections).
+    pub fn event(&mut self, v: Value) {
+        self.emit(v);
+    }
+
+    /// A collection of `pid`'s heap: bytes of objects before and after, and how long it took.
+    pub fn gc(&mut self, pid: u32, before: usize, after: usize, us: u64) {
+        self.emit(json!({"ev": "gc", "pid": pid, "before": before, "after": after, "us": us}));
     }
 
     pub fn spawn(&mut self, pid: u32, child: u32, link: bool) {

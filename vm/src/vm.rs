@@ -897,9 +897,22 @@ impl Vm {
     /// Collects `p`'s heap now; `roots` are terms the instruction holds (updated in place).
     pub(crate) fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
         let t0 = Instant::now();
+        let before = p.heap.used_bytes();
         p.collect(&self.prog.literals, roots);
+        let took = t0.elapsed();
         self.stats.gc_runs += 1;
-        self.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+        self.stats.gc_nanos += took.as_nanos() as u64;
+        if let Some(t) = self.trace.as_mut().filter(|t| t.gc) {
+            t.gc(p.pid, before, p.heap.used_bytes(), took.as_micros() as u64);
+        }
+    }
+
+    /// `--trace-gc`: collections are trace events too (off by default, so that runs that
+    /// collect at different times, as under `gc-stress`, write the same trace).
+    pub fn set_trace_gc(&mut self, on: bool) {
+        if let Some(t) = self.trace.as_mut() {
+            t.gc = on;
+        }
     }
 
     /// Deepest call nesting and largest push stack (`--max-stack` has no flag: fixed).
@@ -1529,6 +1542,15 @@ impl Runtime for Vm {
     #[inline]
     fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
         Vm::collect(self, p, roots)
+    }
+    #[inline]
+    fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+    fn trace_event(&mut self, event: serde_json::Value) {
+        if let Some(t) = self.trace.as_mut() {
+            t.event(event);
+        }
     }
     #[inline]
     fn room(&self, p: &Process) -> usize {

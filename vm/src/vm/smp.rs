@@ -1395,9 +1395,26 @@ impl Runtime for Sched<'_> {
 
     fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
         let t0 = Instant::now();
+        let before = p.heap.used_bytes();
         p.collect(&self.sh.prog.literals, roots);
+        let took = t0.elapsed();
         self.stats.gc_runs += 1;
-        self.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
+        self.stats.gc_nanos += took.as_nanos() as u64;
+        if self.sh.tracing {
+            if let Some(t) = self.sh.trace.lock().as_mut().filter(|t| t.gc) {
+                t.gc(p.pid, before, p.heap.used_bytes(), took.as_micros() as u64);
+            }
+        }
+    }
+
+    fn tracing(&self) -> bool {
+        self.sh.tracing
+    }
+
+    fn trace_event(&mut self, event: serde_json::Value) {
+        if let Some(t) = self.sh.trace.lock().as_mut() {
+            t.event(event);
+        }
     }
 
     fn room(&self, p: &Process) -> usize {
