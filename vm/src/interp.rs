@@ -818,6 +818,10 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     raised_at: None
                 })
             }
+            Instr::Error { v } => {
+                let reason = read!(v);
+                crash!(reason)
+            }
             Instr::Throw { v } => {
                 let value = read!(v);
                 raise!(atom::THROW, value);
