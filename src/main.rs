@@ -51,6 +51,10 @@ struct RunFlags {
     /// Seed for `rand` (runs with the same seed draw the same numbers).
     #[arg(long)]
     seed: Option<u64>,
+    /// Supervisors write no reports (the `report` instruction is silent): standard error holds
+    /// only the VM's own crash lines, as spec §5 first had it.
+    #[arg(long)]
+    quiet_reports: bool,
     /// With --trace: collections are trace events too.
     #[arg(long, requires = "trace")]
     trace_gc: bool,
@@ -169,6 +173,7 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
             .max_memory
             .unwrap_or_else(ember_vm::vm::default_max_memory),
         max_processes: flags.max_processes,
+        quiet_reports: flags.quiet_reports,
         ..Default::default()
     };
     let program = ember_vm::program::Program::new(module);

@@ -266,3 +266,30 @@ fn many_modules_and_labels_assemble_in_linear_time() {
     assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
     let _ = std::fs::remove_file(src);
 }
+
+#[test]
+fn supervisors_report_abnormal_exits_unless_quiet_reports() {
+    let (out, err, status) = ember(&[
+        "run",
+        "examples/stdlib/supervision_tree.basm",
+        "--virtual-time",
+    ]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        err.contains("supervisor <0.1>: child :worker (<0.4>) exited with reason :boom"),
+        "{err}"
+    );
+    assert!(
+        err.contains("supervisor <0.1>: child :counter (<0.2>) exited with reason :oops"),
+        "{err}"
+    );
+    let (quiet_out, quiet_err, status) = ember(&[
+        "run",
+        "examples/stdlib/supervision_tree.basm",
+        "--virtual-time",
+        "--quiet-reports",
+    ]);
+    assert_eq!(status, 0);
+    assert_eq!(quiet_out, out, "reports change nothing else");
+    assert!(!quiet_err.contains("supervisor"), "{quiet_err}");
+}

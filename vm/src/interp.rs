@@ -1397,6 +1397,21 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 }
                 gc_point!();
             }
+            Instr::Report { v } => {
+                // Cut as every report is (spec §10), with room for a few printed terms.
+                const CUT: usize = 4 * crate::vm::REPORT_CUT;
+                let v = read!(v);
+                let mut line = match v.view() {
+                    View::Binary(b) => String::from_utf8_lossy(&b[..b.len().min(CUT)]).into_owned(),
+                    _ => term::format_cut(v, &names, &|f| prog.fun_name(f), CUT),
+                };
+                if matches!(v.view(), View::Binary(b) if b.len() > CUT) {
+                    line.push_str("...");
+                }
+                vm.report(&line);
+                pc += 1;
+                gc_point!();
+            }
             Instr::Now { d } => {
                 let now = vm.now_ms() as i64;
                 p.regs[d.0 as usize] = p.heap.int(now);

@@ -304,6 +304,7 @@ macro_rules! for_each_instr {
             Throw "throw" (v: Src) [ALLOC TERM] "control" "Raise `v` with class `:throw`; uncaught, the process exits `{:nocatch, v}`.";
             Format "format" (d: Dst, f: Src, args: Src) [ALLOC] "data" "`d :=` a binary: the text of binary `f` with its `~` directives (`~p ~w ~s ~b ~f ~c ~n ~~`, with width and precision) filled from the list `args`, as Erlang's `io_lib:format`; a bad directive or argument crashes `:badarg`.";
             Error "error" (v: Src) [ALLOC TERM] "control" "Raise `v` with class `:error`, as the VM raises its own errors (Erlang's `error/1`): `try` catches it as `:error`; uncaught, the process exits with reason `v`, reported on standard error with the crash's context. What stdlib functions raise.";
+            Report "report" (v: Src) [ALLOC] "data" "Write the printed form of `v` (a binary as its raw bytes) and a newline to standard error, unless `--quiet-reports`: how the stdlib's supervisors report a child's abnormal exit.";
             Printf "printf" (f: Src, args: Src) [ALLOC] "data" "Write `format`'s text for `f` and `args` to standard output, as Erlang's `io:format` (no newline is added: end with `~n`).";
             MapGet "map_get" (d: Dst, m: Src, k: Src) [ALLOC] "maps" "`d :=` the value of key `k` in map `m` (keys match exactly, as `=:=`); no such key: crash `{:badkey, k}`; `m` not a map: `{:badmap, m}`.";
             MapFind "map_find" (d: Dst, m: Src, k: Src) [ALLOC] "maps" "`d := {:ok, v}` when map `m` has key `k` with value `v`, else `:error`; not a map: `{:badmap, m}`.";

@@ -73,6 +73,9 @@ pub(crate) trait Runtime {
     fn max_stack(&self) -> usize;
     /// Writes a line of `print`; false when the output failed and the run ends.
     fn print(&mut self, line: &[u8]) -> bool;
+    /// A report line (the `report` instruction) for standard error; dropped under
+    /// `--quiet-reports`.
+    fn report(&mut self, line: &str);
     fn now_ms(&self) -> u64;
     fn arm_timer(&mut self, p: &mut Process, ms: u64);
     fn cancel_timer(&mut self, p: &mut Process);

@@ -61,6 +61,8 @@ pub struct Config {
     /// `--schedulers`: how many scheduler threads run processes (spec §9). One gives the exact
     /// single-queue order of spec §5.
     pub schedulers: usize,
+    /// `--quiet-reports`: the `report` instruction writes nothing (spec §5 as first written).
+    pub quiet_reports: bool,
 }
 
 impl Default for Config {
@@ -75,6 +77,7 @@ impl Default for Config {
             max_stack: 1 << 22,
             max_reductions: None,
             schedulers: 1,
+            quiet_reports: false,
         }
     }
 }
@@ -1567,6 +1570,11 @@ impl Runtime for Vm {
     #[inline]
     fn print(&mut self, line: &[u8]) -> bool {
         Vm::print(self, line)
+    }
+    fn report(&mut self, line: &str) {
+        if !self.config.quiet_reports {
+            self.write_err(line);
+        }
     }
     #[inline]
     fn now_ms(&self) -> u64 {

@@ -1432,6 +1432,12 @@ impl Runtime for Sched<'_> {
         self.sh.config.max_stack
     }
 
+    fn report(&mut self, line: &str) {
+        if !self.sh.config.quiet_reports {
+            self.sh.write_err(line);
+        }
+    }
+
     fn print(&mut self, line: &[u8]) -> bool {
         let result = self.sh.out.lock().write_all(line);
         match result {
