@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod perfetto;
 mod prof;
+mod view;
 
 // Process heaps, message fragments and process structs are many small allocations, freed on
 // other threads than the one that made them with more than one scheduler: mimalloc handles
@@ -103,6 +104,14 @@ enum Command {
     Perfetto {
         trace: PathBuf,
         /// Where to write it.
+        #[arg(short, long, value_name = "OUT")]
+        out: PathBuf,
+    },
+    /// Write a `--trace` file as one self-contained HTML page: a swimlane per process over the
+    /// scheduler's steps, with the run queue, mailboxes and links at the selected step.
+    View {
+        trace: PathBuf,
+        /// Where to write the page.
         #[arg(short, long, value_name = "OUT")]
         out: PathBuf,
     },
@@ -227,6 +236,23 @@ fn disasm(file: &Path) -> Result<u8, Failure> {
     write_stdout(text.as_bytes())
 }
 
+/// `ember view TRACE -o OUT`.
+fn view(trace: &Path, out: &Path) -> Result<u8, Failure> {
+    let text = std::fs::read_to_string(trace).map_err(|e| {
+        fail(format!(
+            "{}: error: cannot read the trace: {e}",
+            trace.display()
+        ))
+    })?;
+    let title = trace
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let page = view::page(&text, &title).map_err(|e| fail(format!("{}:{e}", trace.display())))?;
+    std::fs::write(out, page)
+        .map_err(|e| fail(format!("{}: error: cannot write: {e}", out.display())))?;
+    Ok(0)
+}
+
 /// `ember perfetto TRACE -o OUT`.
 fn perfetto(trace: &Path, out: &Path) -> Result<u8, Failure> {
     let text = std::fs::read_to_string(trace).map_err(|e| {
@@ -270,6 +296,7 @@ fn main() -> ExitCode {
             Command::Asm { file, out } => asm(&file, out),
             Command::Disasm { file } => disasm(&file),
             Command::Perfetto { trace, out } => perfetto(&trace, &out),
+            Command::View { trace, out } => view(&trace, &out),
             Command::Isa => write_stdout(ember_vm::isa::isa_markdown().as_bytes()),
         });
     let result = match worker.map(|h| h.join()) {
