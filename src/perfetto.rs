@@ -9,6 +9,19 @@
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 
+/// The events of a `--trace` file, or the line that is not one.
+pub fn trace_events(trace: &str) -> Result<Vec<Value>, String> {
+    trace
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str(line)
+                .map_err(|err| format!("{}: error: not a trace event: {err}", n + 1))
+        })
+        .collect()
+}
+
 /// The trace-event document for the JSON Lines `trace`.
 pub fn convert(trace: &str) -> Result<String, String> {
     let mut events: Vec<Value> = Vec::new();
@@ -16,12 +29,7 @@ pub fn convert(trace: &str) -> Result<String, String> {
     let mut scale = 1u64;
     let mut tracks: BTreeSet<(u64, u64)> = BTreeSet::new();
     let mut flows: HashMap<String, u64> = HashMap::new();
-    for (n, line) in trace.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let e: Value = serde_json::from_str(line)
-            .map_err(|err| format!("{}: error: not a trace event: {err}", n + 1))?;
+    for e in trace_events(trace)? {
         let ev = e["ev"].as_str().unwrap_or_default();
         let ts = e["t"].as_u64().unwrap_or(0) * scale;
         let sched = e["sched"].as_u64().unwrap_or(0);

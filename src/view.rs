@@ -15,12 +15,7 @@ pub fn page(trace: &str, title: &str) -> Result<String, String> {
     // Events between two slices belong to the slice that ends next.
     let mut pending: Vec<Value> = Vec::new();
     let mut total = 0usize;
-    for (n, line) in trace.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let e: Value = serde_json::from_str(line)
-            .map_err(|err| format!("{}: error: not a trace event: {err}", n + 1))?;
+    for e in crate::perfetto::trace_events(trace)? {
         match e["ev"].as_str().unwrap_or_default() {
             "slice" => {
                 total += 1;

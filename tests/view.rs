@@ -12,9 +12,10 @@ fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("ember-view-{}-{name}", std::process::id()))
 }
 
-fn ex4_page() -> (PathBuf, String) {
-    let trace = tmp("ex4.jsonl");
-    let page = tmp("ex4.html");
+/// The page of ex4's trace, at paths of its own (`tag`: tests run in parallel).
+fn ex4_page(tag: &str) -> (PathBuf, String) {
+    let trace = tmp(&format!("{tag}-ex4.jsonl"));
+    let page = tmp(&format!("{tag}-ex4.html"));
     let (_, err, status) = ember(&[
         "run",
         "examples/blog/ex4.basm",
@@ -36,7 +37,7 @@ fn ex4_page() -> (PathBuf, String) {
 
 #[test]
 fn the_page_is_self_contained_and_holds_every_slice() {
-    let (page, html) = ex4_page();
+    let (page, html) = ex4_page("text");
     let _ = std::fs::remove_file(&page);
     assert!(html.starts_with("<!DOCTYPE html>"));
     for outside in ["http://", "https://", "<script src", "<link"] {
@@ -85,7 +86,9 @@ fn chromium() -> Option<&'static str> {
         })
 }
 
+/// Runs the browser headless on `url`, with a profile of its own.
 fn headless(browser: &str, args: &[&str], url: &str) -> String {
+    let profile = tmp(&format!("profile-{}", args.len()));
     let out = Command::new(browser)
         .args([
             "--headless",
@@ -93,10 +96,12 @@ fn headless(browser: &str, args: &[&str], url: &str) -> String {
             "--disable-gpu",
             "--virtual-time-budget=2000",
         ])
+        .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
         .output()
         .expect("runs the browser");
+    let _ = std::fs::remove_dir_all(&profile);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -110,7 +115,7 @@ fn the_page_in_headless_chromium() {
         eprintln!("no Chromium here: the browser checks are skipped");
         return;
     };
-    let (page, _) = ex4_page();
+    let (page, _) = ex4_page("browser");
     let url = format!("file://{}", page.display());
     let dom = headless(browser, &["--dump-dom"], &url);
     // ex4 runs two processes: a lane each.
