@@ -39,6 +39,8 @@ fn run(module: VerifiedModule) {
         // Checked between slices: a run stops within one budget of it.
         max_reductions: Some(FUEL),
         schedulers: 1,
+        // Reports go to the sink like the rest of the output.
+        quiet_reports: false,
     };
     let program = ember_vm::program::Program::new(module);
     let mut vm = ember_vm::vm::Vm::new(
