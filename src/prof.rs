@@ -6,120 +6,169 @@
 use ember_vm::isa::{Instr, Opcode};
 use ember_vm::vm::{RunEnd, Vm};
 use ember_vm::Probe;
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::fmt::Write as _;
-use std::hash::BuildHasherDefault;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// Counts reductions per opcode and, optionally, per call stack.
-pub struct Profiler {
-    /// Reductions by opcode.
-    pub ops: Vec<u64>,
-    stacks: Option<Stacks>,
+/// Counts reductions per instruction and, when `STACKS`, per call stack. The opcode histogram
+/// is summed from the per-instruction counts at the end, and a stack's reductions are read off
+/// the slice's budget when the frames change, so the probe's work per instruction is one
+/// increment: a profiled run stays close to a plain one.
+pub struct Profiler<const STACKS: bool> {
+    /// Reductions by pc.
+    counts: Vec<u64>,
+    stacks: Stacks,
 }
 
 /// Call stacks as a tree: each node is a function (the pc of its first instruction) called
 /// from its parent node; a stack is its deepest node.
 struct Stacks {
-    code: Vec<Instr>,
-    /// (parent node or `ROOT`, function) -> node.
-    ids: HashMap<(usize, u32), usize, BuildHasherDefault<WordHasher>>,
+    /// Per return address r: the function the call before it called (`call`'s target), or
+    /// `DYNAMIC` for a `call_fun`, or r - 1 when r follows no call (the stack of a process
+    /// that has not run since the profile began cannot be anything else).
+    callees: Vec<u32>,
+    /// Per node: its first child as (function, node), or `(NO_FUNCTION, 0)`: a recursive or
+    /// single-callee function finds its child here without a scan.
+    first_child: Vec<(u32, usize)>,
     /// Per node: its parent and its function.
     nodes: Vec<(usize, u32)>,
+    /// Per node: its children as (function, node); a node has few, so a scan beats a hash.
+    children: Vec<Vec<(u32, usize)>>,
+    /// The nodes of processes' entries, by function.
+    roots: HashMap<u32, usize>,
+    /// Reductions per node.
     counts: Vec<u64>,
     /// Per process, the nodes of its frames, outermost first: a shadow of its call stack, kept
     /// in step with the frames the probe sees (a call adds one, a return or a caught crash
     /// drops some).
     shadows: HashMap<u32, Vec<usize>>,
     /// The process that ran last and its shadow (out of `shadows` while it runs).
-    current: Option<(u32, Vec<usize>)>,
-    /// (pid, depth, node) of the previous instruction: consecutive instructions of one
-    /// process at the same depth share their stack, so most lookups are skipped.
-    last: Option<(u32, usize, usize)>,
+    pid: u32,
+    shadow: Vec<usize>,
+    /// The node that the reductions go to: the last of `shadow`.
+    node: usize,
+    /// The reductions the slice had left when `node` was last brought up to date, or `OUT`
+    /// between slices.
+    left: u32,
 }
 
 const ROOT: usize = usize::MAX;
-
-/// A multiply-rotate hasher for the profiler's small integer keys (the standard one is built to
-/// resist chosen keys, which a profile of one's own program does not need).
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl std::hash::Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
+/// No process has pid `u32::MAX`, so the first instruction always looks at the shadow.
+const NO_PID: u32 = u32::MAX;
+/// `left` between slices: no budget is this large, so nothing is settled then.
+const OUT: u32 = u32::MAX;
+/// In `callees`: the callee is only known when the call is seen.
+const DYNAMIC: u32 = u32::MAX;
+/// In `first_child`: no child yet (no function starts past the code).
+const NO_FUNCTION: u32 = u32::MAX;
 
 impl Stacks {
+    fn new(code: &[Instr]) -> Stacks {
+        let mut callees: Vec<u32> = (0..=code.len() as u32).map(|r| r.wrapping_sub(1)).collect();
+        for (pc, instr) in code.iter().enumerate() {
+            callees[pc + 1] = match instr {
+                Instr::Call { target, .. } => target.0,
+                Instr::CallFun { .. } => DYNAMIC,
+                _ => continue,
+            };
+        }
+        Stacks {
+            callees,
+            first_child: Vec::new(),
+            nodes: Vec::new(),
+            children: Vec::new(),
+            roots: HashMap::default(),
+            counts: Vec::new(),
+            shadows: HashMap::default(),
+            pid: NO_PID,
+            shadow: Vec::new(),
+            node: 0,
+            left: OUT,
+        }
+    }
+
+    /// The node of `function` called from `parent` (`ROOT` for a process's entry).
     fn node(&mut self, parent: usize, function: u32) -> usize {
-        if let Some(&id) = self.ids.get(&(parent, function)) {
+        let found = if parent == ROOT {
+            self.roots.get(&function).copied()
+        } else {
+            let kids = &self.children[parent];
+            kids.iter().find(|(f, _)| *f == function).map(|&(_, id)| id)
+        };
+        if let Some(id) = found {
             return id;
         }
         let id = self.nodes.len();
-        self.ids.insert((parent, function), id);
         self.nodes.push((parent, function));
+        self.children.push(Vec::new());
+        self.first_child.push((NO_FUNCTION, 0));
         self.counts.push(0);
+        if parent == ROOT {
+            self.roots.insert(function, id);
+        } else {
+            self.children[parent].push((function, id));
+            if self.first_child[parent].0 == NO_FUNCTION {
+                self.first_child[parent] = (function, id);
+            }
+        }
         id
     }
 
-    fn stack_id(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32) -> usize {
-        let depth = frames.len();
-        if let Some((lp, ld, id)) = self.last {
-            if lp == pid && ld == depth {
-                return id;
-            }
+    /// Gives the reductions spent since the last look to the current node.
+    #[inline(always)]
+    fn settle(&mut self, left: u32) {
+        if self.left != OUT {
+            self.counts[self.node] += u64::from(self.left - left);
         }
-        let mut shadow = match self.current.take() {
-            Some((p, shadow)) if p == pid => shadow,
-            other => {
-                if let Some((p, shadow)) = other {
-                    self.shadows.insert(p, shadow);
-                }
-                self.shadows.remove(&pid).unwrap_or_default()
+    }
+
+    /// The function a frame returning to `ret` called: a `call` names it; a `call_fun`'s callee
+    /// is `entered`, where it began, when known.
+    #[inline(always)]
+    fn callee(&self, ret: u32, entered: u32) -> u32 {
+        match self.callees[ret as usize] {
+            DYNAMIC => entered,
+            f => f,
+        }
+    }
+
+    /// Brings the shadow of `pid` in step with `frames`.
+    #[cold]
+    #[inline(never)]
+    fn switch(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32) {
+        if pid != self.pid {
+            let shadow = self.shadows.remove(&pid).unwrap_or_default();
+            let old = std::mem::replace(&mut self.shadow, shadow);
+            if self.pid != NO_PID {
+                self.shadows.insert(self.pid, old);
             }
-        };
-        if shadow.is_empty() {
-            shadow.push(self.node(ROOT, entry));
+            self.pid = pid;
+        }
+        let depth = frames.len();
+        if self.shadow.is_empty() {
+            let root = self.node(ROOT, entry);
+            self.shadow.push(root);
         }
         // Returned, or a caught crash cut the stack back.
-        shadow.truncate(depth + 1);
-        // Entered calls. Frame k's return address follows its call: a `call` names its target;
-        // a `call_fun`'s target is where the callee starts, the pc of its first instruction
-        // when the probe sees the call as it happens (the case but for a missed instruction,
-        // where the call site has to do).
-        while shadow.len() < depth + 1 {
-            let k = shadow.len();
+        self.shadow.truncate(depth + 1);
+        // Entered calls: frame k's return address follows its call. The innermost callee began
+        // at `pc` if the probe sees the call as it happens; for the others (at a slice's start)
+        // a `call_fun`'s site has to do.
+        while self.shadow.len() < depth + 1 {
+            let k = self.shadow.len();
             let ret = frames[k - 1];
-            let function = match self.code.get(ret as usize - 1) {
-                Some(Instr::Call { target, .. }) => target.0,
-                Some(Instr::CallFun { .. }) if k == depth => pc,
-                _ => ret - 1,
+            let function = if k == depth {
+                self.callee(ret, pc)
+            } else {
+                self.callee(ret, ret - 1)
             };
-            let parent = *shadow.last().expect("a root");
+            let parent = *self.shadow.last().expect("a root");
             let id = self.node(parent, function);
-            shadow.push(id);
+            self.shadow.push(id);
         }
-        let id = *shadow.last().expect("a root");
-        self.current = Some((pid, shadow));
-        self.last = Some((pid, depth, id));
-        id
+        self.node = *self.shadow.last().expect("a root");
     }
 
     /// The functions of node `id`, outermost first.
@@ -135,69 +184,87 @@ impl Stacks {
     }
 }
 
-impl Probe for Profiler {
-    #[inline]
-    fn instr(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, op: Opcode) {
-        self.ops[op as usize] += 1;
-        if let Some(s) = self.stacks.as_mut() {
-            let id = s.stack_id(pid, entry, frames, pc);
-            s.counts[id] += 1;
+impl<const STACKS: bool> Probe for Profiler<STACKS> {
+    #[inline(always)]
+    fn instr(&mut self, pc: u32) {
+        self.counts[pc as usize] += 1;
+    }
+
+    #[inline(always)]
+    fn work(&mut self, pc: u32, n: u64) {
+        self.counts[pc as usize] += n;
+    }
+
+    #[inline(always)]
+    fn frames(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32) {
+        if STACKS {
+            let s = &mut self.stacks;
+            s.settle(reds);
+            s.left = reds;
+            let (depth, len) = (frames.len(), s.shadow.len());
+            // The common cases, a call or a return in the process that ran last, touch only
+            // the end of the shadow.
+            if pid == s.pid && depth + 2 == len {
+                s.shadow.pop();
+                s.node = s.shadow[depth];
+            } else if pid == s.pid && depth == len && depth > 0 {
+                let function = s.callee(frames[depth - 1], pc);
+                s.node = match s.first_child[s.node] {
+                    (f, id) if f == function => id,
+                    _ => s.node(s.node, function),
+                };
+                s.shadow.push(s.node);
+            } else {
+                s.switch(pid, entry, frames, pc);
+            }
         }
     }
 
     #[inline]
-    fn work(&mut self, n: u64) {
-        self.ops[Opcode::Work as usize] += n;
-        if let Some(s) = self.stacks.as_mut() {
-            if let Some((_, _, id)) = s.last {
-                s.counts[id] += n;
-            }
+    fn slice_end(&mut self, reds: u32) {
+        if STACKS {
+            let s = &mut self.stacks;
+            s.settle(reds);
+            s.left = OUT;
         }
     }
 }
 
-impl Profiler {
-    pub fn new(code: Option<Vec<Instr>>) -> Profiler {
+impl<const STACKS: bool> Profiler<STACKS> {
+    pub fn new(code: &[Instr]) -> Profiler<STACKS> {
         Profiler {
-            ops: vec![0; Opcode::ALL.len()],
-            stacks: code.map(|code| Stacks {
-                code,
-                ids: HashMap::default(),
-                nodes: Vec::new(),
-                counts: Vec::new(),
-                shadows: HashMap::new(),
-                current: None,
-                last: None,
-            }),
+            counts: vec![0; code.len()],
+            stacks: Stacks::new(if STACKS { code } else { &[] }),
         }
+    }
+
+    /// Reductions by opcode.
+    pub fn ops(&self, vm: &Vm) -> Vec<u64> {
+        let mut ops = vec![0; Opcode::ALL.len()];
+        for (instr, n) in vm.program().code.iter().zip(&self.counts) {
+            ops[instr.opcode() as usize] += n;
+        }
+        ops
     }
 
     /// The folded stacks (`a;b;c COUNT` per line), named `module:label`.
     pub fn folded(&self, vm: &Vm) -> String {
         let mut out = String::new();
-        let Some(s) = &self.stacks else {
+        if !STACKS {
             return out;
-        };
+        }
+        let s = &self.stacks;
         let module = &vm.program().module;
-        let lines: Vec<(String, u64)> = s
-            .counts
-            .iter()
-            .enumerate()
-            .filter(|(_, &n)| n > 0)
-            .map(|(id, &n)| {
-                let names: Vec<String> = s
-                    .path(id)
-                    .iter()
-                    .map(|&pc| module.function_name(pc))
-                    .collect();
-                (names.join(";"), n)
-            })
-            .collect();
         // Two nodes may name the same stack (a function reached at two of its labels):
         // one line each.
         let mut merged: std::collections::BTreeMap<String, u64> = Default::default();
-        for (stack, n) in lines {
-            *merged.entry(stack).or_default() += n;
+        for (id, &n) in s.counts.iter().enumerate().filter(|(_, &n)| n > 0) {
+            let names: Vec<String> = s
+                .path(id)
+                .iter()
+                .map(|&pc| module.function_name(pc))
+                .collect();
+            *merged.entry(names.join(";")).or_default() += n;
         }
         for (stack, n) in merged {
             let _ = writeln!(out, "{stack} {n}");
@@ -215,13 +282,13 @@ fn share(n: u64, total: u64) -> f64 {
 }
 
 /// The human-readable report.
-pub fn report(vm: &Vm, prof: &Profiler, wall: std::time::Duration) -> String {
+pub fn report(vm: &Vm, ops: &[u64], wall: std::time::Duration) -> String {
     let mut r = String::new();
-    let total: u64 = prof.ops.iter().sum();
+    let total: u64 = ops.iter().sum();
     let _ = writeln!(r, "== instruction histogram (reductions by opcode)");
     let mut ops: Vec<(Opcode, u64)> = Opcode::ALL
         .iter()
-        .map(|&op| (op, prof.ops[op as usize]))
+        .map(|&op| (op, ops[op as usize]))
         .filter(|(_, n)| *n > 0)
         .collect();
     ops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -301,14 +368,20 @@ pub struct Outputs {
 /// Runs `vm` under the profiler, prints the report to stderr and writes the folded stacks and
 /// the flame graph asked for.
 pub fn profile(vm: &mut Vm, outputs: &Outputs) -> Result<RunEnd, String> {
-    let stacks = outputs.folded.is_some() || outputs.svg.is_some();
-    let code = stacks.then(|| vm.program().code.clone());
-    let mut prof = Profiler::new(code);
+    if outputs.folded.is_some() || outputs.svg.is_some() {
+        profile_with::<true>(vm, outputs)
+    } else {
+        profile_with::<false>(vm, outputs)
+    }
+}
+
+fn profile_with<const STACKS: bool>(vm: &mut Vm, outputs: &Outputs) -> Result<RunEnd, String> {
+    let mut prof = Profiler::<STACKS>::new(&vm.program().code);
     let t0 = Instant::now();
     let end = vm.run_with(&mut prof);
     let wall = t0.elapsed();
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(report(vm, &prof, wall).as_bytes());
+    let _ = err.write_all(report(vm, &prof.ops(vm), wall).as_bytes());
     let folded = prof.folded(vm);
     if let Some(path) = &outputs.folded {
         std::fs::write(path, &folded)

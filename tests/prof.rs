@@ -131,3 +131,31 @@ fn prof_writes_a_flame_graph() {
         assert!(text.contains(frame), "frame {frame} drawn");
     }
 }
+
+#[test]
+fn folded_weights_add_up_through_calls_crashes_closures_and_processes() {
+    // The stacks' weights are read off the budget when frames change, so every way frames
+    // change must be seen: calls, returns, caught crashes that cut frames back, call_fun and
+    // spawn_fun, slices of many processes, `work`, receives that wait.
+    for (i, program) in [
+        "tests/basm/try/unwinds_frames_and_stack.basm",
+        "tests/basm/closures/capture_call_spawn.basm",
+        "examples/blog/ex4.basm",
+        "examples/programs/kv.basm",
+        "examples/supervisor.basm",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let folded =
+            std::env::temp_dir().join(format!("ember-folded-sum-{}-{i}.txt", std::process::id()));
+        let (_, err, _) = ember(&["prof", program, "--folded", folded.to_str().unwrap()]);
+        let text = std::fs::read_to_string(&folded).unwrap();
+        let _ = std::fs::remove_file(&folded);
+        let sum: u64 = text
+            .lines()
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(sum, field(&err, "total"), "{program}:\n{text}\n{err}");
+    }
+}

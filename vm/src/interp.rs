@@ -8,7 +8,7 @@
 
 use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
-use crate::isa::{Instr, Opcode, Src, SrcKind};
+use crate::isa::{Instr, Src, SrcKind};
 use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::map;
 use crate::process::{Catch, Process};
@@ -35,16 +35,25 @@ pub enum Outcome {
     Halt(i32),
 }
 
-/// Sees every instruction before it runs. The profiler implements it; [`NoProbe`] compiles to
-/// nothing, so a plain run pays no per-instruction cost for profiling.
+/// Sees every instruction before it runs, and every change of a process's call frames. The
+/// profiler implements it; [`NoProbe`] compiles to nothing, so a plain run pays no
+/// per-instruction cost for profiling.
 pub trait Probe {
     /// False for [`NoProbe`]: the interpreter then skips every probe call at compile time.
     const ACTIVE: bool = true;
-    /// Before instruction `op` at `pc` of process `pid` (`entry`: where it started; `frames`:
-    /// its return addresses) runs.
-    fn instr(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, op: Opcode);
-    /// `work` spent `n` reductions beyond its own one.
-    fn work(&mut self, n: u64);
+    /// The instruction at `pc` runs, once per run (with [`Probe::frames`] before or after it).
+    /// The opcode is not passed: a probe that counts per pc derives it at the end, which costs
+    /// less than a lookup per instruction.
+    fn instr(&mut self, pc: u32);
+    /// The `work` at `pc` spent `n` reductions beyond its own one.
+    fn work(&mut self, pc: u32, n: u64);
+    /// A slice of process `pid` (`entry`: where it started) began, or its call frames (return
+    /// addresses, outermost first) changed: a call, a return or a caught crash. It goes on at
+    /// `pc` with `reds` reductions left in its slice; the reductions spent since the last call
+    /// (or since the slice began) went to the frames the probe saw then.
+    fn frames(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32);
+    /// The slice ended with `reds` reductions left.
+    fn slice_end(&mut self, reds: u32);
 }
 
 pub struct NoProbe;
@@ -52,9 +61,13 @@ pub struct NoProbe;
 impl Probe for NoProbe {
     const ACTIVE: bool = false;
     #[inline(always)]
-    fn instr(&mut self, _: u32, _: u32, _: &[u32], _: u32, _: Opcode) {}
+    fn instr(&mut self, _: u32) {}
     #[inline(always)]
-    fn work(&mut self, _: u64) {}
+    fn work(&mut self, _: u32, _: u64) {}
+    #[inline(always)]
+    fn frames(&mut self, _: u32, _: u32, _: &[u32], _: u32, _: u32) {}
+    #[inline(always)]
+    fn slice_end(&mut self, _: u32) {}
 }
 
 type Binds = SmallVec<[(u8, Term); 8]>;
@@ -256,7 +269,6 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
 #[allow(clippy::too_many_arguments)]
 fn fast_loop<P: Probe>(
     ops: &[Op],
-    code: &[Instr],
     regs: &mut [Term],
     frames: &mut Vec<u32>,
     mut pc: usize,
@@ -280,12 +292,7 @@ fn fast_loop<P: Probe>(
     while reds > 0 {
         // Matched by reference: copying the whole op first costs more than the op itself.
         let op = &ops[pc];
-        if P::ACTIVE {
-            if matches!(op, Op::Slow) {
-                break;
-            }
-            probe.instr(pid, entry, frames, pc as u32, code[pc].opcode());
-        }
+        let at = pc;
         pc = match *op {
             Op::Slow => break,
             Op::Nop => pc + 1,
@@ -381,15 +388,28 @@ fn fast_loop<P: Probe>(
                     break;
                 }
                 frames.push(pc as u32 + 1);
+                if P::ACTIVE {
+                    probe.frames(pid, entry, frames, t, reds - 1);
+                }
                 t as usize
             }
             // With handlers installed, `ret` may end one: the general path does that.
             Op::Ret if catching => break,
             Op::Ret => match frames.pop() {
-                Some(r) => r as usize,
+                Some(r) => {
+                    if P::ACTIVE {
+                        probe.frames(pid, entry, frames, r, reds - 1);
+                    }
+                    r as usize
+                }
                 None => break,
             },
         };
+        // Counted once run: an op that breaks out leaves its instruction to the general path,
+        // which counts it there.
+        if P::ACTIVE {
+            probe.instr(at as u32);
+        }
         reds -= 1;
     }
     (pc, reds)
@@ -417,6 +437,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
     p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
     let max_stack = vm.max_stack();
     let frame_cap = max_stack.min(p.frames.len() + room / std::mem::size_of::<u32>());
+    probe.frames(p.pid, p.entry, &p.frames, p.pc, budget);
 
     // Reads an operand; a template builds its term on the process heap.
     macro_rules! read {
@@ -779,6 +800,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     p.regs[c.class as usize] = Term::atom($class);
                     p.regs[c.reason as usize] = reason;
                     pc = c.target as usize;
+                    probe.frames(p.pid, p.entry, &p.frames, pc as u32, reds);
                     continue 'dispatch;
                 }
             }};
@@ -787,7 +809,6 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         // which keeps pc and the budget in machine registers; it stops before anything else.
         (pc, reds) = fast_loop(
             &prog.ops,
-            code,
             &mut p.regs,
             &mut p.frames,
             pc,
@@ -804,7 +825,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         let instr = code[pc];
         here = pc;
         reds -= 1;
-        probe.instr(p.pid, p.entry, &p.frames, pc as u32, instr.opcode());
+        probe.instr(pc as u32);
         match instr {
             Instr::End {} => done!(Outcome::Exit {
                 reason: Term::atom(atom::NORMAL),
@@ -894,6 +915,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 pass_args!(args);
                 p.frames.push(pc as u32 + 1);
                 pc = target.0 as usize;
+                probe.frames(p.pid, p.entry, &p.frames, pc as u32, reds);
                 gc_point!();
             }
             Instr::Ret {} => match p.frames.pop() {
@@ -910,6 +932,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                         drop_catch(p);
                     }
                     pc = ret as usize;
+                    probe.frames(p.pid, p.entry, &p.frames, ret, reds);
                 }
                 None => done!(Outcome::Exit {
                     reason: Term::atom(atom::NORMAL),
@@ -978,7 +1001,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 reds += 1;
                 let take = p.work_left.min(reds as u64);
                 reds -= take as u32;
-                probe.work(take - 1);
+                probe.work(pc as u32, take - 1);
                 p.work_left -= take;
                 if p.work_left == 0 {
                     pc += 1;
@@ -1457,6 +1480,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 }
                 p.frames.push(pc as u32 + 1);
                 pc = at as usize;
+                probe.frames(p.pid, p.entry, &p.frames, at, reds);
                 gc_point!();
             }
             Instr::Closure {

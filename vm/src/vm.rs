@@ -1350,6 +1350,7 @@ impl Vm {
                 .as_ref()
                 .map(|t| (t.now(), prog.module.function_name(p.pc)));
             let (outcome, reds) = interp::run_slice(&prog, self, &mut p, budget, probe);
+            probe.slice_end(budget - reds);
             p.reductions += reds as u64;
             self.stats.reductions += reds as u64;
             let name = outcome_name(&outcome);
