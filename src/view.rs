@@ -22,7 +22,7 @@ pub fn page(trace: &str, title: &str) -> Result<String, String> {
                 if steps.len() < MAX_STEPS {
                     steps.push(json!({
                         "pid": e["pid"], "label": e["label"], "outcome": e["outcome"],
-                        "reds": e["reds"], "queue": e["queue"], "t": e["t"],
+                        "reds": e["reds"], "queue": e["queue"], "t": e["t"], "sched": e["sched"],
                         "events": std::mem::take(&mut pending),
                     }));
                 }
@@ -110,7 +110,7 @@ function addPid(p) { if (p !== undefined && p !== null && !seen.has(p)) { seen.a
 for (const s of steps) {
   for (const e of s.events) { addPid(e.pid); addPid(e.child); addPid(e.to); addPid(e.from); }
   addPid(s.pid);
-  for (const q of s.queue) addPid(q);
+  for (const q of s.queue || []) addPid(q);
 }
 pids.sort((a, b) => a - b);
 if (data.total > steps.length) {
@@ -183,9 +183,11 @@ function select(i) {
   document.getElementById("where").textContent =
     "step " + (i + 1) + " of " + steps.length + " (t = " + s.t + ")";
   document.getElementById("step").textContent =
-    "<0." + s.pid + "> ran " + s.label + ": " + s.reds + " reductions, then " + s.outcome + "\n" +
+    "<0." + s.pid + "> ran " + s.label + (s.sched == null ? "" : " on scheduler " + s.sched) +
+    ": " + s.reds + " reductions, then " + s.outcome + "\n" +
     s.events.map(e => "  " + describe(e)).join("\n");
   document.getElementById("queue").textContent =
+    !s.queue ? "(several schedulers: a queue each, not recorded)" :
     s.queue.length ? s.queue.map(q => "<0." + q + ">").join("  ") : "(empty)";
   const st = stateAt(i);
   const lines = [];

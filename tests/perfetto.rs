@@ -10,11 +10,11 @@ fn convert(program: &[&str]) -> (Vec<Value>, Value) {
     let id = std::process::id();
     let trace = dir.join(format!(
         "ember-pf-{id}-{}.jsonl",
-        program[0].replace('/', "_")
+        program.join("_").replace(['/', '-'], "_")
     ));
     let out = dir.join(format!(
         "ember-pf-{id}-{}.json",
-        program[0].replace('/', "_")
+        program.join("_").replace(['/', '-'], "_")
     ));
     let mut args = vec!["run"];
     args.extend_from_slice(program);
@@ -83,6 +83,15 @@ fn check(trace: &[Value], doc: &Value) {
 fn pingpong_becomes_a_trace_event_document_with_a_flow_per_message() {
     let (trace, doc) = convert(&["examples/pingpong.basm"]);
     check(&trace, &doc);
+}
+
+#[test]
+fn a_trace_of_two_schedulers_has_its_flows_too() {
+    let (trace, doc) = convert(&["examples/pingpong.basm", "--schedulers", "2"]);
+    check(&trace, &doc);
+    assert!(trace
+        .iter()
+        .any(|e| e["ev"] == "slice" && e["sched"].is_u64()));
 }
 
 #[test]

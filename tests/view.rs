@@ -14,14 +14,17 @@ fn tmp(name: &str) -> PathBuf {
 
 /// The page of ex4's trace, at paths of its own (`tag`: tests run in parallel).
 fn ex4_page(tag: &str) -> (PathBuf, String) {
+    page_of(tag, &["examples/blog/ex4.basm"])
+}
+
+/// The page of a run of `program` (a file and its flags).
+fn page_of(tag: &str, program: &[&str]) -> (PathBuf, String) {
     let trace = tmp(&format!("{tag}-ex4.jsonl"));
     let page = tmp(&format!("{tag}-ex4.html"));
-    let (_, err, status) = ember(&[
-        "run",
-        "examples/blog/ex4.basm",
-        "--trace",
-        trace.to_str().unwrap(),
-    ]);
+    let mut args = vec!["run"];
+    args.extend_from_slice(program);
+    args.extend_from_slice(&["--trace", trace.to_str().unwrap()]);
+    let (_, err, status) = ember(&args);
     assert_eq!(status, 0, "{err}");
     let (_, err, status) = ember(&[
         "view",
@@ -142,5 +145,21 @@ fn the_page_in_headless_chromium() {
     );
     let png = std::fs::read(&shot).expect("a screenshot was written");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let _ = std::fs::remove_file(&page);
+
+    // A trace of two schedulers has no single run queue: the page says so, and which
+    // scheduler ran the step.
+    let (page, _) = page_of(
+        "browser-smp",
+        &["examples/pingpong.basm", "--schedulers", "2"],
+    );
+    let dom = headless(
+        browser,
+        &["--dump-dom"],
+        &format!("file://{}", page.display()),
+    );
+    assert!(dom.contains("a queue each, not recorded"), "{dom}");
+    assert!(dom.contains("on scheduler "), "{dom}");
+    assert!(dom.matches("class=\"lane\"").count() >= 2, "{dom}");
     let _ = std::fs::remove_file(&page);
 }

@@ -99,18 +99,33 @@ impl Tracer {
     pub fn spawn(&mut self, pid: u32, child: u32, link: bool) {
         self.emit(json!({"ev": "spawn", "pid": pid, "child": child, "link": link}));
     }
-    /// A message sent; `seq`: its arrival number at `to` when it was delivered at once (the
-    /// `id` is then `to.seq`, as on the receive that takes it).
-    pub fn send(&mut self, from: u32, to: u32, msg: &str, seq: Option<u64>) {
+    /// A message sent, with the `id` the receive that takes it will carry, when it is known
+    /// (not for a message to a process that is gone).
+    pub fn send(&mut self, from: u32, to: u32, msg: &str, id: Option<&str>) {
         let mut v = json!({"ev": "send", "from": from, "to": to, "msg": msg});
-        if let Some(seq) = seq {
-            v["id"] = json!(format!("{to}.{seq}"));
+        if let Some(id) = id {
+            v["id"] = json!(id);
         }
         self.emit(v);
     }
-    /// A receive took the `seq`-th message to reach `pid`.
-    pub fn receive(&mut self, pid: u32, msg: &str, seq: u64) {
-        self.emit(json!({"ev": "receive", "pid": pid, "msg": msg, "id": format!("{pid}.{seq}")}));
+    /// A receive took the message named `id` (as its `send` was).
+    pub fn receive(&mut self, pid: u32, msg: &str, id: &str) {
+        self.emit(json!({"ev": "receive", "pid": pid, "msg": msg, "id": id}));
+    }
+    /// Process `pid` received an exit signal from `from` (through a link, or an `exit`), and
+    /// `action` says what it did: `trapped` (an `:EXIT` message), `killed`, `exits` or `ignored`.
+    pub fn exit_signal_received(
+        &mut self,
+        pid: u32,
+        from: u32,
+        reason: &str,
+        link: bool,
+        action: &str,
+    ) {
+        self.emit(json!({
+            "ev": "exit_signal_received", "pid": pid, "from": from, "reason": reason,
+            "link": link, "action": action
+        }));
     }
     pub fn timeout(&mut self, pid: u32) {
         self.emit(json!({"ev": "timeout", "pid": pid}));
@@ -118,20 +133,27 @@ impl Tracer {
     pub fn exit(&mut self, pid: u32, reason: &str) {
         self.emit(json!({"ev": "exit", "pid": pid, "reason": reason}));
     }
-    /// A slice of `pid` that began at `start` (a time as `t` is) in function `label`.
+    /// A slice of `pid` that began at `start` (a time as `t` is) in function `label`; `queue`:
+    /// the run queue after it, front first (one scheduler only: several have a queue each, not
+    /// listed, and the slice's `sched` says whose it ran on).
+    #[allow(clippy::too_many_arguments)]
     pub fn slice(
         &mut self,
         pid: u32,
         reds: u64,
         outcome: &str,
-        queue: &[u32],
+        queue: Option<&[u32]>,
         start: u64,
         label: &str,
     ) {
-        self.emit(json!({
-            "ev": "slice", "pid": pid, "reds": reds, "outcome": outcome, "queue": queue,
+        let mut v = json!({
+            "ev": "slice", "pid": pid, "reds": reds, "outcome": outcome,
             "start": start, "label": label
-        }));
+        });
+        if let Some(queue) = queue {
+            v["queue"] = json!(queue);
+        }
+        self.emit(v);
     }
 
     pub fn flush(&mut self) {

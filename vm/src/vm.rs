@@ -461,8 +461,21 @@ fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
     own.min(global)
 }
 
+/// What an exit signal did to the process that received it, for the trace.
+pub(crate) fn exit_action(kill: bool, trapped: bool, exits: bool) -> &'static str {
+    if kill {
+        "killed"
+    } else if trapped {
+        "trapped"
+    } else if exits {
+        "exits"
+    } else {
+        "ignored"
+    }
+}
+
 /// What a slice did, for the trace and stats.
-fn outcome_name(o: &Outcome) -> &'static str {
+pub(crate) fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Yield => "yield",
         Outcome::Wait => "wait",
@@ -611,7 +624,7 @@ impl Vm {
         if self.trace.is_some() {
             let text = self.format(msg);
             if let Some(t) = self.trace.as_mut() {
-                t.receive(pid, &text, seq);
+                t.receive(pid, &text, &format!("{pid}.{seq}"));
             }
         }
     }
@@ -698,9 +711,12 @@ impl Vm {
         self.deliver(&mut cur, target, v);
         if let Some(text) = text {
             let after = self.newest_seq(&cur, target);
-            let id = (after != before).then_some(after).flatten();
+            let id = (after != before)
+                .then_some(after)
+                .flatten()
+                .map(|seq| format!("{target}.{seq}"));
             if let Some(t) = self.trace.as_mut() {
-                t.send(from, target, &text, id);
+                t.send(from, target, &text, id.as_deref());
             }
         }
         cur.result()
@@ -1124,6 +1140,13 @@ impl Vm {
         } else {
             Some(reason)
         };
+        if self.trace.is_some() {
+            let action = exit_action(kill, trap, new_reason.is_some());
+            let text = self.format(reason);
+            if let Some(t) = self.trace.as_mut() {
+                t.exit_signal_received(to, from, &text, via_link, action);
+            }
+        }
         let Some(r) = new_reason else {
             return;
         };
@@ -1383,7 +1406,7 @@ impl Vm {
                     .filter(|&q| self.procs.contains(q))
                     .collect();
                 if let (Some(t), Some((start, label))) = (self.trace.as_mut(), began) {
-                    t.slice(pid, reds as u64, name, &queue, start, &label);
+                    t.slice(pid, reds as u64, name, Some(&queue), start, &label);
                 }
             }
         }

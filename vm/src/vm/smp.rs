@@ -103,6 +103,11 @@ enum Signal {
     Timeout {
         key: (u64, u64),
     },
+    /// Under `--trace`: the message signal that follows is named `s<id>` in the trace (its
+    /// arrival number is only known when the receiver takes it in).
+    Traced {
+        id: u64,
+    },
 }
 
 /// A process's incoming signals. One fits inline: a waiting process is usually woken by one
@@ -286,6 +291,10 @@ struct Shared {
     err: Mutex<Box<dyn Write + Send>>,
     trace: Mutex<Option<Tracer>>,
     tracing: bool,
+    /// Under `--trace`: the number of the next message sent as a signal, and for each such
+    /// message in a mailbox, (receiver, arrival number) -> that number.
+    next_msg_id: AtomicU64,
+    msg_ids: Mutex<HashMap<(u32, u64), u64>>,
     output_failure: Mutex<Option<RunEnd>>,
     main_exit: Mutex<Option<(bool, String)>>,
     main_reported: AtomicBool,
@@ -326,6 +335,8 @@ struct Sched<'s> {
     /// Processes spawned in the running slice, queued when it ends.
     #[allow(clippy::vec_box)]
     born: Vec<Box<Process>>,
+    /// Under `--trace`: the id a `Traced` signal gave the message signal that follows it.
+    traced_next: Option<u64>,
     /// Pids of processes that ended here and are still in the table (dead handles there
     /// answer as if absent), taken out `DEAD_BATCH` at a time: one lock per shard for all.
     dead: Vec<u32>,
@@ -387,6 +398,8 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         err: Mutex::new(std::mem::replace(&mut vm.err, Box::new(io::sink()))),
         tracing: vm.trace.is_some(),
         trace: Mutex::new(vm.trace.take()),
+        next_msg_id: AtomicU64::new(0),
+        msg_ids: Mutex::new(HashMap::new()),
         output_failure: Mutex::new(None),
         main_exit: Mutex::new(vm.main_exit.take()),
         main_reported: AtomicBool::new(vm.main_reported),
@@ -425,6 +438,7 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
                     spawned: 0,
                     dead: Vec::new(),
                     born: Vec::new(),
+                    traced_next: None,
                 };
                 s.run(timed);
                 s.flush_memory();
@@ -721,11 +735,16 @@ impl<'s> Sched<'s> {
     /// (and answered what was queued for it): the signal is dropped, and a link or monitor
     /// request is then the sender's to answer.
     fn signal(&self, h: &Arc<Handle>, sig: Signal) -> bool {
+        self.signals(h, [sig])
+    }
+
+    /// [`Sched::signal`] for signals that must stay together (no other sender's between).
+    fn signals<const N: usize>(&self, h: &Arc<Handle>, sigs: [Signal; N]) -> bool {
         let mut inner = h.inner.lock();
         if inner.state == DEAD {
             return false;
         }
-        inner.signals.push(sig);
+        inner.signals.extend(sigs);
         h.pending.store(true, Release);
         if let Some(body) = wake(h, &mut inner) {
             drop(inner);
@@ -836,6 +855,12 @@ impl<'s> Sched<'s> {
                 last = p.pid;
             }
             self.running = Some(h);
+            // For the trace: when the slice began and the function it began in.
+            let began = self.sh.tracing.then(|| {
+                let start = self.sh.trace.lock().as_ref().map_or(0, |t| t.now());
+                (start, self.sh.prog.module.function_name(p.pc))
+            });
+            let pid = p.pid;
             let (outcome, reds) = match self.apply_batch(&mut p, signals) {
                 Ok(_) => interp::run_slice(&prog, self, &mut p, budget, &mut interp::NoProbe),
                 Err(exit) => (
@@ -850,6 +875,7 @@ impl<'s> Sched<'s> {
             p.reductions += reds as u64;
             self.stats.reductions += reds as u64;
             self.since_oldest += u64::from(reds.max(1));
+            let name = crate::vm::outcome_name(&outcome);
             match outcome {
                 Outcome::Yield => {
                     p.queued = true;
@@ -878,6 +904,11 @@ impl<'s> Sched<'s> {
                     self.die(&h, p, reason, raised_at);
                 }
                 Outcome::Halt(n) => {
+                    if let Some((start, label)) = &began {
+                        if let Some(t) = self.sh.trace.lock().as_mut() {
+                            t.slice(pid, u64::from(reds), name, None, *start, label);
+                        }
+                    }
                     p.me = Some(h);
                     let mut left = self.sh.leftover.lock();
                     left.push(p);
@@ -885,6 +916,11 @@ impl<'s> Sched<'s> {
                     drop(left);
                     self.sh.halt(n);
                     return;
+                }
+            }
+            if let Some((start, label)) = began {
+                if let Some(t) = self.sh.trace.lock().as_mut() {
+                    t.slice(pid, u64::from(reds), name, None, start, &label);
                 }
             }
             // What the slice spawned is queued now, the last spawned on top.
@@ -1002,6 +1038,14 @@ impl<'s> Sched<'s> {
             p.links.remove(from);
         }
         let kill = !link && reason.as_atom() == Some(atom::KILL);
+        if self.sh.tracing {
+            let ignored = reason.as_atom() == Some(atom::NORMAL) && (link || from != p.pid);
+            let action = crate::vm::exit_action(kill, p.trap_exit, !ignored);
+            let text = self.sh.format(reason);
+            if let Some(t) = self.sh.trace.lock().as_mut() {
+                t.exit_signal_received(p.pid, from, &text, link, action);
+            }
+        }
         if kill {
             return Err(Exit {
                 reason: Term::atom(atom::KILLED),
@@ -1153,8 +1197,10 @@ impl Runtime for Sched<'_> {
                 Outgoing::Term(v) => v,
                 Outgoing::Template(t) => t.build(&p.regs, &mut p.heap),
             };
-            self.trace_send(p.pid, target, v);
-            return self.deliver_local(p, v);
+            let effect = self.deliver_local(p, v);
+            let seq = p.mailbox.newest_seq();
+            self.trace_send(p.pid, target, v, seq.map(|n| format!("{target}.{n}")));
+            return effect;
         }
         // The last process sent to is kept with the sender: a relay, a client or a server
         // sends to the same one again and again, and then needs no table lookup.
@@ -1164,7 +1210,7 @@ impl Runtime for Sched<'_> {
         };
         let Some(h) = h else {
             if let Outgoing::Term(v) = msg {
-                self.trace_send(p.pid, target, v);
+                self.trace_send(p.pid, target, v, None);
             }
             return Ok(()); // dead: dropped
         };
@@ -1374,8 +1420,12 @@ impl Runtime for Sched<'_> {
         self.stats.messages_received += 1;
         if self.sh.tracing {
             let text = self.sh.format(msg);
+            let id = match self.sh.msg_ids.lock().remove(&(p.pid, seq)) {
+                Some(id) => format!("s{id}"),
+                None => format!("{}.{seq}", p.pid),
+            };
             if let Some(t) = self.sh.trace.lock().as_mut() {
-                t.receive(p.pid, &text, seq);
+                t.receive(p.pid, &text, &id);
             }
         }
     }
@@ -1495,6 +1545,14 @@ impl Sched<'_> {
         Ok(got)
     }
 
+    /// Under `--trace`: the message that just joined `p`'s mailbox keeps the name its send
+    /// gave it, for the receive that takes it.
+    fn name_arrival(&mut self, p: &Process) {
+        if let (Some(id), Some(seq)) = (self.traced_next.take(), p.mailbox.newest_seq()) {
+            self.sh.msg_ids.lock().insert((p.pid, seq), id);
+        }
+    }
+
     /// Applies one signal to `p`; `got` is set when it adds a message (or a timeout).
     fn apply_signal(&mut self, p: &mut Process, sig: Signal, got: &mut bool) -> Effect {
         {
@@ -1508,6 +1566,7 @@ impl Sched<'_> {
                     }
                     let msg = p.heap.unflatten(&words);
                     p.deliver(msg);
+                    self.name_arrival(p);
                     *got = true;
                 }
                 Signal::Message { frag, msg } => {
@@ -1521,6 +1580,7 @@ impl Sched<'_> {
                     }
                     p.heap.adopt(frag);
                     p.deliver(msg);
+                    self.name_arrival(p);
                     *got = true;
                 }
                 Signal::TooBig => return Err(Exit::raised(atom::HEAP_LIMIT)),
@@ -1552,6 +1612,7 @@ impl Sched<'_> {
                         *got = true;
                     }
                 }
+                Signal::Traced { id } => self.traced_next = Some(id),
                 Signal::Timeout { key } => {
                     if p.timer == key {
                         p.timer = (0, 0);
@@ -1575,7 +1636,7 @@ impl Sched<'_> {
             DEAD => {
                 drop(inner);
                 if let Outgoing::Term(v) = msg {
-                    self.trace_send(p.pid, h.pid, v);
+                    self.trace_send(p.pid, h.pid, v, None);
                 }
             }
             WAITING => {
@@ -1591,9 +1652,13 @@ impl Sched<'_> {
                 if !self.deliver_into(p, &mut body, msg, src_words) {
                     // No room in its heap as it is: it takes the message as a signal when it
                     // runs (and collects, or crashes `:heap_limit`), before any that came since.
-                    let sig = self.message_signal(p, h.pid, msg, src_words);
+                    let id = self.msg_id();
+                    let sig = self.message_signal(p, h.pid, msg, src_words, id);
                     let mut inner = h.inner.lock();
                     inner.signals.insert(0, sig);
+                    if let Some(id) = id {
+                        inner.signals.insert(0, Signal::Traced { id });
+                    }
                     h.pending.store(true, Release);
                 }
                 self.enqueue(body);
@@ -1607,18 +1672,26 @@ impl Sched<'_> {
                     Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
                 };
                 if small {
+                    let id = self.msg_id();
+                    if let Some(id) = id {
+                        inner.signals.push(Signal::Traced { id });
+                    }
                     inner.signals.push(Signal::Flat(flat));
                     h.pending.store(true, Release);
                     drop(inner);
-                    if self.sh.tracing {
+                    if let Some(id) = id {
                         let v = p.heap.unflatten(&flat);
-                        self.trace_send(p.pid, h.pid, v);
+                        self.trace_send(p.pid, h.pid, v, Some(format!("s{id}")));
                     }
                     return;
                 }
                 drop(inner);
-                let sig = self.message_signal(p, h.pid, msg, src_words);
-                self.signal(h, sig);
+                let id = self.msg_id();
+                let sig = self.message_signal(p, h.pid, msg, src_words, id);
+                match id {
+                    Some(id) => self.signals(h, [Signal::Traced { id }, sig]),
+                    None => self.signal(h, sig),
+                };
             }
         }
     }
@@ -1641,8 +1714,9 @@ impl Sched<'_> {
         let Ok(v) = built else {
             return false;
         };
-        self.trace_send(p.pid, to.pid, v);
         to.deliver(v);
+        let seq = to.mailbox.newest_seq();
+        self.trace_send(p.pid, to.pid, v, seq.map(|n| format!("{}.{n}", to.pid)));
         if to.heap.used_bytes() > self.sh.config.max_heap_bytes {
             // A copy that began as a tree and turned out to be a DAG left garbage.
             self.collect(to, &mut []);
@@ -1650,14 +1724,24 @@ impl Sched<'_> {
         true
     }
 
-    /// `msg` as a signal: flat when it is small, else in a fragment of its own.
+    /// Under `--trace`, a number for a message sent as a signal.
+    fn msg_id(&self) -> Option<u64> {
+        self.sh
+            .tracing
+            .then(|| self.sh.next_msg_id.fetch_add(1, Relaxed))
+    }
+
+    /// `msg` as a signal: flat when it is small, else in a fragment of its own; `id`: its
+    /// number under `--trace`.
     fn message_signal(
         &self,
         p: &mut Process,
         to: u32,
         msg: Outgoing<'_>,
         src_words: usize,
+        id: Option<u64>,
     ) -> Signal {
+        let name = id.map(|id| format!("s{id}"));
         let lits = &self.sh.prog.literals;
         let mut flat = Flat::new();
         let small = match msg {
@@ -1667,7 +1751,7 @@ impl Sched<'_> {
         if small {
             if self.sh.tracing {
                 let v = p.heap.unflatten(&flat);
-                self.trace_send(p.pid, to, v);
+                self.trace_send(p.pid, to, v, name);
             }
             return Signal::Flat(flat);
         }
@@ -1679,18 +1763,18 @@ impl Sched<'_> {
         };
         match built {
             Ok(v) => {
-                self.trace_send(p.pid, to, v);
+                self.trace_send(p.pid, to, v, name);
                 Signal::Message { frag, msg: v }
             }
             Err(TooBig) => Signal::TooBig,
         }
     }
 
-    fn trace_send(&self, from: u32, to: u32, msg: Term) {
+    fn trace_send(&self, from: u32, to: u32, msg: Term, id: Option<String>) {
         if self.sh.tracing {
             let text = self.sh.format(msg);
             if let Some(t) = self.sh.trace.lock().as_mut() {
-                t.send(from, to, &text, None);
+                t.send(from, to, &text, id.as_deref());
             }
         }
     }
