@@ -46,6 +46,7 @@ predefined_atoms! {
     NOCATCH = "nocatch",
     BADKEY = "badkey",
     BADMAP = "badmap",
+    SHUTDOWN = "shutdown",
 }
 
 /// Atom names by index, with a reverse map for interning.

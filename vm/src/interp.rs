@@ -161,12 +161,7 @@ fn closure_parts<'f>(prog: &Program, fields: &'f [Term]) -> (u32, usize, &'f [Te
 
 /// Removes the innermost handler.
 fn drop_catch(p: &mut Process) -> Option<Catch> {
-    let catches = p.catches.as_mut()?;
-    let c = catches.pop();
-    if catches.is_empty() {
-        p.catches = None;
-    }
-    c
+    p.extras.as_mut()?.catches.pop()
 }
 
 /// The handler a crash continues at: the innermost one whose function is still running.
@@ -814,7 +809,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             pc,
             reds,
             frame_cap,
-            p.catches.is_some(),
+            p.extras.as_ref().is_some_and(|x| !x.catches.is_empty()),
             p.pid,
             p.entry,
             probe,
@@ -856,14 +851,14 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 target,
             } => {
                 // Handlers count as stack (spec §10): a loop of `try` cannot grow without bound.
-                let installed = p.catches.as_ref().map_or(0, |c| c.len());
+                let installed = p.extras.as_ref().map_or(0, |x| x.catches.len());
                 if installed >= max_stack {
                     crash!(Term::atom(atom::STACK_OVERFLOW));
                 }
                 if vm.room(p) < std::mem::size_of::<Catch>() {
                     crash!(Term::atom(atom::HEAP_LIMIT));
                 }
-                p.catches.get_or_insert_default().push(Catch {
+                p.extras.get_or_insert_default().catches.push(Catch {
                     target: target.0,
                     class: class.0,
                     reason: reason.0,
@@ -924,9 +919,9 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     // in order of depth, innermost last: only the last ones can be deeper.)
                     let depth = p.frames.len() as u32;
                     while p
-                        .catches
+                        .extras
                         .as_ref()
-                        .and_then(|cs| cs.last())
+                        .and_then(|x| x.catches.last())
                         .is_some_and(|c| c.frames > depth)
                     {
                         drop_catch(p);
@@ -1418,6 +1413,18 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 if !vm.print(&line) {
                     done!(Outcome::Yield);
                 }
+                gc_point!();
+            }
+            Instr::CrashNote { v } => {
+                let v = read!(v);
+                if v.is_nil() {
+                    if let Some(x) = p.extras.as_deref_mut() {
+                        x.note = Term::NIL;
+                    }
+                } else {
+                    p.extras.get_or_insert_default().note = v;
+                }
+                pc += 1;
                 gc_point!();
             }
             Instr::Report { v } => {

@@ -457,6 +457,25 @@ pub struct Catch {
     pub stack: u32,
 }
 
+/// What few processes use, kept out of line (one word in [`Process`] for the many that never
+/// catch or take a note).
+pub struct Extras {
+    /// Handlers installed by `try`, innermost last. (An emptied list keeps its allocation: a
+    /// server that installs a handler per request allocates once.)
+    pub catches: Vec<Catch>,
+    /// `crash_note`'s term, shown in the process's crash reports (`[]`: none); a GC root.
+    pub note: Term,
+}
+
+impl Default for Extras {
+    fn default() -> Extras {
+        Extras {
+            catches: Vec::new(),
+            note: Term::NIL,
+        }
+    }
+}
+
 /// A live process.
 pub struct Process {
     pub pid: u32,
@@ -501,10 +520,8 @@ pub struct Process {
     pub(crate) peer: Option<std::sync::Arc<crate::vm::smp::Handle>>,
     /// N schedulers: the address of that process's body, to prefetch (a hint, never read).
     pub(crate) peer_at: usize,
-    /// Handlers installed by `try`, innermost last; boxed: one word for the many processes
-    /// that never catch.
-    #[allow(clippy::box_collection)]
-    pub catches: Option<Box<Vec<Catch>>>,
+    /// `try`'s handlers and `crash_note`'s note.
+    pub extras: Option<Box<Extras>>,
     /// N schedulers: this process's own handle, while it is queued or running.
     pub(crate) me: Option<std::sync::Arc<crate::vm::smp::Handle>>,
 }
@@ -537,9 +554,14 @@ impl Process {
             rng: 0,
             peer: None,
             peer_at: 0,
-            catches: None,
+            extras: None,
             me: None,
         }
+    }
+
+    /// The note `crash_note` set (`[]`: none).
+    pub fn note(&self) -> Term {
+        self.extras.as_ref().map_or(Term::NIL, |x| x.note)
     }
 
     /// Seeds `rand` from the run's seed and this pid, so that a process's numbers repeat for a
@@ -565,7 +587,7 @@ impl Process {
             + self.stack.len() * std::mem::size_of::<Term>()
             + self.frames.len() * std::mem::size_of::<u32>()
             + self.mailbox.slots() * MAILBOX_SLOT_BYTES
-            + self.catches.as_ref().map_or(0, |c| c.len()) * std::mem::size_of::<Catch>()
+            + self.extras.as_ref().map_or(0, |x| x.catches.len()) * std::mem::size_of::<Catch>()
     }
 
     /// Copies everything live into a fresh arena. `extra` holds terms the caller keeps in
@@ -581,6 +603,9 @@ impl Process {
         }
         for t in extra.iter_mut() {
             *t = c.copy(*t);
+        }
+        if let Some(x) = self.extras.as_deref_mut() {
+            x.note = c.copy(x.note);
         }
         self.mailbox.gc(&mut c);
         c.finish();

@@ -329,7 +329,74 @@ fn crash_line(prog: &Program, p: &Process, reason: Term, pc: u32) -> String {
         prog.module.location(pc)
     );
     crash_context(prog, p, pc, &mut text);
+    note_lines(prog, p, &mut text);
     text
+}
+
+/// A note shows at most this many `key: value` lines.
+const NOTE_LINES: usize = 10;
+
+/// The lines of `p`'s `crash_note`: a `key: value` line per pair of a list of `{atom, value}`
+/// pairs, else one `note:` line; values cut as operands are.
+fn note_lines(prog: &Program, p: &Process, out: &mut String) {
+    use crate::word::View;
+    use std::fmt::Write as _;
+    let note = p.note();
+    if note.is_nil() {
+        return;
+    }
+    let text = |t: Term| {
+        crate::term::format_cut(
+            t,
+            &|a| prog.atoms.name(a),
+            &|f| prog.fun_name(f),
+            OPERAND_CUT,
+        )
+    };
+    let mut pairs = Vec::new();
+    let mut rest = note;
+    while let View::Cons(head, tail) = rest.view() {
+        match head.view() {
+            View::Tuple([k, v]) if k.as_atom().is_some() && pairs.len() < NOTE_LINES => {
+                pairs.push((prog.atoms.name(k.as_atom().unwrap_or_default()), *v));
+            }
+            _ => break,
+        }
+        rest = tail;
+    }
+    if rest.is_nil() {
+        for (k, v) in pairs {
+            let _ = write!(out, "\n    {k}: {}", text(v));
+        }
+    } else {
+        let _ = write!(out, "\n    note: {}", text(note));
+    }
+}
+
+/// Whether `reason` is an abnormal exit's: not `:normal`, `:shutdown` or `{:shutdown, _}`
+/// (Erlang's rule for what a supervisor or a crash report counts as a failure).
+fn abnormal(reason: Term) -> bool {
+    use crate::word::View;
+    match reason.view() {
+        View::Atom(a) => a != atom::NORMAL && a != atom::SHUTDOWN,
+        View::Tuple([tag, _]) => tag.as_atom() != Some(atom::SHUTDOWN),
+        _ => true,
+    }
+}
+
+/// The report of an abnormal exit a process with a note asked for itself (`crash`, `exit` of
+/// itself): `process <0.N> exited with reason REASON`, then its note. None for others.
+pub(crate) fn noted_exit_report(prog: &Program, p: &Process, reason: Term) -> Option<String> {
+    if p.note().is_nil() || !abnormal(reason) {
+        return None;
+    }
+    let mut text = format!(
+        "process <0.{}> exited with reason {}",
+        p.pid,
+        report_form(prog, reason)
+    );
+    note_lines(prog, p, &mut text);
+    Some(text)
 }
 
 /// Operand values in a crash's context are cut at this many bytes.
@@ -1171,6 +1238,12 @@ impl Vm {
     fn exit_running(&mut self, p: Box<Process>, reason: Term, raised_at: Option<u32>) {
         if let Some(pc) = raised_at {
             self.report_crash(&p, reason, pc);
+        } else if self.config.quiet_reports {
+        } else if let Some(report) = noted_exit_report(&self.prog, &p, reason) {
+            self.write_err(&report);
+            if p.pid == 0 {
+                self.main_reported = true;
+            }
         }
         let mut scratch = Heap::new();
         let reason = self.copy_to_scratch(&mut scratch, reason, p.heap.used_words());

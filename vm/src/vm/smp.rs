@@ -1084,6 +1084,12 @@ impl<'s> Sched<'s> {
         let pid = p.pid;
         if let Some(pc) = raised_at {
             self.sh.report_crash(&p, reason, pc);
+        } else if self.sh.config.quiet_reports {
+        } else if let Some(report) = crate::vm::noted_exit_report(&self.sh.prog, &p, reason) {
+            self.sh.write_err(&report);
+            if pid == 0 {
+                self.sh.main_reported.store(true, SeqCst);
+            }
         }
         // From here on, signals to it are dropped and link and monitor requests are answered
         // by their senders (`:noproc`); those that reached it before are answered below.
