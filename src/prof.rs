@@ -195,19 +195,27 @@ impl<const STACKS: bool> Probe for Profiler<STACKS> {
         self.counts[pc as usize] += n;
     }
 
+    fn slice_start(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32) {
+        if STACKS {
+            let s = &mut self.stacks;
+            s.settle(reds);
+            s.left = reds;
+            s.switch(pid, entry, frames, pc);
+        }
+    }
+
     #[inline(always)]
-    fn frames(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32) {
+    fn moved(&mut self, frames: &[u32], pc: u32, reds: u32) {
         if STACKS {
             let s = &mut self.stacks;
             s.settle(reds);
             s.left = reds;
             let (depth, len) = (frames.len(), s.shadow.len());
-            // The common cases, a call or a return in the process that ran last, touch only
-            // the end of the shadow.
-            if pid == s.pid && depth + 2 == len {
+            // The common cases, a call or a return, touch only the end of the shadow.
+            if depth + 2 == len {
                 s.shadow.pop();
                 s.node = s.shadow[depth];
-            } else if pid == s.pid && depth == len && depth > 0 {
+            } else if depth == len && depth > 0 {
                 let function = s.callee(frames[depth - 1], pc);
                 s.node = match s.first_child[s.node] {
                     (f, id) if f == function => id,
@@ -215,7 +223,8 @@ impl<const STACKS: bool> Probe for Profiler<STACKS> {
                 };
                 s.shadow.push(s.node);
             } else {
-                s.switch(pid, entry, frames, pc);
+                // (The shadow is not empty after `slice_start`: no entry is needed.)
+                s.switch(s.pid, NO_PID, frames, pc);
             }
         }
     }

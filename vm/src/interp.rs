@@ -47,11 +47,13 @@ pub trait Probe {
     fn instr(&mut self, pc: u32);
     /// The `work` at `pc` spent `n` reductions beyond its own one.
     fn work(&mut self, pc: u32, n: u64);
-    /// A slice of process `pid` (`entry`: where it started) began, or its call frames (return
-    /// addresses, outermost first) changed: a call, a return or a caught crash. It goes on at
-    /// `pc` with `reds` reductions left in its slice; the reductions spent since the last call
-    /// (or since the slice began) went to the frames the probe saw then.
-    fn frames(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32);
+    /// A slice of process `pid` (`entry`: where it started) began at `pc`, its call frames
+    /// (return addresses, outermost first) `frames`, with `reds` reductions in its budget.
+    fn slice_start(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32);
+    /// The running process's call frames changed (a call, a return or a caught crash); it goes
+    /// on at `pc` with `reds` reductions left. The reductions spent since the last call (or
+    /// since the slice began) went to the frames the probe saw then.
+    fn moved(&mut self, frames: &[u32], pc: u32, reds: u32);
     /// The slice ended with `reds` reductions left.
     fn slice_end(&mut self, reds: u32);
 }
@@ -65,7 +67,9 @@ impl Probe for NoProbe {
     #[inline(always)]
     fn work(&mut self, _: u32, _: u64) {}
     #[inline(always)]
-    fn frames(&mut self, _: u32, _: u32, _: &[u32], _: u32, _: u32) {}
+    fn slice_start(&mut self, _: u32, _: u32, _: &[u32], _: u32, _: u32) {}
+    #[inline(always)]
+    fn moved(&mut self, _: &[u32], _: u32, _: u32) {}
     #[inline(always)]
     fn slice_end(&mut self, _: u32) {}
 }
@@ -270,8 +274,6 @@ fn fast_loop<P: Probe>(
     mut reds: u32,
     frame_cap: usize,
     catching: bool,
-    pid: u32,
-    entry: u32,
     probe: &mut P,
 ) -> (usize, u32) {
     // A small integer's word, as a signed number (tagged values keep their order).
@@ -384,7 +386,7 @@ fn fast_loop<P: Probe>(
                 }
                 frames.push(pc as u32 + 1);
                 if P::ACTIVE {
-                    probe.frames(pid, entry, frames, t, reds - 1);
+                    probe.moved(frames, t, reds - 1);
                 }
                 t as usize
             }
@@ -393,7 +395,7 @@ fn fast_loop<P: Probe>(
             Op::Ret => match frames.pop() {
                 Some(r) => {
                     if P::ACTIVE {
-                        probe.frames(pid, entry, frames, r, reds - 1);
+                        probe.moved(frames, r, reds - 1);
                     }
                     r as usize
                 }
@@ -432,7 +434,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
     p.heap.set_cap(p.heap.used_bytes().saturating_add(room));
     let max_stack = vm.max_stack();
     let frame_cap = max_stack.min(p.frames.len() + room / std::mem::size_of::<u32>());
-    probe.frames(p.pid, p.entry, &p.frames, p.pc, budget);
+    probe.slice_start(p.pid, p.entry, &p.frames, p.pc, budget);
 
     // Reads an operand; a template builds its term on the process heap.
     macro_rules! read {
@@ -795,7 +797,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     p.regs[c.class as usize] = Term::atom($class);
                     p.regs[c.reason as usize] = reason;
                     pc = c.target as usize;
-                    probe.frames(p.pid, p.entry, &p.frames, pc as u32, reds);
+                    probe.moved(&p.frames, pc as u32, reds);
                     continue 'dispatch;
                 }
             }};
@@ -810,8 +812,6 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             reds,
             frame_cap,
             p.extras.as_ref().is_some_and(|x| !x.catches.is_empty()),
-            p.pid,
-            p.entry,
             probe,
         );
         if reds == 0 {
@@ -910,7 +910,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 pass_args!(args);
                 p.frames.push(pc as u32 + 1);
                 pc = target.0 as usize;
-                probe.frames(p.pid, p.entry, &p.frames, pc as u32, reds);
+                probe.moved(&p.frames, pc as u32, reds);
                 gc_point!();
             }
             Instr::Ret {} => match p.frames.pop() {
@@ -927,7 +927,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                         drop_catch(p);
                     }
                     pc = ret as usize;
-                    probe.frames(p.pid, p.entry, &p.frames, ret, reds);
+                    probe.moved(&p.frames, ret, reds);
                 }
                 None => done!(Outcome::Exit {
                     reason: Term::atom(atom::NORMAL),
@@ -1487,7 +1487,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 }
                 p.frames.push(pc as u32 + 1);
                 pc = at as usize;
-                probe.frames(p.pid, p.entry, &p.frames, at, reds);
+                probe.moved(&p.frames, at, reds);
                 gc_point!();
             }
             Instr::Closure {
