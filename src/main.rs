@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod check;
 mod perfetto;
 mod prof;
 mod view;
@@ -73,6 +74,18 @@ struct RunFlags {
     /// A spawn beyond this many live processes crashes the spawner `:system_limit`.
     #[arg(long, value_name = "N", default_value_t = 1 << 22)]
     max_processes: usize,
+    /// Run this schedule (what `ember check` prints: `STEP=PID/BUDGET` and `STEP=t` items,
+    /// the decisions that differ from the default order). Implies one scheduler and virtual
+    /// time.
+    #[arg(long, value_name = "S", conflicts_with = "replay")]
+    schedule: Option<String>,
+    /// Write the run's schedule to this file (one scheduler): which processes ran out of
+    /// order, where slices ended early, and when timeouts fired, so that `--replay` repeats it.
+    #[arg(long, value_name = "PATH")]
+    record: Option<PathBuf>,
+    /// Run the schedule `--record` wrote (on virtual time, one scheduler).
+    #[arg(long, value_name = "PATH")]
+    replay: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +127,36 @@ enum Command {
         /// Where to write the page.
         #[arg(short, long, value_name = "OUT")]
         out: PathBuf,
+    },
+    /// Run a program under many schedules and report the first run that ends badly (pid 0
+    /// exits abnormally, a deadlock, a crash the VM raises, a failed `assert`), with a command
+    /// that replays it and the shortest schedule that still fails. Exits 1 when a run failed.
+    Check {
+        /// A .basm source file or an .ebc bytecode file.
+        file: PathBuf,
+        /// Arguments for the program.
+        #[arg(allow_negative_numbers = true)]
+        args: Vec<String>,
+        /// How many runs (default: 1000; `budgets` tries budgets 1 to N).
+        #[arg(long, value_name = "N")]
+        runs: Option<u64>,
+        /// Seed of the strategy's choices and of the program's `rand`.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = check::StrategyName::Random)]
+        strategy: check::StrategyName,
+        /// A run that spends this many reductions is stopped and not judged.
+        #[arg(long, value_name = "K", default_value_t = 1_000_000)]
+        max_steps: u64,
+        /// PCT: the bug depth it aims at (the number of ordering constraints).
+        #[arg(long, value_name = "D", default_value_t = 3)]
+        depth: u32,
+        /// Reductions per slice, when a strategy does not cut the slice shorter.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..), default_value_t = 4000)]
+        budget: u32,
+        /// Write the trace of the shortest failing run here (for `ember view`).
+        #[arg(long, value_name = "PATH")]
+        trace: Option<PathBuf>,
     },
     /// Print the instruction set reference (docs/isa.md).
     #[command(hide = true)]
@@ -165,8 +208,37 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
     let module = load(&flags.file)?;
     // Exactness (spec §9): the flags that fix the order imply one scheduler, as does the
     // profiler, whose probe sees one.
-    let exact =
-        flags.budget.is_some() || flags.trace.is_some() || flags.virtual_time || prof.is_some();
+    let schedule: Option<ember_vm::explore::Schedule> = match (&flags.schedule, &flags.replay) {
+        (Some(text), _) => Some(
+            text.parse()
+                .map_err(|e| fail(format!("ember: error: --schedule: {e}")))?,
+        ),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                fail(format!(
+                    "{}: error: cannot read the schedule: {e}",
+                    path.display()
+                ))
+            })?;
+            Some(
+                text.trim()
+                    .parse()
+                    .map_err(|e| fail(format!("{}: error: {e}", path.display())))?,
+            )
+        }
+        (None, None) => None,
+    };
+    let explored = schedule.is_some() || flags.record.is_some();
+    let exact = flags.budget.is_some()
+        || flags.trace.is_some()
+        || flags.virtual_time
+        || prof.is_some()
+        || explored;
+    if explored && flags.schedulers.is_some_and(|n| n > 1) {
+        return Err(fail(
+            "ember: error: --schedule, --record and --replay run on one scheduler",
+        ));
+    }
     let schedulers = match flags.schedulers {
         Some(n) => n as usize,
         None if exact => 1,
@@ -175,7 +247,8 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
     let config = ember_vm::vm::Config {
         budget: flags.budget.unwrap_or(4000),
         schedulers,
-        virtual_time: flags.virtual_time,
+        // A schedule runs on virtual time (set here so that a trace's header says so).
+        virtual_time: flags.virtual_time || schedule.is_some(),
         seed: flags.seed,
         max_heap_bytes: flags.max_heap,
         max_memory_bytes: flags
@@ -205,10 +278,23 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
         vm.set_trace_gc(flags.trace_gc);
     }
     vm.spawn_main("main", &flags.args).map_err(fail)?;
+    if let Some(schedule) = &schedule {
+        vm.explore(Box::new(ember_vm::explore::Replay::new(schedule)));
+    } else if flags.record.is_some() {
+        vm.record();
+    }
     let end = match prof {
         None => vm.run(),
         Some(outputs) => prof::profile(&mut vm, &outputs).map_err(fail)?,
     };
+    if let Some(path) = &flags.record {
+        std::fs::write(path, format!("{}\n", vm.schedule())).map_err(|e| {
+            fail(format!(
+                "{}: error: cannot write the schedule: {e}",
+                path.display()
+            ))
+        })?;
+    }
     if let ember_vm::vm::RunEnd::OutputFailed {
         status,
         message: Some(message),
@@ -297,6 +383,35 @@ fn main() -> ExitCode {
             Command::Disasm { file } => disasm(&file),
             Command::Perfetto { trace, out } => perfetto(&trace, &out),
             Command::View { trace, out } => view(&trace, &out),
+            Command::Check {
+                file,
+                args,
+                runs,
+                seed,
+                strategy,
+                max_steps,
+                depth,
+                budget,
+                trace,
+            } => {
+                let opts = check::Options {
+                    runs: runs.unwrap_or(match strategy {
+                        check::StrategyName::Budgets => 64,
+                        _ => 1000,
+                    }),
+                    file,
+                    args,
+                    seed,
+                    strategy,
+                    max_steps,
+                    depth,
+                    budget,
+                    trace,
+                };
+                load(&opts.file).and_then(|module| {
+                    check::check(&opts, ember_vm::program::Program::new(module)).map_err(fail)
+                })
+            }
             Command::Isa => write_stdout(ember_vm::isa::isa_markdown().as_bytes()),
         });
     let result = match worker.map(|h| h.join()) {

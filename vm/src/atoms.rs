@@ -47,6 +47,7 @@ predefined_atoms! {
     BADKEY = "badkey",
     BADMAP = "badmap",
     SHUTDOWN = "shutdown",
+    ASSERT = "assert",
 }
 
 /// Atom names by index, with a reverse map for interning.

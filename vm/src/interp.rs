@@ -1415,6 +1415,15 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 }
                 gc_point!();
             }
+            Instr::Assert { a, b } => {
+                let (a, b) = (read!(a), read!(b));
+                if !term::eq(a, b) {
+                    let reason = p.heap.tuple(&[Term::atom(atom::ASSERT), a, b]);
+                    crash!(reason);
+                }
+                pc += 1;
+                gc_point!();
+            }
             Instr::CrashNote { v } => {
                 let v = read!(v);
                 if v.is_nil() {

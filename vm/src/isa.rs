@@ -317,6 +317,7 @@ macro_rules! for_each_instr {
             MapToList "map_to_list" (d: Dst, m: Src) [ALLOC] "maps" "`d :=` the list of `{key, value}` tuples of map `m`, in map-key order.";
             MapFromList "map_from_list" (d: Dst, l: Src) [ALLOC] "maps" "`d :=` the map of the `{key, value}` tuples of proper list `l` (a later key wins); anything else in `l`: `:badarg`.";
             MapMerge "map_merge" (d: Dst, a: Src, b: Src) [ALLOC] "maps" "`d :=` the entries of maps `a` and `b`, `b`'s value winning for a key both have.";
+            Assert "assert" (a: Src, b: Src) [ALLOC] "control" "Crash `{:assert, a, b}` (class `:error`) unless `a =:= b`: a property `ember check` looks for in every schedule.";
             CrashNote "crash_note" (v: Src) [ALLOC] "processes" "Note `v` for this process's crash reports (`[]`: none): a list of `{key, value}` pairs is shown one `key: value` line each, anything else on a `note:` line. A process with a note also reports an abnormal exit it asks for itself (`crash`, `exit` of itself), unless `--quiet-reports`. The stdlib server notes the message it is handling and its state, as Erlang's gen_server report shows the last message in and the state.";
         }
     };

@@ -27,6 +27,7 @@
 
 mod atoms;
 pub mod bytecode;
+pub mod explore;
 mod heap;
 mod interp;
 pub mod isa;

@@ -16,6 +16,7 @@
 //! [`Heap::copy_into`]), so no term is ever built in full before a check refuses it.
 
 use crate::atoms::atom;
+use crate::explore::{Choice, Decision, Deviation, Point, Schedule, Strategy};
 use crate::heap::{Heap, Literals, TooBig};
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{Process, Status, MAILBOX_SLOT_BYTES};
@@ -131,6 +132,8 @@ impl RunEnd {
 /// leaves nothing behind).
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
+    /// Crashes the VM raised and reported (`:badarith`, a failed `assert`, ...).
+    pub crashes: u64,
     pub slices: u64,
     pub context_switches: u64,
     pub spawns: u64,
@@ -276,6 +279,12 @@ impl<'a> Running<'a> {
 
 pub struct Vm {
     prog: Arc<Program>,
+    /// Under `ember check`, `--schedule` and `--replay`: who decides the steps (one scheduler).
+    explorer: Option<Box<dyn Strategy>>,
+    /// Steps (slices) taken so far, for the explorer.
+    steps: u64,
+    /// The decisions taken that differ from the default, when an explorer decides.
+    deviations: Vec<Deviation>,
     /// Live processes by pid (the running one checked out). Nothing is kept per dead process
     /// (spec §10).
     procs: ProcTable,
@@ -557,13 +566,26 @@ impl Vm {
         out: Box<dyn Write + Send>,
         err: Box<dyn Write + Send>,
     ) -> Vm {
+        Vm::with_program(Arc::new(prog), config, out, err)
+    }
+
+    /// [`Vm::new`] for a program already shared (`ember check` runs one program many times).
+    pub fn with_program(
+        prog: Arc<Program>,
+        config: Config,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Vm {
         let seed = config.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
         Vm {
-            prog: Arc::new(prog),
+            prog,
+            explorer: None,
+            steps: 0,
+            deviations: Vec::new(),
             procs: ProcTable::new(),
             alive: 0,
             next_pid: 0,
@@ -602,6 +624,120 @@ impl Vm {
 
     pub fn program(&self) -> &Program {
         &self.prog
+    }
+
+    /// The shared program, for another run of it.
+    pub fn shared_program(&self) -> Arc<Program> {
+        Arc::clone(&self.prog)
+    }
+
+    /// Lets `strategy` decide every step of the run (see [`crate::explore`]): which runnable
+    /// process runs, how long its slice is, and when a timeout fires early. One scheduler and
+    /// virtual time: the VM is set up so.
+    pub fn explore(&mut self, strategy: Box<dyn Strategy>) {
+        self.config.schedulers = 1;
+        self.config.virtual_time = true;
+        self.clock = Clock::Virtual(0);
+        self.explorer = Some(strategy);
+    }
+
+    /// Records the run's schedule ([`Vm::schedule`]) as it runs, on the clock it was set up
+    /// with: under real time every timeout that fires is a decision of the schedule, so that a
+    /// run seen once in real time replays on virtual time in the same order. One scheduler.
+    pub fn record(&mut self) {
+        self.config.schedulers = 1;
+        self.explorer = Some(Box::new(crate::explore::Replay::new(&Schedule::default())));
+    }
+
+    /// The decisions of this run that differ from the default (under [`Vm::explore`]): the
+    /// schedule that replays it.
+    pub fn schedule(&self) -> Schedule {
+        Schedule(self.deviations.clone())
+    }
+
+    /// Steps (slices) taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// The next slice as the explorer decides it: the process and its budget; None when
+    /// nothing can run and no timeout is pending.
+    fn explore_next(&mut self, budget: u32) -> Option<(u32, u32)> {
+        loop {
+            let procs = &self.procs;
+            self.queue.retain(|&q| procs.contains(q));
+            let runnable: Vec<u32> = self.queue.iter().copied().collect();
+            let timer = !self.timers.is_empty();
+            if runnable.is_empty() && !timer {
+                return None;
+            }
+            if runnable.is_empty() && matches!(self.clock, Clock::Real(_)) {
+                // Real time (a recording): wait for the timeout; its firing is recorded.
+                if !self.idle() {
+                    return None;
+                }
+                continue;
+            }
+            let step = self.steps;
+            let at = Point {
+                step,
+                runnable: &runnable,
+                timer,
+                budget,
+            };
+            let explorer = self.explorer.as_mut()?;
+            match explorer.decide(&at) {
+                Decision::Fire if timer => {
+                    if !runnable.is_empty() {
+                        self.deviations.push(Deviation {
+                            step,
+                            choice: Choice::Fire,
+                        });
+                    }
+                    self.fire_earliest();
+                }
+                Decision::Run { index, budget: b } if !runnable.is_empty() => {
+                    let index = index.min(runnable.len() - 1);
+                    let b = b.max(1);
+                    let pid = runnable[index];
+                    self.queue.remove(index);
+                    if index != 0 || b != budget {
+                        self.deviations.push(Deviation {
+                            step,
+                            choice: Choice::Run {
+                                pid: (index != 0).then_some(pid),
+                                budget: (b != budget).then_some(b),
+                            },
+                        });
+                    }
+                    self.steps += 1;
+                    return Some((pid, b));
+                }
+                // A decision that cannot be taken: the default.
+                _ if runnable.is_empty() => self.fire_earliest(),
+                _ => {
+                    self.queue.pop_front();
+                    self.steps += 1;
+                    return Some((runnable[0], budget));
+                }
+            }
+        }
+    }
+
+    /// Fires the earliest pending timeout now; under virtual time the clock moves to its
+    /// deadline if that is later.
+    fn fire_earliest(&mut self) {
+        let Some((&(deadline, seq), &pid)) = self.timers.first_key_value() else {
+            return;
+        };
+        if let Clock::Virtual(ms) = &mut self.clock {
+            *ms = (*ms).max(deadline);
+            if let Some(t) = self.trace.as_mut() {
+                t.set_virtual_now(*ms);
+            }
+        }
+        self.timers.remove(&(deadline, seq));
+        self.fire(pid);
     }
 
     /// Spawns pid 0 at `entry` with `r0 :=` the list of `args` as binaries.
@@ -1132,6 +1268,7 @@ impl Vm {
 
     /// `error in process <0.N>: REASON at FILE:LINE` (spec §5).
     fn report_crash(&mut self, p: &Process, reason: Term, pc: u32) {
+        self.stats.crashes += 1;
         let line = crash_line(&self.prog, p, reason, pc);
         self.write_err(&line);
         if p.pid == 0 {
@@ -1338,14 +1475,26 @@ impl Vm {
                 break;
             }
             self.timers.remove(&(deadline, seq));
-            if let Some(p) = self.procs.get_mut(pid) {
-                p.timer = (0, 0);
-                p.timed_out = true;
-                if let Some(t) = self.trace.as_mut() {
-                    t.timeout(pid);
-                }
-                self.wake(pid);
+            if self.explorer.is_some() {
+                // Recording a real-time run: where the timeout fired is part of its schedule.
+                self.deviations.push(Deviation {
+                    step: self.steps,
+                    choice: Choice::Fire,
+                });
             }
+            self.fire(pid);
+        }
+    }
+
+    /// `pid`'s timeout fired (its timer is out of the table).
+    fn fire(&mut self, pid: u32) {
+        if let Some(p) = self.procs.get_mut(pid) {
+            p.timer = (0, 0);
+            p.timed_out = true;
+            if let Some(t) = self.trace.as_mut() {
+                t.timeout(pid);
+            }
+            self.wake(pid);
         }
     }
 
@@ -1422,14 +1571,23 @@ impl Vm {
                 let now = self.now_ms();
                 self.fire_due(now);
             }
-            let Some(pid) = self.queue.pop_front() else {
-                if self.idle() {
-                    continue;
+            let (pid, budget) = if self.explorer.is_some() {
+                match self.explore_next(budget) {
+                    Some(next) => next,
+                    None if self.output_failure.is_some() => continue,
+                    None => break,
                 }
-                if self.output_failure.is_some() {
-                    continue;
-                }
-                break;
+            } else {
+                let Some(pid) = self.queue.pop_front() else {
+                    if self.idle() {
+                        continue;
+                    }
+                    if self.output_failure.is_some() {
+                        continue;
+                    }
+                    break;
+                };
+                (pid, budget)
             };
             let Some(mut p) = self.procs.check_out(pid) else {
                 continue; // killed while queued
