@@ -5,7 +5,7 @@
 //! decisions that differ from the default, see `ember_vm::explore`) and the seed: replaying
 //! the schedule repeats the run exactly, trace included.
 
-use ember_vm::explore::{FixedBudget, Pct, RandomWalk, Replay, Schedule, Strategy};
+use ember_vm::explore::{Dfs, FixedBudget, Pct, RandomWalk, Replay, Schedule, Strategy};
 use ember_vm::program::Program;
 use ember_vm::vm::{Config, RunEnd, Vm};
 use std::collections::HashSet;
@@ -24,6 +24,10 @@ pub enum StrategyName {
     Pct,
     /// The default order with every budget from 1 to `--runs`.
     Budgets,
+    /// Systematic: every interleaving of the processes' visible steps, one reduction per step,
+    /// each explored once (steps local to a process are not interleaved: partial-order
+    /// reduction); says when all were explored within `--runs`.
+    Dpor,
 }
 
 /// What `ember check` was asked.
@@ -138,6 +142,8 @@ fn strategy(opts: &Options, run: u64, steps_seen: u64) -> Box<dyn Strategy> {
         StrategyName::Random => Box::new(RandomWalk::new(seed)),
         StrategyName::Pct => Box::new(Pct::new(seed, opts.depth, steps_seen.max(16))),
         StrategyName::Budgets => Box::new(FixedBudget((run % u64::from(opts.budget)) as u32 + 1)),
+        // Driven by `check` itself (its prefix comes from the run before).
+        StrategyName::Dpor => Box::new(Dfs::new(Vec::new())),
     }
 }
 
@@ -212,8 +218,26 @@ pub fn check(opts: &Options, prog: Program) -> Result<u8, String> {
     let mut cut = 0u64;
     let mut steps_seen = 0u64;
     let mut out = io::stdout().lock();
+    // The systematic strategy: the next run's prefix, None once every schedule was explored.
+    let mut prefix = Some(Vec::new());
+    let mut explored_all = false;
     for run in 0..opts.runs {
-        let outcome = run_once(&prog, opts, strategy(opts, run, steps_seen), None)?;
+        let (chosen, trail) = if opts.strategy == StrategyName::Dpor {
+            let Some(p) = prefix.take() else {
+                explored_all = true;
+                break;
+            };
+            let dfs = Dfs::new(p);
+            let trail = std::sync::Arc::clone(&dfs.trail);
+            (Box::new(dfs) as Box<dyn Strategy>, Some(trail))
+        } else {
+            (strategy(opts, run, steps_seen), None)
+        };
+        let outcome = run_once(&prog, opts, chosen, None)?;
+        if let Some(trail) = trail {
+            let trail = trail.lock().unwrap_or_else(|e| e.into_inner());
+            prefix = Dfs::next_prefix(&trail);
+        }
         steps_seen = steps_seen.max(outcome.steps);
         distinct.insert(outcome.schedule.to_string());
         cut += u64::from(outcome.cut);
@@ -265,15 +289,24 @@ pub fn check(opts: &Options, prog: Program) -> Result<u8, String> {
         return Ok(1);
     }
     let secs = started.elapsed().as_secs_f64();
+    if opts.strategy == StrategyName::Dpor && prefix.is_none() {
+        explored_all = true;
+    }
+    let runs = if opts.strategy == StrategyName::Dpor {
+        distinct.len() as u64
+    } else {
+        opts.runs
+    };
     let _ = writeln!(
         out,
-        "passed: {} runs ({:?} strategy, seed {}), {} distinct schedules, {:.2} s ({:.0} runs/s){}",
-        opts.runs,
+        "passed: {}{} runs ({:?} strategy, seed {}), {} distinct schedules, {:.2} s ({:.0} runs/s){}",
+        if explored_all { "all schedules explored in " } else { "" },
+        runs,
         opts.strategy,
         opts.seed,
         distinct.len(),
         secs,
-        opts.runs as f64 / secs.max(1e-9),
+        runs as f64 / secs.max(1e-9),
         if cut > 0 {
             format!("; {cut} runs cut at --max-steps")
         } else {

@@ -60,6 +60,38 @@ fn ex7b_passes_every_strategy() {
     let (out, _, status) = ember(&["check", "examples/blog/ex7b.basm", "--runs", "1000"]);
     assert_eq!(status, 0);
     assert!(out.starts_with("passed: 1000 runs"), "{out}");
+    // The systematic strategy walks every interleaving of visible steps, and says so.
+    let (out, _, status) = ember(&["check", "examples/blog/ex7b.basm", "--strategy", "dpor"]);
+    assert_eq!(status, 0);
+    assert!(
+        out.starts_with("passed: all schedules explored in "),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_systematic_strategy_finds_ex7_and_explores_a_fix_completely() {
+    let (out, _, status) = ember(&["check", "examples/blog/ex7.basm", "--strategy", "dpor"]);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("deadlock"), "{out}");
+    let (out, _, status) = ember(&[
+        "check",
+        "tests/check/exit_before_reply_fixed.basm",
+        "--strategy",
+        "dpor",
+    ]);
+    assert_eq!(status, 0, "{out}");
+    assert!(
+        out.starts_with("passed: all schedules explored in "),
+        "{out}"
+    );
+    let (out, _, status) = ember(&[
+        "check",
+        "tests/check/exit_before_reply.basm",
+        "--strategy",
+        "dpor",
+    ]);
+    assert_eq!(status, 1, "{out}");
 }
 
 #[test]
@@ -84,7 +116,7 @@ fn each_seeded_bug_is_found_and_each_fix_passes() {
         assert_ne!(status, 0, "{bug}: the replay fails too");
         assert!(err.contains(symptom), "{bug}: {err}");
         let fixed = format!("tests/check/{bug}_fixed.basm");
-        for strategy in ["random", "pct", "budgets"] {
+        for strategy in ["random", "pct", "budgets", "dpor"] {
             let (out, err, status) = ember(&["check", &fixed, "--strategy", strategy]);
             assert_eq!(status, 0, "{bug}_fixed under {strategy}: {out}{err}");
         }

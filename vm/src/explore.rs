@@ -28,6 +28,8 @@ pub struct Point<'a> {
     pub step: u64,
     /// The runnable processes, front of the queue first.
     pub runnable: &'a [u32],
+    /// Per runnable process: whether its next instruction is local ([`is_local`]).
+    pub local: &'a [bool],
     /// Whether a timeout is pending.
     pub timer: bool,
     /// The configured budget.
@@ -46,6 +48,54 @@ impl Point<'_> {
             }
         }
     }
+}
+
+/// Whether an instruction can only touch its own process: it sends nothing, takes no message,
+/// touches no link, monitor, name, timer, clock or output, and cannot crash (but for running
+/// out of heap or stack). Such a step commutes with every step of every other process, so a
+/// systematic exploration need not try other processes first (a persistent set of one).
+pub fn is_local(op: crate::isa::Opcode) -> bool {
+    use crate::isa::Opcode::*;
+    matches!(
+        op,
+        Jump | Jeq
+            | Jne
+            | Jlt
+            | Jle
+            | Jgt
+            | Jge
+            | Call
+            | Push
+            | Work
+            | Nop
+            | Move
+            | Eq
+            | Ne
+            | Eqx
+            | Nex
+            | Lt
+            | Le
+            | Gt
+            | Ge
+            | Min
+            | Max
+            | IsInteger
+            | IsFloat
+            | IsNumber
+            | IsAtom
+            | IsBoolean
+            | IsTuple
+            | IsList
+            | IsMap
+            | IsBinary
+            | IsPid
+            | IsRef
+            | IsFun
+            | SelfPid
+            | Cons
+            | Closure
+            | CrashNote
+    )
 }
 
 /// Decides the steps of a run.
@@ -337,6 +387,71 @@ impl Strategy for Pct {
     }
 }
 
+/// Systematic exploration, one run at a time: every step is one reduction, and at each step
+/// where every runnable process's next instruction is visible (not [`is_local`]) each of them
+/// (and firing a pending timeout) is a branch; a local step runs without branching, since it
+/// commutes with everything the others do (partial-order reduction by persistent sets). Runs
+/// are a depth-first walk of that tree: each follows `prefix`, then takes the first branch,
+/// logging what it met in `trail`; [`Dfs::next_prefix`] gives the next run's prefix, and none
+/// once every schedule was explored.
+pub struct Dfs {
+    prefix: Vec<usize>,
+    /// Per branching point met: the branch taken and how many there were.
+    pub trail: std::sync::Arc<std::sync::Mutex<Vec<(usize, usize)>>>,
+}
+
+impl Dfs {
+    pub fn new(prefix: Vec<usize>) -> Dfs {
+        Dfs {
+            prefix,
+            trail: Default::default(),
+        }
+    }
+
+    /// The prefix of the run after the one that logged `trail`: the deepest branching point
+    /// with a branch left takes its next branch. None: the tree is explored.
+    pub fn next_prefix(trail: &[(usize, usize)]) -> Option<Vec<usize>> {
+        let k = trail.iter().rposition(|&(taken, n)| taken + 1 < n)?;
+        let mut next: Vec<usize> = trail[..k].iter().map(|&(taken, _)| taken).collect();
+        next.push(trail[k].0 + 1);
+        Some(next)
+    }
+}
+
+impl Strategy for Dfs {
+    fn decide(&mut self, at: &Point<'_>) -> Decision {
+        if let Some(i) = at.local.iter().position(|&l| l) {
+            return Decision::Run {
+                index: i,
+                budget: 1,
+            };
+        }
+        let branches = at.runnable.len() + usize::from(at.timer);
+        let mut trail = self.trail.lock().unwrap_or_else(|e| e.into_inner());
+        let depth = trail.len();
+        let taken = if branches > 1 {
+            let taken = self
+                .prefix
+                .get(depth)
+                .copied()
+                .unwrap_or(0)
+                .min(branches - 1);
+            trail.push((taken, branches));
+            taken
+        } else {
+            0
+        };
+        if taken == at.runnable.len() || at.runnable.is_empty() {
+            Decision::Fire
+        } else {
+            Decision::Run {
+                index: taken,
+                budget: 1,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +462,9 @@ mod tests {
         assert_eq!(s.to_string(), "0/2,3=1/2,5=t,5=t,7=4");
         assert_eq!(s.to_string().parse::<Schedule>().unwrap(), s);
         assert_eq!("".parse::<Schedule>().unwrap(), Schedule::default());
+        assert_eq!(Dfs::next_prefix(&[(0, 2), (1, 2)]), Some(vec![1]));
+        assert_eq!(Dfs::next_prefix(&[(0, 2), (0, 3)]), Some(vec![0, 1]));
+        assert_eq!(Dfs::next_prefix(&[(1, 2), (2, 3)]), None);
         for bad in ["x", "3", "3=", "3/0", "3=t/2", "=1"] {
             assert!(bad.parse::<Schedule>().is_err(), "{bad}");
         }

@@ -679,9 +679,23 @@ impl Vm {
                 continue;
             }
             let step = self.steps;
+            let local: Vec<bool> = runnable
+                .iter()
+                .map(|&pid| {
+                    self.procs.get(pid).is_some_and(|p| {
+                        p.work_left > 0
+                            || self.prog.code.get(p.pc as usize).is_some_and(|i| {
+                                crate::explore::is_local(i.opcode())
+                                    || (i.opcode() == crate::isa::Opcode::Ret
+                                        && !p.frames.is_empty())
+                            })
+                    })
+                })
+                .collect();
             let at = Point {
                 step,
                 runnable: &runnable,
+                local: &local,
                 timer,
                 budget,
             };
