@@ -208,6 +208,7 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
     let module = load(&flags.file)?;
     // Exactness (spec §9): the flags that fix the order imply one scheduler, as does the
     // profiler, whose probe sees one.
+    let mut replayed_nows = Vec::new();
     let schedule: Option<ember_vm::explore::Schedule> = match (&flags.schedule, &flags.replay) {
         (Some(text), _) => Some(
             text.parse()
@@ -220,11 +221,10 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
                     path.display()
                 ))
             })?;
-            Some(
-                text.trim()
-                    .parse()
-                    .map_err(|e| fail(format!("{}: error: {e}", path.display())))?,
-            )
+            let (schedule, nows) = parse_recording(&text)
+                .map_err(|e| fail(format!("{}: error: {e}", path.display())))?;
+            replayed_nows = nows;
+            Some(schedule)
         }
         (None, None) => None,
     };
@@ -280,6 +280,7 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
     vm.spawn_main("main", &flags.args).map_err(fail)?;
     if let Some(schedule) = &schedule {
         vm.explore(Box::new(ember_vm::explore::Replay::new(schedule)));
+        vm.replay_nows(replayed_nows);
     } else if flags.record.is_some() {
         vm.record();
     }
@@ -288,7 +289,9 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
         Some(outputs) => prof::profile(&mut vm, &outputs).map_err(fail)?,
     };
     if let Some(path) = &flags.record {
-        std::fs::write(path, format!("{}\n", vm.schedule())).map_err(|e| {
+        let nows: Vec<String> = vm.recorded_nows().iter().map(u64::to_string).collect();
+        let text = format!("{}\nnow {}\n", vm.schedule(), nows.join(","));
+        std::fs::write(path, text).map_err(|e| {
             fail(format!(
                 "{}: error: cannot write the schedule: {e}",
                 path.display()
@@ -306,6 +309,22 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
         });
     }
     Ok((end.status() & 0xff) as u8)
+}
+
+/// A `--record` file: the schedule on its first line, then `now V,V,...` (what `now` read).
+fn parse_recording(text: &str) -> Result<(ember_vm::explore::Schedule, Vec<u64>), String> {
+    let mut lines = text.lines();
+    let schedule = lines.next().unwrap_or("").trim().parse()?;
+    let mut nows = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let Some(values) = line.trim().strip_prefix("now") else {
+            return Err(format!("unexpected line `{line}` (want `now V,V,...`)"));
+        };
+        for v in values.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+            nows.push(v.parse().map_err(|_| format!("bad `now` value `{v}`"))?);
+        }
+    }
+    Ok((schedule, nows))
 }
 
 fn asm(file: &Path, out: Option<PathBuf>) -> Result<u8, Failure> {

@@ -182,8 +182,9 @@ fn record_then_replay_repeats_a_run() {
     );
     // On real time, the timeouts that fired are in the schedule: the replay (on virtual time)
     // has the same events in the same order, times aside.
+    // What `now` read is recorded too, and read again: the output is the same.
     let program = "examples/timeout.basm";
-    ember(&[
+    let (recorded, _, _) = ember(&[
         "run",
         program,
         "--record",
@@ -191,8 +192,9 @@ fn record_then_replay_repeats_a_run() {
         "--trace",
         a.to_str().unwrap(),
     ]);
-    assert!(std::fs::read_to_string(&rec).unwrap().contains("=t"));
-    ember(&[
+    let text = std::fs::read_to_string(&rec).unwrap();
+    assert!(text.contains("=t") && text.contains("\nnow "), "{text}");
+    let (replayed, _, _) = ember(&[
         "run",
         program,
         "--replay",
@@ -200,6 +202,7 @@ fn record_then_replay_repeats_a_run() {
         "--trace",
         b.to_str().unwrap(),
     ]);
+    assert_eq!(recorded, replayed);
     let events = |p: &std::path::Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(p)
             .unwrap()

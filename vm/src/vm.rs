@@ -285,6 +285,10 @@ pub struct Vm {
     steps: u64,
     /// The decisions taken that differ from the default, when an explorer decides.
     deviations: Vec<Deviation>,
+    /// `--record`: every value the `now` instruction read.
+    nows_recorded: Option<std::cell::RefCell<Vec<u64>>>,
+    /// `--replay`: those values, given back in order (then the clock's own), and how many were.
+    nows_replayed: Option<(Vec<u64>, std::cell::Cell<usize>)>,
     /// Live processes by pid (the running one checked out). Nothing is kept per dead process
     /// (spec §10).
     procs: ProcTable,
@@ -586,6 +590,8 @@ impl Vm {
             explorer: None,
             steps: 0,
             deviations: Vec::new(),
+            nows_recorded: None,
+            nows_replayed: None,
             procs: ProcTable::new(),
             alive: 0,
             next_pid: 0,
@@ -643,10 +649,25 @@ impl Vm {
 
     /// Records the run's schedule ([`Vm::schedule`]) as it runs, on the clock it was set up
     /// with: under real time every timeout that fires is a decision of the schedule, so that a
-    /// run seen once in real time replays on virtual time in the same order. One scheduler.
+    /// run seen once in real time replays on virtual time in the same order; and what `now`
+    /// read ([`Vm::recorded_nows`]). One scheduler.
     pub fn record(&mut self) {
         self.config.schedulers = 1;
         self.explorer = Some(Box::new(crate::explore::Replay::new(&Schedule::default())));
+        self.nows_recorded = Some(Default::default());
+    }
+
+    /// The values the `now` instruction read in a run under [`Vm::record`].
+    pub fn recorded_nows(&self) -> Vec<u64> {
+        self.nows_recorded
+            .as_ref()
+            .map_or_else(Vec::new, |log| log.borrow().clone())
+    }
+
+    /// Makes the `now` instruction read `values` in order (what a recorded run read), then the
+    /// clock.
+    pub fn replay_nows(&mut self, values: Vec<u64>) {
+        self.nows_replayed = Some((values, std::cell::Cell::new(0)));
     }
 
     /// The decisions of this run that differ from the default (under [`Vm::explore`]): the
@@ -1847,7 +1868,18 @@ impl Runtime for Vm {
     }
     #[inline]
     fn now_ms(&self) -> u64 {
-        Vm::now_ms(self)
+        // What the `now` instruction reads: a replay gives back what the recorded run read.
+        if let Some((values, next)) = &self.nows_replayed {
+            if let Some(&v) = values.get(next.get()) {
+                next.set(next.get() + 1);
+                return v;
+            }
+        }
+        let v = Vm::now_ms(self);
+        if let Some(log) = &self.nows_recorded {
+            log.borrow_mut().push(v);
+        }
+        v
     }
     #[inline]
     fn arm_timer(&mut self, p: &mut Process, ms: u64) {
