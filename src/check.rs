@@ -210,7 +210,8 @@ fn command(opts: &Options, schedule: &Schedule) -> String {
     cmd
 }
 
-/// Runs the check; the status is 0 when no run failed, 1 when one did.
+/// Runs the check; the status is 0 when no run failed, 1 when one did, 2 when no run finished
+/// within `--max-steps` (nothing was judged).
 pub fn check(opts: &Options, prog: Program) -> Result<u8, String> {
     let prog = Arc::new(prog);
     let started = Instant::now();
@@ -297,9 +298,15 @@ pub fn check(opts: &Options, prog: Program) -> Result<u8, String> {
     } else {
         opts.runs
     };
-    let _ = writeln!(
+    let _ =
+        writeln!(
         out,
-        "passed: {}{} runs ({:?} strategy, seed {}), {} distinct schedules, {:.2} s ({:.0} runs/s){}",
+        "{}: {}{} runs ({:?} strategy, seed {}), {} distinct schedules, {:.2} s ({:.0} runs/s){}",
+        if cut > 0 && cut == runs {
+            "no run finished"
+        } else {
+            "passed"
+        },
         if explored_all { "all schedules explored in " } else { "" },
         runs,
         opts.strategy,
@@ -313,5 +320,5 @@ pub fn check(opts: &Options, prog: Program) -> Result<u8, String> {
             String::new()
         }
     );
-    Ok(0)
+    Ok(if cut > 0 && cut == runs { 2 } else { 0 })
 }

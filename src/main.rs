@@ -130,7 +130,8 @@ enum Command {
     },
     /// Run a program under many schedules and report the first run that ends badly (pid 0
     /// exits abnormally, a deadlock, a crash the VM raises, a failed `assert`), with a command
-    /// that replays it and the shortest schedule that still fails. Exits 1 when a run failed.
+    /// that replays it and the shortest schedule that still fails. Exits 1 when a run failed, 2
+    /// when no run finished within `--max-steps`.
     Check {
         /// A .basm source file or an .ebc bytecode file.
         file: PathBuf,

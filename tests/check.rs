@@ -238,3 +238,21 @@ fn a_bad_schedule_is_an_error() {
     assert_eq!(status, 1);
     assert!(err.contains("one scheduler"), "{err}");
 }
+
+#[test]
+fn a_program_that_never_ends_is_cut_and_not_judged() {
+    let src = tmp("loop.basm");
+    std::fs::write(&src, "main:\n    jump main\n").unwrap();
+    let (out, _, status) = ember(&[
+        "check",
+        src.to_str().unwrap(),
+        "--runs",
+        "3",
+        "--max-steps",
+        "10000",
+    ]);
+    let _ = std::fs::remove_file(&src);
+    assert_eq!(status, 2, "{out}");
+    assert!(out.starts_with("no run finished: 3 runs"), "{out}");
+    assert!(out.contains("3 runs cut at --max-steps"), "{out}");
+}
