@@ -86,6 +86,10 @@ struct RunFlags {
     /// Run the schedule `--record` wrote (on virtual time, one scheduler).
     #[arg(long, value_name = "PATH")]
     replay: Option<PathBuf>,
+    /// Run every instruction in the general interpreter, the lowered fast path off (to test
+    /// one path against the other; programs see no difference but speed).
+    #[arg(long)]
+    no_lower: bool,
 }
 
 #[derive(Subcommand)]
@@ -259,7 +263,11 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
         quiet_reports: flags.quiet_reports,
         ..Default::default()
     };
-    let program = ember_vm::program::Program::new(module);
+    let program = if flags.no_lower {
+        ember_vm::program::Program::without_lowering(module)
+    } else {
+        ember_vm::program::Program::new(module)
+    };
     // `print` output shows as it happens: line by line on a terminal; to a pipe or a file in
     // blocks, flushed whenever the VM waits or ends (spec §10).
     let out: Box<dyn Write + Send> = if io::stdout().is_terminal() {

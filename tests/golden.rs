@@ -16,7 +16,8 @@
 //! Each file runs with `--schedulers 1` and again with `--schedulers 4` (spec §9: what Erlang's
 //! rules fix must not depend on the number of schedulers), except files that say they depend on
 //! the single-queue order, or whose flags ask for it (`--budget`, `--trace`, `--virtual-time`),
-//! and files that do not assemble.
+//! and files that do not assemble; and once more with `--no-lower` (one scheduler, every
+//! instruction in the general interpreter: the fast path must change nothing a program sees).
 //!
 //! Files under a `modules/` directory are imported by other tests and not run on their own.
 
@@ -69,7 +70,7 @@ fn any_schedulers(e: &Expectations) -> bool {
     !e.single_queue && e.errors.is_empty() && !e.args.iter().any(|a| exact.contains(&a.as_str()))
 }
 
-fn check(root: &Path, path: &Path, schedulers: u32) -> Result<(), Failed> {
+fn check(root: &Path, path: &Path, schedulers: u32, lowering: bool) -> Result<(), Failed> {
     let text = std::fs::read_to_string(root.join(path)).map_err(|e| format!("read: {e}"))?;
     let e = parse(&text);
     let output = Command::new(env!("CARGO_BIN_EXE_ember"))
@@ -77,6 +78,11 @@ fn check(root: &Path, path: &Path, schedulers: u32) -> Result<(), Failed> {
         .arg("run")
         .arg(path)
         .args(["--schedulers", &schedulers.to_string()])
+        .args(if lowering {
+            &[][..]
+        } else {
+            &["--no-lower"][..]
+        })
         .args(&e.args)
         .output()
         .map_err(|err| format!("spawn ember: {err}"))?;
@@ -159,11 +165,15 @@ fn main() {
         let many = any_schedulers(&parse(&text));
         let one = rel.clone();
         trials.push(Trial::test(name.clone(), move || {
-            check(Path::new(env!("CARGO_MANIFEST_DIR")), &one, 1)
+            check(Path::new(env!("CARGO_MANIFEST_DIR")), &one, 1, true)
+        }));
+        let unlowered = rel.clone();
+        trials.push(Trial::test(format!("{name} [no lowering]"), move || {
+            check(Path::new(env!("CARGO_MANIFEST_DIR")), &unlowered, 1, false)
         }));
         if many {
             trials.push(Trial::test(format!("{name} [4 schedulers]"), move || {
-                check(Path::new(env!("CARGO_MANIFEST_DIR")), &rel, 4)
+                check(Path::new(env!("CARGO_MANIFEST_DIR")), &rel, 4, true)
             }));
         }
     }

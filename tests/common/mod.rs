@@ -37,9 +37,18 @@ pub struct Run {
 
 /// Assembles `src` and runs it in-process with `config`, tracing every event.
 pub fn run_src(src: &str, config: ember_vm::vm::Config) -> Run {
+    run_src_lowered(src, config, true)
+}
+
+/// [`run_src`], with the lowered fast path on or off.
+pub fn run_src_lowered(src: &str, config: ember_vm::vm::Config, lowering: bool) -> Run {
     let module = ember_asm::assemble_str("test.basm", src).unwrap_or_else(|e| panic!("{e}"));
     let verified = ember_vm::verify::verify(module).expect("verifies");
-    let program = ember_vm::program::Program::new(verified);
+    let program = if lowering {
+        ember_vm::program::Program::new(verified)
+    } else {
+        ember_vm::program::Program::without_lowering(verified)
+    };
     let (out, err, trace) = (Buffer::default(), Buffer::default(), Buffer::default());
     let mut vm = ember_vm::vm::Vm::new(
         program,

@@ -351,6 +351,15 @@ fn pat(n: &Node, consts: &mut impl Iterator<Item = Term>, seen: &mut Vec<u8>) ->
 }
 
 impl Program {
+    /// [`Program::new`] with the lowered fast path off: every instruction runs in the general
+    /// interpreter. The two paths must agree on everything a program can see; the tests run
+    /// programs both ways (as the BEAM tests its interpreter and its JIT on the same suites).
+    pub fn without_lowering(module: VerifiedModule) -> Program {
+        let mut p = Program::new(module);
+        p.ops = vec![Op::Slow; p.code.len()];
+        p
+    }
+
     pub fn new(module: VerifiedModule) -> Program {
         let m = module.module();
         let mut atoms = AtomTable::default();
