@@ -41,7 +41,7 @@ pub enum Outcome {
 pub trait Probe {
     /// False for [`NoProbe`]: the interpreter then skips every probe call at compile time.
     const ACTIVE: bool = true;
-    /// The instruction at `pc` runs, once per run (with [`Probe::frames`] before or after it).
+    /// The instruction at `pc` runs, once per run (with [`Probe::moved`] before or after it).
     /// The opcode is not passed: a probe that counts per pc derives it at the end, which costs
     /// less than a lookup per instruction.
     fn instr(&mut self, pc: u32);

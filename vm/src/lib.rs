@@ -8,7 +8,8 @@
 //! can hold a term across a collection, view a term of another heap, or forge a pointer. What
 //! is public is the instruction set ([`isa`]), bytecode modules and their verifier
 //! ([`bytecode`], [`verify`]), the loaded [`program::Program`], and the [`vm::Vm`] that runs it,
-//! with its configuration, figures and the [`Probe`] of the profiler.
+//! with its configuration, figures, the [`Probe`] of the profiler and the schedule
+//! [`explore`]rs of `ember check`.
 //!
 //! ```compile_fail
 //! // Terms cannot be forged from words (the module and the constructor are private):
