@@ -350,14 +350,19 @@ fn disasm(file: &Path) -> Result<u8, Failure> {
     write_stdout(text.as_bytes())
 }
 
-/// `ember view TRACE -o OUT`.
-fn view(trace: &Path, out: &Path) -> Result<u8, Failure> {
-    let text = std::fs::read_to_string(trace).map_err(|e| {
+/// The text of a `--trace` file.
+fn read_trace(trace: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(trace).map_err(|e| {
         fail(format!(
             "{}: error: cannot read the trace: {e}",
             trace.display()
         ))
-    })?;
+    })
+}
+
+/// `ember view TRACE -o OUT`.
+fn view(trace: &Path, out: &Path) -> Result<u8, Failure> {
+    let text = read_trace(trace)?;
     let title = trace
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -369,12 +374,7 @@ fn view(trace: &Path, out: &Path) -> Result<u8, Failure> {
 
 /// `ember perfetto TRACE -o OUT`.
 fn perfetto(trace: &Path, out: &Path) -> Result<u8, Failure> {
-    let text = std::fs::read_to_string(trace).map_err(|e| {
-        fail(format!(
-            "{}: error: cannot read the trace: {e}",
-            trace.display()
-        ))
-    })?;
+    let text = read_trace(trace)?;
     let doc = perfetto::convert(&text).map_err(|e| fail(format!("{}:{e}", trace.display())))?;
     std::fs::write(out, doc)
         .map_err(|e| fail(format!("{}: error: cannot write: {e}", out.display())))?;

@@ -246,8 +246,9 @@ impl Strategy for Replay {
     }
 }
 
-/// splitmix64: small, fast, and the same numbers for a seed everywhere.
-#[derive(Clone)]
+/// splitmix64: small, fast, and the same numbers for a seed everywhere (the explorers' choices
+/// and each process's `rand`).
+#[derive(Clone, Copy, Debug)]
 pub struct Rng(u64);
 
 impl Rng {

@@ -515,7 +515,7 @@ pub struct Process {
     /// The bytes this process counts for in the VM's total, as of the last accounting.
     pub accounted: usize,
     /// `rand`'s generator state: per process (spec §9), seeded from `--seed` and the pid.
-    pub rng: u64,
+    pub rng: crate::explore::Rng,
     /// N schedulers: the process this one last sent to (see `smp`'s `send`).
     pub(crate) peer: Option<std::sync::Arc<crate::vm::smp::Handle>>,
     /// N schedulers: the address of that process's body, to prefetch (a hint, never read).
@@ -551,7 +551,7 @@ impl Process {
             peak_heap: 0,
             mailbox_peak: 0,
             accounted: 0,
-            rng: 0,
+            rng: crate::explore::Rng::new(0),
             peer: None,
             peer_at: 0,
             extras: None,
@@ -567,17 +567,14 @@ impl Process {
     /// Seeds `rand` from the run's seed and this pid, so that a process's numbers repeat for a
     /// seed however processes are scheduled.
     pub fn seed_rand(&mut self, seed: u64) {
-        self.rng = seed ^ u64::from(self.pid).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        self.rng = crate::explore::Rng::new(
+            seed ^ u64::from(self.pid).wrapping_mul(0xD6E8_FEB8_6659_FD93),
+        );
     }
 
     /// A uniform integer in `[0, n)` (splitmix64; small, fast, and repeatable for a seed).
     pub fn rand_below(&mut self, n: u64) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z as u128 * n as u128) >> 64) as u64
+        self.rng.below(n)
     }
 
     /// The bytes this process holds that count against `--max-heap` (spec §10): its heap's
