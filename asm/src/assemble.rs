@@ -141,7 +141,17 @@ pub fn assemble_path(path: &Path) -> Result<Module, AsmErrors> {
 /// Assembles a program from its main source file; imports are looked up beside the file
 /// (when it has a directory) and then in the embedded stdlib.
 pub fn assemble(main: SourceFile) -> Result<Module, AsmErrors> {
-    let mut asm = Assembler::default();
+    assemble_with(main, &[])
+}
+
+/// [`assemble`] with a library of in-memory modules, `(module name, source text)`, which
+/// `.import` finds after the importer's directory and before the stdlib: an embedding host's
+/// own modules, or the stubs of its native functions (`ember_vm::native::Natives::sources`).
+pub fn assemble_with(main: SourceFile, library: &[(String, String)]) -> Result<Module, AsmErrors> {
+    let mut asm = Assembler {
+        library: library.to_vec(),
+        ..Assembler::default()
+    };
     // Emit even after parse or import errors, so independent errors elsewhere are reported too.
     asm.load_program(main);
     let module = asm.emit();
@@ -189,6 +199,8 @@ struct Assembler {
     lines: Vec<Rc<LineIndex>>,
     /// Unit name → index in `units` (lookups by name must not scan thousands of units).
     unit_by_name: HashMap<String, usize>,
+    /// In-memory modules `.import` finds before the stdlib (see [`assemble_with`]).
+    library: Vec<(String, String)>,
 }
 
 /// Where an import can come from.
@@ -271,6 +283,13 @@ impl Assembler {
                     Err(errs) => Found::Invalid(errs),
                 };
             }
+        }
+        if let Some((_, text)) = self.library.iter().find(|(n, _)| n == name) {
+            return Found::Source(SourceFile {
+                name: format!("{name}.basm"),
+                text: text.clone(),
+                dir: None,
+            });
         }
         match stdlib::source(name) {
             Some(text) => Found::Source(SourceFile {

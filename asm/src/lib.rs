@@ -8,5 +8,5 @@ pub mod lexer;
 pub mod parser;
 pub mod stdlib;
 
-pub use assemble::{assemble, assemble_path, assemble_str, AsmErrors, SourceFile};
+pub use assemble::{assemble, assemble_path, assemble_str, assemble_with, AsmErrors, SourceFile};
 pub use disasm::disassemble;

@@ -48,6 +48,8 @@ predefined_atoms! {
     BADMAP = "badmap",
     SHUTDOWN = "shutdown",
     ASSERT = "assert",
+    UNDEF = "undef",
+    NATIVE_PANIC = "native_panic",
 }
 
 /// Atom names by index, with a reverse map for interning.

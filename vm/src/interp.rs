@@ -15,6 +15,7 @@ use crate::process::{Catch, Process};
 use crate::program::{FormatError, MapKey, Pat, Program};
 use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
+use crate::value::Value;
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 
@@ -1433,6 +1434,92 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 } else {
                     p.extras.get_or_insert_default().note = v;
                 }
+                pc += 1;
+                gc_point!();
+            }
+            Instr::Native { arity, .. } => {
+                // A host value built in `p`'s heap within its limits (an atom the program does
+                // not have: `:badarg`). Built in a scratch heap first, so that a collection
+                // making room moves nothing built yet.
+                macro_rules! host_term {
+                    ($v:expr) => {{
+                        let mut scratch = crate::heap::Heap::new();
+                        match crate::value::build($v, &mut scratch, prog) {
+                            Err(_) => Err(Term::atom(atom::BADARG)),
+                            Ok(t) => {
+                                let words = scratch.used_words();
+                                ensure_room!(words * 8);
+                                let room = vm.room(p) / 8;
+                                p.heap
+                                    .copy_into(t, &prog.literals, words, room)
+                                    .map_err(|_| Term::atom(atom::HEAP_LIMIT))
+                            }
+                        }
+                    }};
+                }
+                let Some(native) = prog.native_at(pc as u32) else {
+                    crash!(Term::atom(atom::UNDEF));
+                };
+                let n = read!(arity).as_int().unwrap_or(0).clamp(0, 255) as usize;
+                let args: Result<Vec<Value>, _> = p.regs[..n.min(p.regs.len())]
+                    .iter()
+                    .map(|&t| crate::value::read(t, prog))
+                    .collect();
+                let Ok(args) = args else {
+                    crash!(Term::atom(atom::SYSTEM_LIMIT));
+                };
+                let mut call = crate::native::NativeCall {
+                    args: &args,
+                    caller: crate::value::Pid(p.pid),
+                    sends: Vec::new(),
+                };
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    (native.f)(&mut call)
+                }));
+                // The call's own dispatch is one of its reductions; what the slice has not
+                // left ends it.
+                let extra = native.reductions.saturating_sub(1).min(reds);
+                reds -= extra;
+                probe.work(pc as u32, u64::from(extra));
+                let sends = std::mem::take(&mut call.sends);
+                let (value, crashed) = match result {
+                    Ok(Ok(v)) => (v, false),
+                    Ok(Err(reason)) => (reason, true),
+                    Err(panic) => {
+                        let text = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a panic".into());
+                        let reason = Value::tuple([
+                            Value::atom("native_panic"),
+                            Value::binary(format!("{}:{}: {text}", native.module, native.name)),
+                        ]);
+                        (reason, true)
+                    }
+                };
+                for (to, msg) in sends {
+                    let Some(to) = (match to {
+                        Value::Pid(pid) => Some(Term::pid(pid.0)),
+                        Value::Atom(a) => prog.atoms.lookup(&a).map(Term::atom),
+                        _ => None,
+                    }) else {
+                        badarg!()
+                    };
+                    let msg = match host_term!(&msg) {
+                        Ok(t) => t,
+                        Err(e) => crash!(e),
+                    };
+                    effect!(vm.send(p, to, Outgoing::Term(msg)));
+                }
+                let v = match host_term!(&value) {
+                    Ok(t) => t,
+                    Err(e) => crash!(e),
+                };
+                if crashed {
+                    crash!(v);
+                }
+                p.regs[0] = v;
                 pc += 1;
                 gc_point!();
             }

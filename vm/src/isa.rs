@@ -319,6 +319,7 @@ macro_rules! for_each_instr {
             MapMerge "map_merge" (d: Dst, a: Src, b: Src) [ALLOC] "maps" "`d :=` the entries of maps `a` and `b`, `b`'s value winning for a key both have.";
             Assert "assert" (a: Src, b: Src) [ALLOC] "control" "Crash `{:assert, a, b}` (class `:error`) unless `a =:= b`: a property `ember check` looks for in every schedule.";
             CrashNote "crash_note" (v: Src) [ALLOC] "processes" "Note `v` for this process's crash reports (`[]`: none): a list of `{key, value}` pairs is shown one `key: value` line each, anything else on a `note:` line. A process with a note also reports an abnormal exit it asks for itself (`crash`, `exit` of itself), unless `--quiet-reports`. The stdlib server notes the message it is handling and its state, as Erlang's gen_server report shows the last message in and the state.";
+            Native "native" (m: Src, f: Src, arity: Num) [ALLOC] "processes" "Run the host's native function `m:f` (constant atoms) on `r0, ..., r<arity-1>` and put its result in `r0`; it costs the reductions the host declared for it, may send messages, and may crash the process (`:badarg`, say). A function the host did not register crashes `:undef`. The assembler writes the stub modules that hold these for an embedding host (see the `native` module of `ember-vm`); a program calls `m:f` as any exported label.";
         }
     };
 }
@@ -710,6 +711,7 @@ mod tests {
         (109, "map_merge"),
         (110, "assert"),
         (111, "crash_note"),
+        (112, "native"),
     ];
 
     #[test]

@@ -444,6 +444,8 @@ pub enum Status {
     Runnable,
     /// Waiting in `receive` for a message or its timeout.
     Waiting,
+    /// A host mailbox: it never runs, and a message never queues it.
+    Host,
 }
 
 /// A handler `try` installed: where a crash continues, the registers that get its class and

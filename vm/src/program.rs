@@ -210,6 +210,9 @@ pub struct Program {
     funs: Vec<u32>,
     /// Per instruction: its entry in `funs`, or `u32::MAX` when no function value names it.
     fun_of: Vec<u32>,
+    /// The native functions linked to the program's `native` instructions: (instruction,
+    /// function), in instruction order.
+    natives: Vec<(u32, crate::native::Native)>,
 }
 
 /// The function table of `m`: every label used as a value (in a constant, template or pattern,
@@ -355,15 +358,28 @@ impl Program {
     /// interpreter. The two paths must agree on everything a program can see; the tests run
     /// programs both ways (as the BEAM tests its interpreter and its JIT on the same suites).
     pub fn without_lowering(module: VerifiedModule) -> Program {
-        let mut p = Program::new(module);
-        p.ops = vec![Op::Slow; p.code.len()];
-        p
+        Program::new(module).lowering_off()
+    }
+
+    /// This program with the lowered fast path off (see [`Program::without_lowering`]).
+    pub fn lowering_off(mut self) -> Program {
+        self.ops = vec![Op::Slow; self.code.len()];
+        self
     }
 
     pub fn new(module: VerifiedModule) -> Program {
+        Program::with_atoms(module, &[])
+    }
+
+    /// [`Program::new`] with `extra` atoms besides the program's: atoms an embedding host or
+    /// its natives make (atoms are never made at run time).
+    pub fn with_atoms(module: VerifiedModule, extra: &[String]) -> Program {
         let m = module.module();
         let mut atoms = AtomTable::default();
         let atom_map: Vec<u32> = m.atoms.iter().map(|a| atoms.intern(a)).collect();
+        for a in extra {
+            atoms.intern(a);
+        }
         let mut nodes: Vec<Node> = m.literals.clone();
         for n in m.templates.iter().chain(&m.patterns) {
             const_parts(n, &mut nodes);
@@ -416,6 +432,7 @@ impl Program {
             .collect();
         let entry_registers = entry_registers(&module);
         Program {
+            natives: Vec::new(),
             funs,
             fun_of,
             entry_registers,
@@ -432,6 +449,63 @@ impl Program {
             literals,
             module,
         }
+    }
+
+    /// [`Program::new`], with the `native` instructions linked to the host's functions. A
+    /// function registered with another arity than its stub's is an error; one not registered
+    /// crashes its caller `:undef` when called.
+    pub fn with_natives(
+        module: VerifiedModule,
+        natives: &crate::native::Natives,
+    ) -> Result<Program, String> {
+        let mut p = Program::with_atoms(module, &natives.atoms);
+        let m = p.module.module();
+        let mut linked = Vec::new();
+        for (at, instr) in m.code.iter().enumerate() {
+            let Instr::Native { m: md, f, arity } = instr else {
+                continue;
+            };
+            let name = |s: &crate::isa::Src| match s.kind() {
+                crate::isa::SrcKind::Const(c) => p.consts[c as usize]
+                    .as_atom()
+                    .map(|a| p.atoms.name(a).to_string()),
+                _ => None,
+            };
+            let (Some(md), Some(f)) = (name(md), name(f)) else {
+                continue;
+            };
+            let Some(native) = natives.find(&md, &f) else {
+                continue;
+            };
+            let arity = match arity.kind() {
+                crate::isa::SrcKind::Const(c) => p.consts[c as usize].as_int(),
+                _ => None,
+            };
+            if arity != Some(i64::from(native.arity)) {
+                return Err(format!(
+                    "native function {md}:{f} is registered with {} arguments, but {} calls it with {}",
+                    native.arity,
+                    p.module.location(at as u32),
+                    arity.map_or("a register's count".into(), |a| a.to_string())
+                ));
+            }
+            linked.push((at as u32, native.clone()));
+        }
+        p.natives = linked;
+        Ok(p)
+    }
+
+    /// The native function linked to the `native` instruction at `at`.
+    pub(crate) fn native_at(&self, at: u32) -> Option<&crate::native::Native> {
+        self.natives
+            .binary_search_by_key(&at, |(pc, _)| *pc)
+            .ok()
+            .map(|i| &self.natives[i].1)
+    }
+
+    /// How many function values the program has (the function table's length).
+    pub(crate) fn fun_count(&self) -> usize {
+        self.funs.len()
     }
 
     /// The register file size for a process starting at `entry`: only as many registers as the

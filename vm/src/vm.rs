@@ -30,7 +30,10 @@ use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
+mod host;
 pub(crate) mod smp;
+pub use host::{Builder, Capture, Dest, HostError, LoadError, Mailbox, Pause};
+pub(crate) use host::Stop;
 
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
 pub const REPORT_CUT: usize = 1000;
@@ -320,6 +323,8 @@ pub struct Vm {
     memory: usize,
     /// The first failure to write an output, which ends the run.
     output_failure: Option<RunEnd>,
+    /// The run ended (`halt`, an output failed, the reduction limit): nothing runs again.
+    ended: bool,
 }
 
 /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
@@ -616,6 +621,7 @@ impl Vm {
             main_reported: false,
             memory: 0,
             output_failure: None,
+            ended: false,
         }
     }
 
@@ -789,7 +795,7 @@ impl Vm {
         let mut scratch = Heap::new();
         let items: Vec<Term> = args.iter().map(|a| scratch.binary(a.as_bytes())).collect();
         let list = scratch.list_from(&items, Term::NIL);
-        self.spawn(None, pc.0, false, &[list], scratch.used_words())
+        self.spawn_process(None, pc.0, false, &[list], scratch.used_words())
             .map_err(|e| {
                 format!(
                     "error: the first process cannot be spawned: {}",
@@ -909,7 +915,7 @@ impl Vm {
     /// `send`: copies `msg` (a term of `p`'s heap, or a template built from its registers)
     /// into the mailbox of `to` (a pid or a registered name).
     #[inline(always)]
-    pub(crate) fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
+    pub(crate) fn send_msg(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         let target = if let Some(pid) = to.as_pid() {
             pid
         } else if let Some(pid) = to.as_atom().and_then(|name| self.registry.get(&name)) {
@@ -971,7 +977,7 @@ impl Vm {
     /// `spawn`/`spawn_link` (and pid 0, with no parent): a new process at `at` whose registers
     /// r0, r1, ... are copies of `args` (terms of a heap of `src_words` words), queued at the
     /// back. The spawner pays for what does not fit (spec §10).
-    pub(crate) fn spawn(
+    pub(crate) fn spawn_process(
         &mut self,
         parent: Option<&mut Process>,
         at: u32,
@@ -1010,7 +1016,7 @@ impl Vm {
     }
 
     /// `link`: both ends at once; to a dead pid, exit signal `:noproc` (raised by the VM).
-    pub(crate) fn link(&mut self, p: &mut Process, other: u32) -> Effect {
+    pub(crate) fn link_pids(&mut self, p: &mut Process, other: u32) -> Effect {
         if other == p.pid {
             return Ok(());
         }
@@ -1035,7 +1041,7 @@ impl Vm {
     }
 
     /// `unlink`: both ends.
-    pub(crate) fn unlink(&mut self, p: &mut Process, other: u32) {
+    pub(crate) fn unlink_pids(&mut self, p: &mut Process, other: u32) {
         p.links.remove(other);
         if let Some(o) = self.procs.get_mut(other) {
             o.links.remove(p.pid);
@@ -1045,7 +1051,7 @@ impl Vm {
     /// `monitor` of a pid or a registered name: the new reference. A monitor taken by name
     /// names the name in its `:DOWN` (spec §8); of a dead or unknown target, the `:DOWN`
     /// (reason `:noproc`) comes at once.
-    pub(crate) fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
+    pub(crate) fn monitor_target(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
         let watched = if let Some(pid) = target.as_pid() {
             Some(pid)
         } else if let Some(name) = target.as_atom() {
@@ -1075,7 +1081,7 @@ impl Vm {
     }
 
     /// `demonitor`: removes the monitor, or flushes its `:DOWN` if it already fired.
-    pub(crate) fn demonitor(&mut self, p: &mut Process, r: u64) {
+    pub(crate) fn demonitor_ref(&mut self, p: &mut Process, r: u64) {
         if let Some(target) = p.monitors.remove(&r) {
             // Still active: its `:DOWN` was not sent, so there is nothing to flush.
             if target == p.pid {
@@ -1089,7 +1095,7 @@ impl Vm {
     }
 
     /// `exit p, reason` (Erlang's `exit/2`).
-    pub(crate) fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
+    pub(crate) fn exit_to(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
         let (me, src_words) = (p.pid, p.heap.used_words());
         let mut cur = Running::new(p);
         self.exit_signal(&mut cur, me, to, reason, false, src_words);
@@ -1098,7 +1104,7 @@ impl Vm {
 
     /// `register name, pid`: `:badarg` for a taken name, a dead pid, or a process that already
     /// has a name.
-    pub(crate) fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
+    pub(crate) fn register_name(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
         if name == atom::UNDEFINED || self.registry.contains_key(&name) {
             return Err(Exit::raised(atom::BADARG));
         }
@@ -1118,7 +1124,7 @@ impl Vm {
     }
 
     /// `unregister name`: `:badarg` if the name is not registered.
-    pub(crate) fn unregister(&mut self, p: &mut Process, name: u32) -> Effect {
+    pub(crate) fn unregister_name(&mut self, p: &mut Process, name: u32) -> Effect {
         let pid = self
             .registry
             .remove(&name)
@@ -1132,7 +1138,7 @@ impl Vm {
     }
 
     /// `whereis name`.
-    pub(crate) fn whereis(&self, name: u32) -> Option<u32> {
+    pub(crate) fn whereis_atom(&self, name: u32) -> Option<u32> {
         self.registry.get(&name).copied()
     }
 
@@ -1568,22 +1574,47 @@ impl Vm {
     /// [`Vm::run`] with an instruction probe (the profiler); monomorphised so that the plain
     /// run pays nothing for it.
     pub fn run_with<P: Probe>(&mut self, probe: &mut P) -> RunEnd {
+        self.run_loop(probe, Stop::End)
+            .expect("a run to the end ends")
+    }
+
+    /// Runs slices until `stop`: `Some` when the run is over (for [`Stop::End`], always),
+    /// `None` when it paused (idle, or the reductions were spent).
+    pub(crate) fn run_loop<P: Probe>(&mut self, probe: &mut P, stop: Stop) -> Option<RunEnd> {
+        if self.ended {
+            return Some(RunEnd::Halted(self.halted.unwrap_or(0)));
+        }
         if self.config.schedulers > 1 {
             // N schedulers (the profiler's probe sees one scheduler only: it is not used).
-            smp::run(self, self.config.schedulers);
+            let paused = smp::run(self, self.config.schedulers, stop);
             if let Some(n) = self.halted {
                 self.finish();
-                return self.output_failure.take().unwrap_or(RunEnd::Halted(n));
+                self.ended = true;
+                return Some(self.output_failure.take().unwrap_or(RunEnd::Halted(n)));
             }
-            return self.end_of_run();
+            if let Some(end) = self.output_failure.take() {
+                self.finish();
+                self.ended = true;
+                return Some(end);
+            }
+            if paused {
+                self.flush_out();
+                return None;
+            }
+            return Some(self.end_of_run());
         }
         let prog = self.prog.clone();
         let budget = self.config.budget.max(1);
         let mut last = u32::MAX;
+        let until = match stop {
+            Stop::Reductions(n) => Some(self.stats.reductions.saturating_add(n)),
+            _ => None,
+        };
         loop {
             if let Some(n) = self.halted {
                 self.finish();
-                return self.output_failure.take().unwrap_or(RunEnd::Halted(n));
+                self.ended = true;
+                return Some(self.output_failure.take().unwrap_or(RunEnd::Halted(n)));
             }
             if let Some(t) = self.trace.as_mut() {
                 if let Some(e) = t.take_error() {
@@ -1592,7 +1623,8 @@ impl Vm {
             }
             if let Some(end) = self.output_failure.take() {
                 self.finish();
-                return self.output_failure.take().unwrap_or(end);
+                self.ended = true;
+                return Some(self.output_failure.take().unwrap_or(end));
             }
             if self
                 .config
@@ -1600,7 +1632,12 @@ impl Vm {
                 .is_some_and(|max| self.stats.reductions >= max)
             {
                 self.finish();
-                return RunEnd::ReductionLimit;
+                self.ended = true;
+                return Some(RunEnd::ReductionLimit);
+            }
+            if until.is_some_and(|u| self.stats.reductions >= u) {
+                self.flush_out();
+                return None;
             }
             if !self.timers.is_empty() && matches!(self.clock, Clock::Real(_)) {
                 let now = self.now_ms();
@@ -1614,8 +1651,13 @@ impl Vm {
                 }
             } else {
                 let Some(pid) = self.queue.pop_front() else {
-                    if self.idle() {
+                    let wait = stop == Stop::End || matches!(self.clock, Clock::Virtual(_));
+                    if wait && self.idle() {
                         continue;
+                    }
+                    if stop != Stop::End && self.output_failure.is_none() {
+                        self.flush_out();
+                        return None;
                     }
                     if self.output_failure.is_some() {
                         continue;
@@ -1676,7 +1718,7 @@ impl Vm {
                 }
             }
         }
-        self.end_of_run()
+        Some(self.end_of_run())
     }
 
     /// No process can run and no timer is pending: pid 0's exit, or a deadlock.
@@ -1716,7 +1758,8 @@ impl Vm {
 
     fn report_deadlock(&mut self) {
         let mut lines = vec!["deadlock: no process can run and no timeout is pending".to_string()];
-        let mut waiting: Vec<&Process> = self.procs.values().collect();
+        let mut waiting: Vec<&Process> =
+            self.procs.values().filter(|p| p.status != Status::Host).collect();
         waiting.sort_by_key(|p| p.pid);
         for p in waiting {
             let n = p.mailbox.len();
@@ -1775,7 +1818,7 @@ impl Vm {
 impl Runtime for Vm {
     #[inline]
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
-        Vm::send(self, p, to, msg)
+        Vm::send_msg(self, p, to, msg)
     }
     #[inline]
     fn spawn(
@@ -1786,39 +1829,39 @@ impl Runtime for Vm {
         args: &[Term],
         src_words: usize,
     ) -> Effect<u32> {
-        Vm::spawn(self, Some(p), at, link, args, src_words)
+        Vm::spawn_process(self, Some(p), at, link, args, src_words)
     }
     #[inline]
     fn link(&mut self, p: &mut Process, other: u32) -> Effect {
-        Vm::link(self, p, other)
+        Vm::link_pids(self, p, other)
     }
     #[inline]
     fn unlink(&mut self, p: &mut Process, other: u32) {
-        Vm::unlink(self, p, other)
+        Vm::unlink_pids(self, p, other)
     }
     #[inline]
     fn monitor(&mut self, p: &mut Process, target: Term) -> Effect<u64> {
-        Vm::monitor(self, p, target)
+        Vm::monitor_target(self, p, target)
     }
     #[inline]
     fn demonitor(&mut self, p: &mut Process, r: u64) {
-        Vm::demonitor(self, p, r)
+        Vm::demonitor_ref(self, p, r)
     }
     #[inline]
     fn exit(&mut self, p: &mut Process, to: u32, reason: Term) -> Effect {
-        Vm::exit(self, p, to, reason)
+        Vm::exit_to(self, p, to, reason)
     }
     #[inline]
     fn register(&mut self, p: &mut Process, name: u32, pid: u32) -> Effect {
-        Vm::register(self, p, name, pid)
+        Vm::register_name(self, p, name, pid)
     }
     #[inline]
     fn unregister(&mut self, p: &mut Process, name: u32) -> Effect {
-        Vm::unregister(self, p, name)
+        Vm::unregister_name(self, p, name)
     }
     #[inline]
     fn whereis(&self, name: u32) -> Option<u32> {
-        Vm::whereis(self, name)
+        Vm::whereis_atom(self, name)
     }
     #[inline]
     fn make_ref(&mut self, p: &mut Process) -> u64 {

@@ -59,6 +59,9 @@ const WAITING: u8 = 0;
 /// Queued or running: its body is held by a scheduler.
 const ACTIVE: u8 = 1;
 const DEAD: u8 = 2;
+/// A host mailbox (see `vm/host.rs`): its body lies in its handle, and it is never woken; its
+/// signals are taken in when the run pauses.
+const HOST: u8 = 3;
 
 const NO_NAME: u32 = u32::MAX;
 const NOT_HALTED: i32 = i32::MIN;
@@ -246,6 +249,17 @@ impl Table {
         }
     }
 
+    /// Every handle now, in pid order.
+    fn all(&self) -> Vec<Arc<Handle>> {
+        let mut all: Vec<Arc<Handle>> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.read().entries().cloned().collect::<Vec<_>>())
+            .collect();
+        all.sort_by_key(|h| h.pid);
+        all
+    }
+
     /// Every handle, in pid order (the run is over).
     fn drain(&mut self) -> Vec<Arc<Handle>> {
         let mut all: Vec<Arc<Handle>> = self
@@ -300,8 +314,10 @@ struct Shared {
     main_reported: AtomicBool,
     /// Figures of exited processes, merged by the schedulers as they stop.
     stats: Mutex<Stats>,
-    /// Processes still queued when the run ends (by `halt`), handed back to the VM as they
-    /// are (boxed, as the VM keeps them).
+    /// When the run stops (see [`Stop`]).
+    stop: Stop,
+    /// Processes still queued when the run ends (by `halt`) or pauses, handed back to the VM
+    /// as they are (boxed, as the VM keeps them).
     #[allow(clippy::vec_box)]
     leftover: Mutex<Vec<Box<Process>>>,
 }
@@ -364,7 +380,7 @@ const DEAD_BATCH: usize = 64;
 /// Runs `vm`'s processes on `n` schedulers until no process can run and no timer is pending,
 /// or `halt`; then hands everything back to `vm` (its figures, pid 0's exit, the processes
 /// still alive for the deadlock report).
-pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
+pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
     let workers: Vec<Worker<Box<Process>>> = (0..n).map(|_| Worker::new_lifo()).collect();
     let sh = Shared {
         prog: Arc::clone(&vm.prog),
@@ -383,8 +399,11 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         sleepers: AtomicUsize::new(0),
         done: AtomicBool::new(false),
         halted: AtomicI32::new(NOT_HALTED),
-        timers: Mutex::new(BTreeMap::new()),
-        next_deadline: AtomicU64::new(u64::MAX),
+        next_deadline: AtomicU64::new(
+            vm.timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0),
+        ),
+        timers: Mutex::new(std::mem::take(&mut vm.timers)),
+        stop,
         timer_seq: CachePadded::new(AtomicU64::new(vm.timer_seq)),
         start: match vm.clock {
             Clock::Real(start) => start,
@@ -406,7 +425,8 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         stats: Mutex::new(std::mem::take(&mut vm.stats)),
         leftover: Mutex::new(Vec::new()),
     };
-    // The processes spawned before the run (pid 0) start queued, in pid order.
+    // The queued processes start queued, in their order; the others (a run that paused
+    // before, host mailboxes) lie in their handles.
     let mut procs: Vec<Box<Process>> = Vec::new();
     while let Some(pid) = vm.queue.pop_front() {
         if let Some(p) = vm.procs.remove(pid) {
@@ -417,6 +437,24 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
         p.queued = true;
         sh.table.insert(Handle::new(&mut p));
         sh.injector.push(p);
+    }
+    let rest: Vec<u32> = vm.procs.values().map(|p| p.pid).collect();
+    for pid in rest {
+        let Some(mut p) = vm.procs.remove(pid) else {
+            continue;
+        };
+        let h = Handle::new(&mut p);
+        p.me = None;
+        {
+            let mut inner = h.inner.lock();
+            inner.state = if p.status == Status::Host {
+                HOST
+            } else {
+                WAITING
+            };
+            inner.body = Some(p);
+        }
+        sh.table.insert(h);
     }
     let timed = matches!(vm.clock, Clock::Virtual(_));
     std::thread::scope(|scope| {
@@ -455,6 +493,9 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
             });
         }
     });
+    if stop != Stop::End && sh.halted.load(SeqCst) == NOT_HALTED {
+        settle(&sh);
+    }
     // Hand back what the end of the run and the reports need.
     let mut sh = sh;
     vm.config = std::mem::take(&mut sh.config);
@@ -481,9 +522,13 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
     for h in sh.table.drain() {
         left.extend(h.inner.lock().body.take());
     }
+    vm.timers = std::mem::take(sh.timers.get_mut());
     for mut p in left {
         p.me = None;
         p.peer = None;
+        if p.queued {
+            vm.queue.push_back(p.pid);
+        }
         vm.procs.insert(p);
     }
     if let Some(failure) = sh.output_failure.get_mut().take() {
@@ -493,7 +538,91 @@ pub(super) fn run(vm: &mut Vm, n: usize) -> RunEnd {
     if halted != NOT_HALTED {
         vm.halted = Some(halted);
     }
-    RunEnd::Halted(0) // the caller decides from the state handed back
+    stop != Stop::End
+}
+
+/// A paused run's last step, on one thread once the schedulers stopped: the signals still in
+/// the handles (those to host mailboxes, and those to processes queued when the run paused)
+/// are taken in, as their processes would take them before their next slice, so that the VM
+/// holds every process with its messages. Taking them may end a process, whose exit signals
+/// are taken in turn.
+fn settle(sh: &Shared) {
+    let queue = Worker::new_lifo();
+    let mut s = Sched {
+        id: 0,
+        sh,
+        oldest: queue.stealer(),
+        since_oldest: 0,
+        queue,
+        stats: Stats::default(),
+        running: None,
+        mem_delta: 0,
+        alive_delta: 0,
+        pids: 0..0,
+        spawned: 0,
+        dead: Vec::new(),
+        born: Vec::new(),
+        traced_next: None,
+    };
+    let mut queued: HashMap<u32, Box<Process>> = HashMap::new();
+    for p in sh.leftover.lock().drain(..) {
+        queued.insert(p.pid, p);
+    }
+    while let Steal::Success(p) = sh.injector.steal() {
+        queued.insert(p.pid, p);
+    }
+    loop {
+        let mut any = false;
+        for h in sh.table.all() {
+            let (signals, in_handle) = {
+                let mut inner = h.inner.lock();
+                if inner.signals.is_empty() || inner.state == DEAD {
+                    continue;
+                }
+                h.pending.store(false, Relaxed);
+                let signals = std::mem::take(&mut inner.signals);
+                let body = if inner.state == HOST {
+                    inner.body.take()
+                } else {
+                    None
+                };
+                (signals, body)
+            };
+            let from_handle = in_handle.is_some();
+            let Some(mut p) = in_handle.or_else(|| queued.remove(&h.pid)) else {
+                continue;
+            };
+            any = true;
+            s.running = Some(Arc::clone(&h));
+            match s.apply_batch(&mut p, signals) {
+                Ok(_) => {
+                    s.account(&mut p);
+                    if from_handle {
+                        h.inner.lock().body = Some(p);
+                    } else {
+                        queued.insert(p.pid, p);
+                    }
+                }
+                Err(exit) => {
+                    let at = exit.raised.then_some(p.pc);
+                    s.die(&h, p, exit.reason, at);
+                }
+            }
+            s.running = None;
+            // Processes a message woke.
+            while let Some(p) = s.queue.pop() {
+                queued.insert(p.pid, p);
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    s.flush_memory();
+    s.flush_alive();
+    s.remove_dead();
+    sh.leftover.lock().extend(queued.into_values());
+    sh.stats.lock().merge(&s.stats, 0);
 }
 
 impl Shared {
@@ -819,8 +948,19 @@ impl<'s> Sched<'s> {
         let prog = Arc::clone(&self.sh.prog);
         let budget = self.sh.config.budget.max(1);
         let mut last = u32::MAX;
+        let bound = match self.sh.stop {
+            Stop::Reductions(n) => n,
+            _ => u64::MAX,
+        };
         loop {
             if self.sh.done.load(Acquire) {
+                return;
+            }
+            if self.stats.reductions >= bound {
+                // This scheduler's share of a bounded run is spent: the run pauses.
+                let _guard = self.sh.sleep.lock();
+                self.sh.done.store(true, SeqCst);
+                self.sh.wake.notify_all();
                 return;
             }
             // Timers are looked at every so many slices (and whenever the scheduler idles):
@@ -962,6 +1102,13 @@ impl<'s> Sched<'s> {
                 self.sh.sleepers.fetch_sub(1, SeqCst);
                 return true;
             };
+            if self.sh.stop != Stop::End && !virtual_time {
+                // Idle is where a paused run stops; the host waits for the timer.
+                self.sh.done.store(true, SeqCst);
+                self.sh.wake.notify_all();
+                self.sh.sleepers.fetch_sub(1, SeqCst);
+                return true;
+            }
             if virtual_time {
                 // Every scheduler is idle: the clock jumps (spec §9).
                 self.sh.sleepers.fetch_sub(1, SeqCst);

@@ -1,0 +1,481 @@
+//! The host's side of a VM: spawning processes with arguments, sending them values, host
+//! mailboxes (pseudo-processes that receive for the host), and running a bounded amount of
+//! work at a time. See the crate guide for an example.
+//!
+//! The host acts between runs: `run`, `run_until_idle` and `run_for` take the VM, and nothing
+//! here runs at the same time as a process. A host mailbox is a process that never runs: it has
+//! a pid, takes messages, traps exits (an exit signal becomes an `{:EXIT, pid, reason}`
+//! message; only `:kill` closes it), can be linked, monitored and registered, and closing it
+//! is its exit with reason `:normal`.
+
+use super::*;
+use std::fmt;
+use crate::value::{self, Pid, Ref, Value, ValueError};
+
+/// A host mailbox: what processes send to its pid waits here for [`Vm::receive`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    pid: Pid,
+}
+
+impl Mailbox {
+    /// Its pid, to put in messages (`{:request, mailbox_pid, ...}`) or to link and monitor.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+}
+
+/// A writer that keeps what is written, for a host that wants a VM's output as text.
+#[derive(Clone, Default)]
+pub struct Capture(Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl Capture {
+    pub fn new() -> Capture {
+        Capture::default()
+    }
+    /// What was written so far, taken out (lossily as UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock())).into_owned()
+    }
+}
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a program could not be loaded into a VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The bytes are not a bytecode file.
+    Decode(crate::bytecode::DecodeError),
+    /// The module breaks a rule of the verifier.
+    Verify(String),
+    /// A native function does not fit its stub.
+    Native(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Decode(e) => write!(f, "not a valid bytecode file: {e}"),
+            LoadError::Verify(e) => write!(f, "{e}"),
+            LoadError::Native(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Sets up a [`Vm`]: its configuration, natives and outputs, then the program.
+pub struct Builder {
+    config: Config,
+    natives: crate::native::Natives,
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+    lowering: bool,
+}
+
+impl Builder {
+    /// Limits, budget, clock, schedulers (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Builder {
+        self.config = config;
+        self
+    }
+    /// The native functions the program's `native` stubs call.
+    pub fn natives(mut self, natives: crate::native::Natives) -> Builder {
+        self.natives = natives;
+        self
+    }
+    /// Where `print` and `printf` write (default: the process's standard output).
+    pub fn stdout(mut self, out: impl Write + Send + 'static) -> Builder {
+        self.out = Box::new(out);
+        self
+    }
+    /// Where crash reports and `report` write (default: standard error).
+    pub fn stderr(mut self, err: impl Write + Send + 'static) -> Builder {
+        self.err = Box::new(err);
+        self
+    }
+    /// Runs every instruction in the general interpreter (`--no-lower`).
+    pub fn without_lowering(mut self) -> Builder {
+        self.lowering = false;
+        self
+    }
+    /// The VM of an assembled module (`ember_asm::assemble_str`, `assemble_with`), verified
+    /// first.
+    pub fn build(self, module: crate::bytecode::Module) -> Result<Vm, LoadError> {
+        let verified = crate::verify::verify(module).map_err(|e| LoadError::Verify(e.to_string()))?;
+        let mut prog = Program::with_natives(verified, &self.natives).map_err(LoadError::Native)?;
+        if !self.lowering {
+            prog = prog.lowering_off();
+        }
+        Ok(Vm::new(prog, self.config, self.out, self.err))
+    }
+    /// The VM of the bytes of an `.ebc` file, decoded and verified.
+    pub fn build_ebc(self, bytes: &[u8]) -> Result<Vm, LoadError> {
+        let module = crate::bytecode::Module::decode(bytes).map_err(LoadError::Decode)?;
+        self.build(module)
+    }
+}
+
+/// Why a host request failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// No such label to spawn at: `module:label` must be exported by its module; a plain
+    /// `label` is one of the program's first module.
+    NoEntry(String),
+    /// A value that cannot cross into the VM.
+    Value(ValueError),
+    /// A send to a name nothing is registered under (Erlang's `badarg`).
+    NoName(String),
+    /// The mailbox was closed by an exit signal `:kill` (or `--max-heap`).
+    Closed,
+    /// `--max-processes` or `--max-memory` leaves no room for another process.
+    SystemLimit,
+    /// `register`: the name is taken, or the process is dead or already named.
+    BadRegister,
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostError::NoEntry(e) => write!(f, "no label `{e}` to spawn at (a label of another module must be exported)"),
+            HostError::Value(e) => write!(f, "{e}"),
+            HostError::NoName(n) => write!(f, "no process is registered as :{n}"),
+            HostError::Closed => write!(f, "the mailbox was closed by an exit signal"),
+            HostError::SystemLimit => write!(f, "no room for another process (system_limit)"),
+            HostError::BadRegister => write!(f, "the name is taken, or the process is dead or already named"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+impl From<ValueError> for HostError {
+    fn from(e: ValueError) -> HostError {
+        HostError::Value(e)
+    }
+}
+
+/// Where [`Vm::send`] sends: a pid, or a registered name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    Pid(Pid),
+    Name(String),
+}
+
+impl From<Pid> for Dest {
+    fn from(p: Pid) -> Dest {
+        Dest::Pid(p)
+    }
+}
+impl From<&Mailbox> for Dest {
+    fn from(m: &Mailbox) -> Dest {
+        Dest::Pid(m.pid)
+    }
+}
+/// A name (an atom, without the colon).
+impl From<&str> for Dest {
+    fn from(n: &str) -> Dest {
+        Dest::Name(n.to_string())
+    }
+}
+
+/// Why [`Vm::run_until_idle`] or [`Vm::run_for`] returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// No process can run now. `next_timeout` is when the earliest pending `receive` timeout
+    /// is due, in VM milliseconds ([`Vm::now_ms`]); `None`: none is pending, so nothing will
+    /// run until the host sends something.
+    Idle { next_timeout: Option<u64> },
+    /// The bound of [`Vm::run_for`] was reached; processes are still runnable.
+    Budget,
+    /// The run is over: `halt`, or an output failed. The VM runs nothing more.
+    Ended(RunEnd),
+}
+
+/// When a run stops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// When nothing can run and no timer is pending (`run`).
+    End,
+    /// When nothing can run now (timers may be pending).
+    Idle,
+    /// After this many reductions per scheduler, or when idle.
+    Reductions(u64),
+}
+
+impl Vm {
+    /// Sets up a VM (see [`Builder`]).
+    pub fn builder() -> Builder {
+        Builder {
+            config: Config::default(),
+            natives: crate::native::Natives::new(),
+            out: Box::new(io::stdout()),
+            err: Box::new(io::stderr()),
+            lowering: true,
+        }
+    }
+
+    /// A new process at `entry` (`module:label`, exported by its module, or a label of the
+    /// program's first module) with `r0, r1, ... :=` copies of `args`; it is queued to run.
+    ///
+    /// ```
+    /// # use ember_vm::vm::{Capture, Vm};
+    /// # let out = Capture::new();
+    /// # let src = "f:\n    add r0, r0, r1\n    print r0\n";
+    /// # let mut vm = Vm::builder().stdout(out.clone()).build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// vm.spawn("f", &[40.into(), 2.into()]).unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(out.text(), "42\n");
+    /// ```
+    pub fn spawn(&mut self, entry: &str, args: &[Value]) -> Result<Pid, HostError> {
+        let at = self.entry_point(entry)?;
+        let mut scratch = Heap::new();
+        let terms: Vec<Term> = args
+            .iter()
+            .map(|a| value::build(a, &mut scratch, &self.prog))
+            .collect::<Result<_, _>>()?;
+        let words = scratch.used_words();
+        self.spawn_process(None, at, false, &terms, words)
+            .map(Pid)
+            .map_err(|_| HostError::SystemLimit)
+    }
+
+    /// The code position of `entry` for the host's `spawn`.
+    fn entry_point(&self, entry: &str) -> Result<u32, HostError> {
+        let m = self.prog.module.module();
+        let found = match entry.split_once(':') {
+            None => self.prog.module.find_label(0, entry),
+            Some((module, label)) => m
+                .units
+                .iter()
+                .position(|u| u.name == module && u.exports.iter().any(|e| e == label))
+                .and_then(|u| self.prog.module.find_label(u, label)),
+        };
+        found
+            .map(|l| l.0)
+            .ok_or_else(|| HostError::NoEntry(entry.to_string()))
+    }
+
+    /// Sends a copy of `msg` to a pid or a registered name, as `send` does: to a dead pid it is
+    /// dropped; a receiver it does not fit (`--max-heap`) crashes `:heap_limit`.
+    ///
+    /// ```
+    /// # use ember_vm::vm::{Capture, Vm};
+    /// # let out = Capture::new();
+    /// # let src = "echo:\n    receive\n    | {:hello, r1}\n    print r1\n";
+    /// # let mut vm = Vm::builder().stdout(out.clone()).build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// use ember_vm::value::Value;
+    /// let pid = vm.spawn("echo", &[]).unwrap();
+    /// vm.send(pid, &Value::tuple([Value::atom("hello"), 7.into()])).unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(out.text(), "7\n");
+    /// ```
+    pub fn send(&mut self, to: impl Into<Dest>, msg: &Value) -> Result<(), HostError> {
+        let pid = match to.into() {
+            Dest::Pid(p) => p.0,
+            Dest::Name(n) => self
+                .prog
+                .atoms
+                .lookup(&n)
+                .and_then(|a| self.registry.get(&a).copied())
+                .ok_or(HostError::NoName(n))?,
+        };
+        let mut scratch = Heap::new();
+        let t = value::build(msg, &mut scratch, &self.prog)?;
+        let words = scratch.used_words();
+        self.stats.messages_sent += 1;
+        self.deliver_built(&mut Running::none(), pid, |heap, lits, room| {
+            heap.copy_into(t, lits, words, room)
+        });
+        Ok(())
+    }
+
+    /// Opens a host mailbox: a new pid that processes can send to.
+    ///
+    /// ```
+    /// # let src = "reply:\n    send r0, {:pong, r1}\n";
+    /// # let mut vm = ember_vm::vm::Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// use ember_vm::value::Value;
+    /// let mb = vm.open_mailbox().unwrap();
+    /// vm.spawn("reply", &[mb.pid().into(), 1.into()]).unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(vm.receive(&mb), Ok(Some(Value::tuple([Value::atom("pong"), 1.into()]))));
+    /// assert_eq!(vm.receive(&mb), Ok(None));
+    /// ```
+    pub fn open_mailbox(&mut self) -> Result<Mailbox, HostError> {
+        let pid = self.new_pid().map_err(|_| HostError::SystemLimit)?;
+        let mut p = Box::new(Process::new(pid, 0, 1));
+        p.status = Status::Host;
+        p.trap_exit = true;
+        self.alive += 1;
+        self.account(&mut p);
+        self.procs.insert(p);
+        Ok(Mailbox { pid: Pid(pid) })
+    }
+
+    /// Takes the oldest message in `mb`, if any. An exit signal from a linked process arrives
+    /// as `{:EXIT, pid, reason}`, a monitor's as `{:DOWN, ref, :process, who, reason}`.
+    pub fn receive(&mut self, mb: &Mailbox) -> Result<Option<Value>, HostError> {
+        let lits = &self.prog.literals;
+        let p = self.procs.get_mut(mb.pid.0).ok_or(HostError::Closed)?;
+        let c = p.mailbox.resume(None, false);
+        let Some(t) = p.mailbox.peek(c) else {
+            return Ok(None);
+        };
+        let v = value::read(t, &self.prog);
+        p.mailbox.take(c);
+        self.stats.messages_received += 1;
+        if p.heap.needs_gc() {
+            p.collect(lits, &mut []);
+        }
+        let p = self.procs.get_mut(mb.pid.0).ok_or(HostError::Closed)?;
+        account(&mut self.memory, p);
+        Ok(Some(v?))
+    }
+
+    /// How many messages wait in `mb`.
+    pub fn pending(&self, mb: &Mailbox) -> usize {
+        self.procs.get(mb.pid.0).map_or(0, |p| p.mailbox.len())
+    }
+
+    /// Closes `mb`: its exit, with reason `:normal` (linked processes that trap exits get
+    /// `{:EXIT, pid, :normal}`, monitors `:DOWN`), and its name is freed.
+    pub fn close_mailbox(&mut self, mb: Mailbox) {
+        if let Some(p) = self.procs.remove(mb.pid.0) {
+            self.exit_running(p, Term::atom(atom::NORMAL), None);
+        }
+    }
+
+    /// Links `mb` and `pid`: an abnormal exit of `pid` arrives in `mb` as `{:EXIT, pid,
+    /// reason}`, and closing `mb` sends `pid` an exit signal `:normal`. A dead `pid` gives
+    /// `{:EXIT, pid, :noproc}` at once.
+    pub fn link(&mut self, mb: &Mailbox, pid: Pid) -> Result<(), HostError> {
+        self.as_host(mb, |vm, p| vm.link_pids(p, pid.0).map(|_| ()))
+    }
+
+    /// Removes the link between `mb` and `pid`.
+    pub fn unlink(&mut self, mb: &Mailbox, pid: Pid) -> Result<(), HostError> {
+        self.as_host(mb, |vm, p| {
+            vm.unlink_pids(p, pid.0);
+            Ok(())
+        })
+    }
+
+    /// Monitors a pid or a registered name from `mb`: its exit arrives as `{:DOWN, ref,
+    /// :process, who, reason}` (`who` the pid or the name, as taken).
+    pub fn monitor(&mut self, mb: &Mailbox, target: impl Into<Dest>) -> Result<Ref, HostError> {
+        let target = match target.into() {
+            Dest::Pid(p) => Term::pid(p.0),
+            Dest::Name(n) => Term::atom(
+                self.prog
+                    .atoms
+                    .lookup(&n)
+                    .ok_or(HostError::Value(ValueError::UnknownAtom(n)))?,
+            ),
+        };
+        let mut r = 0;
+        self.as_host(mb, |vm, p| {
+            r = vm.monitor_target(p, target)?;
+            Ok(())
+        })?;
+        Ok(Ref(r))
+    }
+
+    /// Removes monitor `r` of `mb` (and its `:DOWN`, if it already came).
+    pub fn demonitor(&mut self, mb: &Mailbox, r: Ref) -> Result<(), HostError> {
+        self.as_host(mb, |vm, p| {
+            vm.demonitor_ref(p, r.0);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` with `mb`'s process checked out, as if it ran an instruction.
+    fn as_host(
+        &mut self,
+        mb: &Mailbox,
+        f: impl FnOnce(&mut Vm, &mut Process) -> Effect,
+    ) -> Result<(), HostError> {
+        let mut p = self.procs.check_out(mb.pid.0).ok_or(HostError::Closed)?;
+        match f(self, &mut p) {
+            Ok(()) => {
+                self.account(&mut p);
+                self.procs.put_back(p);
+                Ok(())
+            }
+            Err(exit) => {
+                self.procs.release(mb.pid.0);
+                self.exit_running(p, exit.reason, None);
+                Err(HostError::Closed)
+            }
+        }
+    }
+
+    /// Registers `pid` (a process or a host mailbox) as `name`, as `register` does.
+    pub fn register(&mut self, name: &str, pid: Pid) -> Result<(), HostError> {
+        let a = self
+            .prog
+            .atoms
+            .lookup(name)
+            .ok_or_else(|| HostError::Value(ValueError::UnknownAtom(name.to_string())))?;
+        if a == atom::UNDEFINED || self.registry.contains_key(&a) {
+            return Err(HostError::BadRegister);
+        }
+        match self.procs.get_mut(pid.0) {
+            Some(p) if p.name.is_none() => {
+                p.name = Some(a);
+                self.registry.insert(a, pid.0);
+                Ok(())
+            }
+            _ => Err(HostError::BadRegister),
+        }
+    }
+
+    /// The pid registered as `name`.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        let a = self.prog.atoms.lookup(name)?;
+        self.registry.get(&a).map(|&p| Pid(p))
+    }
+
+    /// Whether `pid` is alive (a process or an open host mailbox).
+    pub fn is_alive(&self, pid: Pid) -> bool {
+        self.procs.contains(pid.0)
+    }
+
+    /// The printed form of `v`, as `print` writes it.
+    pub fn format_value(&self, v: &Value) -> Result<String, ValueError> {
+        let mut scratch = Heap::new();
+        let t = value::build(v, &mut scratch, &self.prog)?;
+        Ok(value::print(t, &self.prog))
+    }
+
+    /// Runs until no process can run now (a pending timeout is not waited for: see
+    /// [`Pause::Idle`]), or the run ends. Under `--virtual-time` the clock moves to each
+    /// timeout, so only an empty timer table is idle.
+    pub fn run_until_idle(&mut self) -> Pause {
+        self.run_until(Stop::Idle)
+    }
+
+    /// Runs at most about `reductions` reductions per scheduler (checked between slices), and
+    /// stops earlier when idle: a host event loop's slice of work.
+    pub fn run_for(&mut self, reductions: u64) -> Pause {
+        self.run_until(Stop::Reductions(reductions))
+    }
+
+    fn run_until(&mut self, stop: Stop) -> Pause {
+        match self.run_loop(&mut interp::NoProbe, stop) {
+            Some(end) => Pause::Ended(end),
+            None if self.queue.iter().any(|&q| self.procs.contains(q)) => Pause::Budget,
+            None => Pause::Idle {
+                next_timeout: self.timers.first_key_value().map(|(&(d, _), _)| d),
+            },
+        }
+    }
+}
