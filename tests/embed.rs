@@ -91,7 +91,10 @@ fn a_host_feeds_a_pool_and_collects_replies() {
             vm.send(w, &tuple([atom("square"), mb.pid().into(), i.into()]))
                 .unwrap();
         }
-        assert!(matches!(vm.run_until_idle(), Pause::Idle { next_timeout: None }));
+        assert!(matches!(
+            vm.run_until_idle(),
+            Pause::Idle { next_timeout: None }
+        ));
         let mut results: Vec<i64> = drain(&mut vm, &mb)
             .iter()
             .map(|m| {
@@ -102,7 +105,11 @@ fn a_host_feeds_a_pool_and_collects_replies() {
             })
             .collect();
         results.sort_unstable();
-        assert_eq!(results, (0..100).map(|i| i * i).collect::<Vec<_>>(), "{n} schedulers");
+        assert_eq!(
+            results,
+            (0..100).map(|i| i * i).collect::<Vec<_>>(),
+            "{n} schedulers"
+        );
         for w in &workers {
             vm.send(*w, &atom("stop")).unwrap();
         }
@@ -129,7 +136,10 @@ fn values_cross_both_ways_unchanged() {
             Value::binary("héllo"),
             Value::list([1.into(), Value::list([]), tuple([atom("ok")])]),
             Value::ImproperList(vec![1.into()], Box::new(2.into())),
-            Value::map([(atom("ok"), 1.into()), (Value::from(1), Value::binary("one"))]),
+            Value::map([
+                (atom("ok"), 1.into()),
+                (Value::from(1), Value::binary("one")),
+            ]),
             Value::Pid(mb.pid()),
         ];
         for v in &values {
@@ -141,18 +151,20 @@ fn values_cross_both_ways_unchanged() {
         for (v, b) in values.iter().zip(&back) {
             match v {
                 // Maps come back in the VM's key order.
-                Value::Map(_) => assert_eq!(
-                    b.get(&atom("ok")),
-                    Some(&Value::from(1)),
-                    "{b:?}"
-                ),
+                Value::Map(_) => assert_eq!(b.get(&atom("ok")), Some(&Value::from(1)), "{b:?}"),
                 _ => assert_eq!(v, b),
             }
         }
         let printed = out.text();
-        assert!(printed.starts_with("-7\n9223372036854775807\n2.5\n:ok\n"), "{printed}");
+        assert!(
+            printed.starts_with("-7\n9223372036854775807\n2.5\n:ok\n"),
+            "{printed}"
+        );
         assert!(printed.contains("[1, [], {:ok}]\n[1 | 2]\n"), "{printed}");
-        assert_eq!(vm.format_value(&values[7]).unwrap(), "#{1 => \"one\", :ok => 1}");
+        assert_eq!(
+            vm.format_value(&values[7]).unwrap(),
+            "#{1 => \"one\", :ok => 1}"
+        );
     });
 }
 
@@ -179,7 +191,10 @@ fn bad_values_and_destinations_are_errors() {
         Err(HostError::NoEntry("nope".into()))
     );
     // A label of an imported module must be exported to be spawned.
-    assert!(matches!(vm.spawn("lists:nope", &[]), Err(HostError::NoEntry(_))));
+    assert!(matches!(
+        vm.spawn("lists:nope", &[]),
+        Err(HostError::NoEntry(_))
+    ));
     let mut deep = Value::from(0);
     for _ in 0..2000 {
         deep = tuple([deep]);
@@ -227,7 +242,13 @@ watcher:
         assert_eq!(got[0], tuple([atom("EXIT"), c.into(), atom("boom")]));
         assert_eq!(
             got[1],
-            tuple([atom("DOWN"), Value::Ref(r), atom("process"), c.into(), atom("boom")])
+            tuple([
+                atom("DOWN"),
+                Value::Ref(r),
+                atom("process"),
+                c.into(),
+                atom("boom")
+            ])
         );
         // Closing the mailbox is its exit with reason :normal.
         let mb2 = vm.open_mailbox().unwrap();
@@ -288,7 +309,10 @@ watcher:
         vm.spawn("watcher", &[mb.pid().into(), observer.pid().into()])
             .unwrap();
         vm.run_until_idle();
-        assert_eq!(drain(&mut vm, &observer), vec![atom("ready"), atom("ready")]);
+        assert_eq!(
+            drain(&mut vm, &observer),
+            vec![atom("ready"), atom("ready")]
+        );
         let pid = mb.pid();
         vm.close_mailbox(mb);
         vm.run_until_idle();
@@ -334,7 +358,8 @@ kill:
 #[test]
 fn run_for_bounds_the_work_and_resumes() {
     both(|n| {
-        let src = "spin:\n    add r0, r0, 1\n    jump spin\ncount:\n    work 100000\n    print :done\n";
+        let src =
+            "spin:\n    add r0, r0, 1\n    jump spin\ncount:\n    work 100000\n    print :done\n";
         let (mut vm, out, _) = vm(src, n);
         vm.spawn("count", &[]).unwrap();
         let mut rounds = 0;
@@ -343,7 +368,10 @@ fn run_for_bounds_the_work_and_resumes() {
             match vm.run_for(10_000) {
                 Pause::Budget => {
                     let spent = vm.stats.reductions - before;
-                    assert!(spent >= 10_000 && spent <= 10_000 * n as u64 + 8000, "{spent}");
+                    assert!(
+                        spent >= 10_000 && spent <= 10_000 * n as u64 + 8000,
+                        "{spent}"
+                    );
                 }
                 Pause::Idle { next_timeout: None } => break,
                 other => panic!("{other:?}"),
@@ -472,12 +500,18 @@ fn natives_are_called_as_exported_labels() {
         vm.run_until_idle();
         assert!(!vm.is_alive(p));
         let e = err.text();
-        assert!(e.contains("error in process") && e.contains(":badarg"), "{e}");
+        assert!(
+            e.contains("error in process") && e.contains(":badarg"),
+            "{e}"
+        );
         // A panic crashes the caller, not the VM.
         vm.spawn("panics", &[]).unwrap();
         vm.run_until_idle();
         let e = err.text();
-        assert!(e.contains("{:native_panic, \"host:panics: host bug\"}"), "{e}");
+        assert!(
+            e.contains("{:native_panic, \"host:panics: host bug\"}"),
+            "{e}"
+        );
         // A result with an atom the program lacks: :badarg.
         vm.spawn("bad_atom", &[]).unwrap();
         vm.run_until_idle();
@@ -503,7 +537,10 @@ fn natives_cost_their_reductions_and_send() {
             vm.receive(&mb),
             Ok(Some(tuple([atom("from_native"), caller.into()])))
         );
-        assert!(err.text().contains(":badarg"), "the second send names no process");
+        assert!(
+            err.text().contains(":badarg"),
+            "the second send names no process"
+        );
     });
 }
 
@@ -598,4 +635,19 @@ fn ebc_bytes_load_with_their_stubs() {
         Vm::builder().build_ebc(b"EMBC junk"),
         Err(LoadError::Decode(_))
     ));
+}
+
+#[test]
+fn live_processes_count_mailboxes_and_processes() {
+    both(|n| {
+        let (mut vm, _, _) = vm("quick:\n    end\nspawner:\n    spawn r1, quick\n    spawn r1, quick\n", n);
+        let mb = vm.open_mailbox().unwrap();
+        assert_eq!(vm.live_processes(), 1);
+        vm.spawn("spawner", &[]).unwrap();
+        assert_eq!(vm.live_processes(), 2);
+        vm.run_until_idle();
+        assert_eq!(vm.live_processes(), 1, "{n} schedulers");
+        vm.close_mailbox(mb);
+        assert_eq!(vm.live_processes(), 0, "{n} schedulers");
+    });
 }

@@ -1443,16 +1443,20 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 // making room moves nothing built yet.
                 macro_rules! host_term {
                     ($v:expr) => {{
-                        let mut scratch = crate::heap::Heap::new();
-                        match crate::value::build($v, &mut scratch, prog) {
-                            Err(_) => Err(Term::atom(atom::BADARG)),
-                            Ok(t) => {
-                                let words = scratch.used_words();
-                                ensure_room!(words * 8);
-                                let room = vm.room(p) / 8;
-                                p.heap
-                                    .copy_into(t, &prog.literals, words, room)
-                                    .map_err(|_| Term::atom(atom::HEAP_LIMIT))
+                        if let Some(t) = crate::value::immediate($v, prog) {
+                            Ok(t)
+                        } else {
+                            let mut scratch = crate::heap::Heap::new();
+                            match crate::value::build($v, &mut scratch, prog) {
+                                Err(_) => Err(Term::atom(atom::BADARG)),
+                                Ok(t) => {
+                                    let words = scratch.used_words();
+                                    ensure_room!(words * 8);
+                                    let room = vm.room(p) / 8;
+                                    p.heap
+                                        .copy_into(t, &prog.literals, words, room)
+                                        .map_err(|_| Term::atom(atom::HEAP_LIMIT))
+                                }
                             }
                         }
                     }};
@@ -1461,13 +1465,13 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     crash!(Term::atom(atom::UNDEF));
                 };
                 let n = read!(arity).as_int().unwrap_or(0).clamp(0, 255) as usize;
-                let args: Result<Vec<Value>, _> = p.regs[..n.min(p.regs.len())]
-                    .iter()
-                    .map(|&t| crate::value::read(t, prog))
-                    .collect();
-                let Ok(args) = args else {
-                    crash!(Term::atom(atom::SYSTEM_LIMIT));
-                };
+                let mut args: Vec<Value> = Vec::with_capacity(n);
+                for &t in &p.regs[..n.min(p.regs.len())] {
+                    match crate::value::read(t, prog) {
+                        Ok(v) => args.push(v),
+                        Err(_) => crash!(Term::atom(atom::SYSTEM_LIMIT)),
+                    }
+                }
                 let mut call = crate::native::NativeCall {
                     args: &args,
                     caller: crate::value::Pid(p.pid),

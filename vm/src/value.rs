@@ -105,7 +105,10 @@ impl fmt::Display for ValueError {
             ValueError::NotFinite => write!(f, "a float must be finite"),
             ValueError::TooDeep => write!(f, "nested deeper than {MAX_DEPTH} levels"),
             ValueError::BadFun => write!(f, "a function value of another program"),
-            ValueError::BadList => write!(f, "an improper list needs items and a tail that is not a list"),
+            ValueError::BadList => write!(
+                f,
+                "an improper list needs items and a tail that is not a list"
+            ),
             ValueError::TooBig => write!(f, "larger than the receiving process may hold"),
         }
     }
@@ -243,6 +246,20 @@ impl From<String> for Value {
 impl<T: Into<Value>> From<Vec<T>> for Value {
     fn from(items: Vec<T>) -> Value {
         Value::List(items.into_iter().map(Into::into).collect())
+    }
+}
+
+/// `v` as a term that needs no heap (a small integer, an atom, a pid, `[]`...), if it is one.
+pub(crate) fn immediate(v: &Value, prog: &Program) -> Option<Term> {
+    match v {
+        Value::Int(i) => Term::small_int(*i),
+        Value::Atom(a) => prog.atoms.lookup(a).map(Term::atom),
+        Value::Pid(p) => Some(Term::pid(p.0)),
+        Value::List(items) if items.is_empty() => Some(Term::NIL),
+        Value::Fun(f) if f.closure.is_none() && (f.entry as usize) < prog.fun_count() => {
+            Some(Term::fun(f.entry))
+        }
+        _ => None,
     }
 }
 

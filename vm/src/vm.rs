@@ -32,8 +32,8 @@ use std::time::Instant;
 
 mod host;
 pub(crate) mod smp;
-pub use host::{Builder, Capture, Dest, HostError, LoadError, Mailbox, Pause};
 pub(crate) use host::Stop;
+pub use host::{Builder, Capture, Dest, HostError, LoadError, Mailbox, Pause};
 
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
 pub const REPORT_CUT: usize = 1000;
@@ -1758,8 +1758,11 @@ impl Vm {
 
     fn report_deadlock(&mut self) {
         let mut lines = vec!["deadlock: no process can run and no timeout is pending".to_string()];
-        let mut waiting: Vec<&Process> =
-            self.procs.values().filter(|p| p.status != Status::Host).collect();
+        let mut waiting: Vec<&Process> = self
+            .procs
+            .values()
+            .filter(|p| p.status != Status::Host)
+            .collect();
         waiting.sort_by_key(|p| p.pid);
         for p in waiting {
             let n = p.mailbox.len();

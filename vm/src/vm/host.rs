@@ -9,8 +9,8 @@
 //! is its exit with reason `:normal`.
 
 use super::*;
-use std::fmt;
 use crate::value::{self, Pid, Ref, Value, ValueError};
+use std::fmt;
 
 /// A host mailbox: what processes send to its pid waits here for [`Vm::receive`].
 #[derive(Debug, PartialEq, Eq)]
@@ -110,7 +110,8 @@ impl Builder {
     /// The VM of an assembled module (`ember_asm::assemble_str`, `assemble_with`), verified
     /// first.
     pub fn build(self, module: crate::bytecode::Module) -> Result<Vm, LoadError> {
-        let verified = crate::verify::verify(module).map_err(|e| LoadError::Verify(e.to_string()))?;
+        let verified =
+            crate::verify::verify(module).map_err(|e| LoadError::Verify(e.to_string()))?;
         let mut prog = Program::with_natives(verified, &self.natives).map_err(LoadError::Native)?;
         if !self.lowering {
             prog = prog.lowering_off();
@@ -145,12 +146,18 @@ pub enum HostError {
 impl fmt::Display for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            HostError::NoEntry(e) => write!(f, "no label `{e}` to spawn at (a label of another module must be exported)"),
+            HostError::NoEntry(e) => write!(
+                f,
+                "no label `{e}` to spawn at (a label of another module must be exported)"
+            ),
             HostError::Value(e) => write!(f, "{e}"),
             HostError::NoName(n) => write!(f, "no process is registered as :{n}"),
             HostError::Closed => write!(f, "the mailbox was closed by an exit signal"),
             HostError::SystemLimit => write!(f, "no room for another process (system_limit)"),
-            HostError::BadRegister => write!(f, "the name is taken, or the process is dead or already named"),
+            HostError::BadRegister => write!(
+                f,
+                "the name is taken, or the process is dead or already named"
+            ),
         }
     }
 }

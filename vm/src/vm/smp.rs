@@ -399,9 +399,7 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
         sleepers: AtomicUsize::new(0),
         done: AtomicBool::new(false),
         halted: AtomicI32::new(NOT_HALTED),
-        next_deadline: AtomicU64::new(
-            vm.timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0),
-        ),
+        next_deadline: AtomicU64::new(vm.timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0)),
         timers: Mutex::new(std::mem::take(&mut vm.timers)),
         stop,
         timer_seq: CachePadded::new(AtomicU64::new(vm.timer_seq)),
