@@ -640,7 +640,10 @@ fn ebc_bytes_load_with_their_stubs() {
 #[test]
 fn live_processes_count_mailboxes_and_processes() {
     both(|n| {
-        let (mut vm, _, _) = vm("quick:\n    end\nspawner:\n    spawn r1, quick\n    spawn r1, quick\n", n);
+        let (mut vm, _, _) = vm(
+            "quick:\n    end\nspawner:\n    spawn r1, quick\n    spawn r1, quick\n",
+            n,
+        );
         let mb = vm.open_mailbox().unwrap();
         assert_eq!(vm.live_processes(), 1);
         vm.spawn("spawner", &[]).unwrap();

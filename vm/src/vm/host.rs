@@ -119,6 +119,17 @@ impl Builder {
         Ok(Vm::new(prog, self.config, self.out, self.err))
     }
     /// The VM of the bytes of an `.ebc` file, decoded and verified.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "main:\n    print :ok\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let ebc = ember_asm::assemble_str("m.basm", "main:\n    print :hi\n").unwrap().encode();
+    /// let mut vm2 = Vm::builder().build_ebc(&ebc).unwrap();
+    /// vm2.spawn("main", &[]).unwrap();
+    /// assert!(Vm::builder().build_ebc(b"not bytecode").is_err());
+    /// ```
     pub fn build_ebc(self, bytes: &[u8]) -> Result<Vm, LoadError> {
         let module = crate::bytecode::Module::decode(bytes).map_err(LoadError::Decode)?;
         self.build(module)
@@ -330,6 +341,21 @@ impl Vm {
 
     /// Takes the oldest message in `mb`, if any. An exit signal from a linked process arrives
     /// as `{:EXIT, pid, reason}`, a monitor's as `{:DOWN, ref, :process, who, reason}`.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "crash:\n    receive\n    | :go\n    crash :boom\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// let pid = vm.spawn("crash", &[]).unwrap();
+    /// vm.link(&mb, pid).unwrap();
+    /// vm.send(pid, &Value::atom("go")).unwrap();
+    /// vm.run_until_idle();
+    /// let exit = Value::tuple([Value::atom("EXIT"), pid.into(), Value::atom("boom")]);
+    /// assert_eq!(vm.receive(&mb), Ok(Some(exit)));
+    /// assert_eq!(vm.receive(&mb), Ok(None));
+    /// ```
     pub fn receive(&mut self, mb: &Mailbox) -> Result<Option<Value>, HostError> {
         let lits = &self.prog.literals;
         let p = self.procs.get_mut(mb.pid.0).ok_or(HostError::Closed)?;
@@ -349,12 +375,37 @@ impl Vm {
     }
 
     /// How many messages wait in `mb`.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "twice:\n    send r0, 1\n    send r0, 2\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// vm.spawn("twice", &[mb.pid().into()]).unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(vm.pending(&mb), 2);
+    /// ```
     pub fn pending(&self, mb: &Mailbox) -> usize {
         self.procs.get(mb.pid.0).map_or(0, |p| p.mailbox.len())
     }
 
     /// Closes `mb`: its exit, with reason `:normal` (linked processes that trap exits get
     /// `{:EXIT, pid, :normal}`, monitors `:DOWN`), and its name is freed.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "watch:\n    monitor r1, r0\n    receive\n    | {:DOWN, _, :process, _, r2}\n    print r2\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// vm.spawn("watch", &[mb.pid().into()]).unwrap();
+    /// vm.run_until_idle();
+    /// let pid = mb.pid();
+    /// vm.close_mailbox(mb);
+    /// assert!(!vm.is_alive(pid));
+    /// vm.run_until_idle(); // the watcher prints :normal
+    /// ```
     pub fn close_mailbox(&mut self, mb: Mailbox) {
         if let Some(p) = self.procs.remove(mb.pid.0) {
             self.exit_running(p, Term::atom(atom::NORMAL), None);
@@ -364,11 +415,38 @@ impl Vm {
     /// Links `mb` and `pid`: an abnormal exit of `pid` arrives in `mb` as `{:EXIT, pid,
     /// reason}`, and closing `mb` sends `pid` an exit signal `:normal`. A dead `pid` gives
     /// `{:EXIT, pid, :noproc}` at once.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "gone:\n    end\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// let pid = vm.spawn("gone", &[]).unwrap();
+    /// vm.run_until_idle();
+    /// vm.link(&mb, pid).unwrap(); // already gone
+    /// let noproc = Value::tuple([Value::atom("EXIT"), pid.into(), Value::atom("noproc")]);
+    /// assert_eq!(vm.receive(&mb), Ok(Some(noproc)));
+    /// ```
     pub fn link(&mut self, mb: &Mailbox, pid: Pid) -> Result<(), HostError> {
         self.as_host(mb, |vm, p| vm.link_pids(p, pid.0).map(|_| ()))
     }
 
     /// Removes the link between `mb` and `pid`.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "fail:\n    receive\n    | :go\n    crash :boom\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// let pid = vm.spawn("fail", &[]).unwrap();
+    /// vm.link(&mb, pid).unwrap();
+    /// vm.unlink(&mb, pid).unwrap();
+    /// vm.send(pid, &Value::atom("go")).unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(vm.receive(&mb), Ok(None));
+    /// ```
     pub fn unlink(&mut self, mb: &Mailbox, pid: Pid) -> Result<(), HostError> {
         self.as_host(mb, |vm, p| {
             vm.unlink_pids(p, pid.0);
@@ -378,6 +456,24 @@ impl Vm {
 
     /// Monitors a pid or a registered name from `mb`: its exit arrives as `{:DOWN, ref,
     /// :process, who, reason}` (`who` the pid or the name, as taken).
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "svc:\n    register :svc, r0\n    receive\n    | :stop\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// let pid = vm.spawn("svc", &[]).unwrap();
+    /// assert!(vm.send(pid, &Value::atom("unnamed")).is_err()); // atoms are the program's
+    /// vm.run_until_idle();
+    /// let r = vm.monitor(&mb, "svc").unwrap();
+    /// vm.send("svc", &Value::atom("stop")).unwrap();
+    /// vm.run_until_idle();
+    /// let down = Value::tuple([
+    ///     Value::atom("DOWN"), Value::Ref(r), Value::atom("process"), Value::atom("svc"), Value::atom("normal"),
+    /// ]);
+    /// assert_eq!(vm.receive(&mb), Ok(Some(down)));
+    /// ```
     pub fn monitor(&mut self, mb: &Mailbox, target: impl Into<Dest>) -> Result<Ref, HostError> {
         let target = match target.into() {
             Dest::Pid(p) => Term::pid(p.0),
@@ -397,6 +493,19 @@ impl Vm {
     }
 
     /// Removes monitor `r` of `mb` (and its `:DOWN`, if it already came).
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "quick:\n    end\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// let pid = vm.spawn("quick", &[]).unwrap();
+    /// let r = vm.monitor(&mb, pid).unwrap();
+    /// vm.run_until_idle(); // its :DOWN came
+    /// vm.demonitor(&mb, r).unwrap(); // and is flushed
+    /// assert_eq!(vm.receive(&mb), Ok(None));
+    /// ```
     pub fn demonitor(&mut self, mb: &Mailbox, r: Ref) -> Result<(), HostError> {
         self.as_host(mb, |vm, p| {
             vm.demonitor_ref(p, r.0);
@@ -426,6 +535,19 @@ impl Vm {
     }
 
     /// Registers `pid` (a process or a host mailbox) as `name`, as `register` does.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "ask:\n    send :host, :hello\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let mb = vm.open_mailbox().unwrap();
+    /// vm.register("host", mb.pid()).unwrap();
+    /// assert_eq!(vm.whereis("host"), Some(mb.pid()));
+    /// vm.spawn("ask", &[]).unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(vm.receive(&mb), Ok(Some(Value::atom("hello"))));
+    /// ```
     pub fn register(&mut self, name: &str, pid: Pid) -> Result<(), HostError> {
         let a = self
             .prog
@@ -457,6 +579,15 @@ impl Vm {
     }
 
     /// The printed form of `v`, as `print` writes it.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "main:\n    print :ok\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// let v = Value::tuple([Value::atom("ok"), Value::binary("hi"), Value::list([1.into(), 2.5.into()])]);
+    /// assert_eq!(vm.format_value(&v).unwrap(), "{:ok, \"hi\", [1, 2.5]}");
+    /// ```
     pub fn format_value(&self, v: &Value) -> Result<String, ValueError> {
         let mut scratch = Heap::new();
         let t = value::build(v, &mut scratch, &self.prog)?;
@@ -466,12 +597,33 @@ impl Vm {
     /// Runs until no process can run now (a pending timeout is not waited for: see
     /// [`Pause::Idle`]), or the run ends. Under `--virtual-time` the clock moves to each
     /// timeout, so only an empty timer table is idle.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "later:\n    receive\n    | after 1000 -> done\ndone:\n    print :done\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// use ember_vm::vm::Pause;
+    /// vm.spawn("later", &[]).unwrap();
+    /// assert_eq!(vm.run_until_idle(), Pause::Idle { next_timeout: Some(1000) });
+    /// ```
     pub fn run_until_idle(&mut self) -> Pause {
         self.run_until(Stop::Idle)
     }
 
     /// Runs at most about `reductions` reductions per scheduler (checked between slices), and
     /// stops earlier when idle: a host event loop's slice of work.
+    ///
+    /// ```
+    /// # use ember_vm::vm::Vm;
+    /// # use ember_vm::value::Value;
+    /// # let src = "spin:\n    jump spin\n";
+    /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+    /// use ember_vm::vm::Pause;
+    /// vm.spawn("spin", &[]).unwrap();
+    /// assert_eq!(vm.run_for(10_000), Pause::Budget);
+    /// assert!(vm.stats.reductions >= 10_000);
+    /// ```
     pub fn run_for(&mut self, reductions: u64) -> Pause {
         self.run_until(Stop::Reductions(reductions))
     }
