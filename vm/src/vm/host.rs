@@ -460,7 +460,7 @@ impl Vm {
     /// ```
     /// # use ember_vm::vm::Vm;
     /// # use ember_vm::value::Value;
-    /// # let src = "svc:\n    register :svc, r0\n    receive\n    | :stop\n";
+    /// # let src = "svc:\n    self r0\n    register :svc, r0\n    receive\n    | :stop\n";
     /// # let mut vm = Vm::builder().build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
     /// let mb = vm.open_mailbox().unwrap();
     /// let pid = vm.spawn("svc", &[]).unwrap();
