@@ -1777,3 +1777,96 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         }
     }
 }
+
+#[cfg(test)]
+mod table_agrees {
+    use crate::isa::{Flags, Opcode};
+    use std::collections::HashMap;
+
+    /// The body of each macro of this file, by name (what `name!` expands to, for the search).
+    fn macros(src: &str) -> HashMap<&str, &str> {
+        let marker = concat!("macro_", "rules! ");
+        let mut out = HashMap::new();
+        for (at, _) in src.match_indices(marker) {
+            let rest = &src[at + marker.len()..];
+            let name = rest.split(|c: char| !c.is_alphanumeric() && c != '_').next();
+            let Some(open) = rest.find('{') else { continue };
+            let mut depth = 0;
+            let mut end = open;
+            for (i, c) in rest[open..].char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 {
+                    end = open + i;
+                    break;
+                }
+            }
+            out.insert(name.unwrap_or_default(), &rest[open..end]);
+        }
+        out
+    }
+
+    /// Whether `text`, with the macros it invokes expanded, contains `what`.
+    fn reaches(text: &str, what: &str, macros: &HashMap<&str, &str>, depth: usize) -> bool {
+        if text.contains(what) {
+            return true;
+        }
+        depth < 8
+            && text.match_indices('!').any(|(i, _)| {
+                let name_start = text[..i]
+                    .rfind(|c: char| !c.is_alphanumeric() && c != '_')
+                    .map_or(0, |s| s + 1);
+                macros
+                    .get(&text[name_start..i])
+                    .is_some_and(|body| reaches(body, what, macros, depth + 1))
+            })
+    }
+
+    /// The flags of the instruction table are what the general interpreter does: an
+    /// instruction that continues ends with the collection point exactly when the table says
+    /// it allocates, and waits in `receive` exactly when it says it may suspend. (The table
+    /// is the one source: the verifier, the docs and the tools read it; this keeps it honest.)
+    #[test]
+    fn the_table_flags_agree_with_the_interpreter() {
+        let src = include_str!("interp.rs");
+        let macros = macros(src);
+        let run_slice = &src[src.find("fn run_slice").expect("run_slice")..];
+        let arm_marker = "\n            Instr::";
+        let starts: Vec<usize> = run_slice.match_indices(arm_marker).map(|(i, _)| i).collect();
+        let mut arms: HashMap<String, &str> = HashMap::new();
+        for (k, &start) in starts.iter().enumerate() {
+            let end = starts.get(k + 1).copied().unwrap_or(run_slice.len());
+            let body = &run_slice[start..end];
+            let head = body.lines().nth(1).unwrap_or_default();
+            for alt in head.split('|') {
+                let alt = alt.trim();
+                if let Some(name) = alt.strip_prefix("Instr::") {
+                    let name = name.split([' ', '{', '(']).next().unwrap_or_default();
+                    arms.insert(name.to_string(), body);
+                }
+            }
+        }
+        for &op in Opcode::ALL {
+            let name = format!("{op:?}");
+            let body = arms
+                .get(&name)
+                .unwrap_or_else(|| panic!("no arm for {name} in the interpreter"));
+            let flags = op.info().flags;
+            if !flags.contains(Flags::TERM) {
+                assert_eq!(
+                    flags.contains(Flags::ALLOC),
+                    reaches(body, "gc_point!", &macros, 0),
+                    "{name}: the ALLOC flag and the interpreter's collection point disagree"
+                );
+            }
+            assert_eq!(
+                flags.contains(Flags::YIELD),
+                reaches(body, "Outcome::Wait", &macros, 0),
+                "{name}: the YIELD flag and the interpreter disagree"
+            );
+        }
+    }
+}
