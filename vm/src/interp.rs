@@ -1838,7 +1838,10 @@ mod table_agrees {
         let starts: Vec<usize> = run_slice.match_indices(arm_marker).map(|(i, _)| i).collect();
         let mut arms: HashMap<String, &str> = HashMap::new();
         for (k, &start) in starts.iter().enumerate() {
-            let end = starts.get(k + 1).copied().unwrap_or(run_slice.len());
+            // The last arm ends with the match (its closing brace, two levels out).
+            let end = starts.get(k + 1).copied().unwrap_or_else(|| {
+                start + run_slice[start..].find("\n        }\n").unwrap_or(run_slice.len() - start)
+            });
             let body = &run_slice[start..end];
             let head = body.lines().nth(1).unwrap_or_default();
             for alt in head.split('|') {
