@@ -69,7 +69,7 @@ impl Stacks {
         let mut callees: Vec<u32> = (0..=code.len() as u32).map(|r| r.wrapping_sub(1)).collect();
         for (pc, instr) in code.iter().enumerate() {
             callees[pc + 1] = match instr {
-                Instr::Call { target, .. } => target.0,
+                Instr::Call { target, .. } | Instr::CallExt { target, .. } => target.0,
                 Instr::CallFun { .. } => DYNAMIC,
                 _ => continue,
             };

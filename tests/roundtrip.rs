@@ -279,3 +279,53 @@ fn verifier_rejects_inconsistent_modules() {
     };
     check(m, "integer or a register");
 }
+
+/// `call m:l`, `spawn d, m:l` and `spawn_link d, m:l` of an exported label assemble to the
+/// calls through the export table; `call l`, and `m:l` of this module's unexported label, stay
+/// plain calls. The disassembler writes them back as the source does.
+#[test]
+fn qualified_calls_go_through_the_export_table() {
+    use ember_vm::isa::Opcode;
+    let src = ".module t\n.import lists\n.export main, helper\nmain:\n    call helper\n    call t:helper\n    call t:hidden\n    call lists:reverse, []\n    spawn r1, t:helper\n    spawn_link r1, lists:reverse, []\n    spawn r1, helper\n    end\nhelper:\n    ret\nhidden:\n    ret\n";
+    let m = ember_asm::assemble_str("t.basm", src).unwrap();
+    let ops: Vec<Opcode> = m.code[..8].iter().map(|i| i.opcode()).collect();
+    assert_eq!(
+        ops,
+        [
+            Opcode::Call,
+            Opcode::CallExt,
+            Opcode::Call,
+            Opcode::CallExt,
+            Opcode::SpawnExt,
+            Opcode::SpawnLinkExt,
+            Opcode::Spawn,
+            Opcode::End
+        ]
+    );
+    let text = ember_asm::disassemble(&m);
+    assert!(text.contains("    call t:helper\n"), "{text}");
+    assert!(text.contains("    call lists:reverse, []\n"), "{text}");
+    assert!(
+        text.contains("    spawn_link r1, lists:reverse, []\n"),
+        "{text}"
+    );
+    assert_round_trip("t.basm", m);
+}
+
+#[test]
+fn a_call_through_the_export_table_must_name_an_exported_label() {
+    use ember_vm::isa::{ArgsId, Instr, Label};
+    let src = ".export main\nmain:\n    call main\n    end\nhidden:\n    ret\n";
+    let mut m = ember_asm::assemble_str("t.basm", src).unwrap();
+    m.code[0] = Instr::CallExt {
+        target: Label(2),
+        args: ArgsId(0),
+    };
+    let e = verify::verify(m.clone()).unwrap_err().to_string();
+    assert!(e.contains("not an exported label"), "{e}");
+    m.code[0] = Instr::CallExt {
+        target: Label(0),
+        args: ArgsId(0),
+    };
+    verify::verify(m).expect("main is exported");
+}

@@ -767,6 +767,29 @@ impl Assembler {
             };
             ops.push(operand);
         }
+        // `call m:l`, `spawn d, m:l`, `spawn_link d, m:l` of an exported label go through the
+        // export table (to the module's current version); a label of this module named with
+        // its module but not exported stays a local call.
+        let ext = match op {
+            Opcode::Call => Some((0, Opcode::CallExt)),
+            Opcode::Spawn => Some((1, Opcode::SpawnExt)),
+            Opcode::SpawnLink => Some((1, Opcode::SpawnLinkExt)),
+            _ => None,
+        };
+        if let Some((k, ext)) = ext {
+            if let Some(ExprKind::Label(l)) = i.operands.get(k).map(|e| &e.kind) {
+                let exported = l.module.as_ref().is_some_and(|m| {
+                    self.unit_by_name
+                        .get(m)
+                        .is_some_and(|&t| self.units[t].exports.iter().any(|(e, _)| *e == l.name))
+                });
+                if exported {
+                    return Ok(
+                        Instr::from_operands(ext, &ops).expect("same operands as the plain form")
+                    );
+                }
+            }
+        }
         Ok(Instr::from_operands(op, &ops).expect("operands built from the table"))
     }
 

@@ -5,7 +5,7 @@
 //! table; literals, templates and patterns print in source syntax.
 
 use ember_vm::bytecode::{Module, Node};
-use ember_vm::isa::{Instr, Label, Operand, OperandKind, Src, SrcKind};
+use ember_vm::isa::{Instr, Label, Opcode, Operand, OperandKind, Src, SrcKind};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -155,15 +155,38 @@ impl Disasm<'_> {
         }
     }
 
+    /// `module:label` for an exported label, whichever unit is printing.
+    fn qualified_label(&self, l: Label) -> String {
+        let target = self.unit_of(l.0) as usize;
+        let unit = &self.m.units[target];
+        let names = self.names.get(&l.0).map(Vec::as_slice).unwrap_or(&[]);
+        match names
+            .iter()
+            .find(|(u, n)| *u as usize == target && unit.exports.contains(n))
+        {
+            Some((_, n)) => format!("{}:{n}", unit.name),
+            None => self.label(usize::MAX, l),
+        }
+    }
+
     fn instr(&self, unit: usize, instr: &Instr) -> String {
         let op = instr.opcode();
-        let mut s = format!("    {}", op.mnemonic());
+        // A call through the export table is written as the source writes it: the plain
+        // mnemonic with a label named with its module (which the assembler turns back into it).
+        let (mnemonic, through_table) = match op {
+            Opcode::CallExt => ("call", true),
+            Opcode::SpawnExt => ("spawn", true),
+            Opcode::SpawnLinkExt => ("spawn_link", true),
+            _ => (op.mnemonic(), false),
+        };
+        let mut s = format!("    {mnemonic}");
         let mut clauses = String::new();
         let mut first = true;
         for (operand, spec) in instr.operands().iter().zip(op.info().operands) {
             let text = match *operand {
                 Operand::Reg(r) => format!("r{}", r.0),
                 Operand::Src(src) => self.src(src),
+                Operand::Label(l) if through_table => self.qualified_label(l),
                 Operand::Label(l) => self.label(unit, l),
                 Operand::Pattern(p) => self.pattern(&self.m.patterns[p.0 as usize]),
                 Operand::Args(a) => {

@@ -65,6 +65,7 @@ pub fn is_local(op: crate::isa::Opcode) -> bool {
             | Jgt
             | Jge
             | Call
+            | CallExt
             | Push
             | Work
             | Nop

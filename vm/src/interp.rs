@@ -914,6 +914,16 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 probe.moved(&p.frames, pc as u32, reds);
                 gc_point!();
             }
+            Instr::CallExt { target, args } => {
+                if p.frames.len() >= frame_cap {
+                    crash!(frame_limit(p.frames.len(), max_stack));
+                }
+                pass_args!(args);
+                p.frames.push(pc as u32 + 1);
+                pc = prog.export_target(target.0) as usize;
+                probe.moved(&p.frames, pc as u32, reds);
+                gc_point!();
+            }
             Instr::Ret {} => match p.frames.pop() {
                 Some(ret) => {
                     // A handler the returning function installed ends with it. (Handlers are
@@ -1563,6 +1573,12 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
             Instr::Spawn { d, target, args } => spawn!(d, target.0, args, false),
             Instr::SpawnLink { d, target, args } => spawn!(d, target.0, args, true),
+            Instr::SpawnExt { d, target, args } => {
+                spawn!(d, prog.export_target(target.0), args, false)
+            }
+            Instr::SpawnLinkExt { d, target, args } => {
+                spawn!(d, prog.export_target(target.0), args, true)
+            }
             Instr::SpawnFun { d, f, args } => spawn_fun!(d, f, args, false),
             Instr::SpawnLinkFun { d, f, args } => spawn_fun!(d, f, args, true),
             Instr::CallFun { f, args } => {
@@ -1789,7 +1805,9 @@ mod table_agrees {
         let mut out = HashMap::new();
         for (at, _) in src.match_indices(marker) {
             let rest = &src[at + marker.len()..];
-            let name = rest.split(|c: char| !c.is_alphanumeric() && c != '_').next();
+            let name = rest
+                .split(|c: char| !c.is_alphanumeric() && c != '_')
+                .next();
             let Some(open) = rest.find('{') else { continue };
             let mut depth = 0;
             let mut end = open;
@@ -1835,12 +1853,18 @@ mod table_agrees {
         let macros = macros(src);
         let run_slice = &src[src.find("fn run_slice").expect("run_slice")..];
         let arm_marker = "\n            Instr::";
-        let starts: Vec<usize> = run_slice.match_indices(arm_marker).map(|(i, _)| i).collect();
+        let starts: Vec<usize> = run_slice
+            .match_indices(arm_marker)
+            .map(|(i, _)| i)
+            .collect();
         let mut arms: HashMap<String, &str> = HashMap::new();
         for (k, &start) in starts.iter().enumerate() {
             // The last arm ends with the match (its closing brace, two levels out).
             let end = starts.get(k + 1).copied().unwrap_or_else(|| {
-                start + run_slice[start..].find("\n        }\n").unwrap_or(run_slice.len() - start)
+                start
+                    + run_slice[start..]
+                        .find("\n        }\n")
+                        .unwrap_or(run_slice.len() - start)
             });
             let body = &run_slice[start..end];
             let head = body.lines().nth(1).unwrap_or_default();

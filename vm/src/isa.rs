@@ -320,6 +320,9 @@ macro_rules! for_each_instr {
             Assert "assert" (a: Src, b: Src) [ALLOC] "control" "Crash `{:assert, a, b}` (class `:error`) unless `a =:= b`: a property `ember check` looks for in every schedule.";
             CrashNote "crash_note" (v: Src) [ALLOC] "processes" "Note `v` for this process's crash reports (`[]`: none): a list of `{key, value}` pairs is shown one `key: value` line each, anything else on a `note:` line. A process with a note also reports an abnormal exit it asks for itself (`crash`, `exit` of itself), unless `--quiet-reports`. The stdlib server notes the message it is handling and its state, as Erlang's gen_server report shows the last message in and the state.";
             Native "native" (m: Src, f: Src, arity: Num) [ALLOC] "processes" "Run the host's native function `m:f` (constant atoms) on `r0, ..., r<arity-1>` and put its result in `r0`; it costs the reductions the host declared for it, may send messages, and may crash the process (`:badarg`, say). A function the host did not register crashes `:undef`. The assembler writes the stub modules that hold these for an embedding host (see the `native` module of `ember-vm`); a program calls `m:f` as any exported label.";
+            CallExt "call_ext" (target: Label, args: Args) [BRANCH ALLOC] "control" "`call` of an exported label through its module's export table: what the assembler writes for `call m:l` (another module's label, or this module's named with its module). It goes to the module's current version when a new one is loaded, as the BEAM's remote calls do; `call l` stays in the version it runs in.";
+            SpawnExt "spawn_ext" (d: Dst, target: Label, args: Args) [ALLOC] "processes" "`spawn` of an exported label through its module's export table (what `spawn d, m:l` assembles to): the process starts in the module's current version.";
+            SpawnLinkExt "spawn_link_ext" (d: Dst, target: Label, args: Args) [ALLOC] "processes" "`spawn_link` through the export table (what `spawn_link d, m:l` assembles to).";
         }
     };
 }
@@ -712,6 +715,9 @@ mod tests {
         (110, "assert"),
         (111, "crash_note"),
         (112, "native"),
+        (113, "call_ext"),
+        (114, "spawn_ext"),
+        (115, "spawn_link_ext"),
     ];
 
     #[test]

@@ -210,9 +210,48 @@ pub struct Program {
     funs: Vec<u32>,
     /// Per instruction: its entry in `funs`, or `u32::MAX` when no function value names it.
     fun_of: Vec<u32>,
+    /// The export table: per exported label of each module, its code (slot `i` of a module's
+    /// exports is what `call_ext`, `spawn_ext` and `spawn_link_ext` reach). A new version of a
+    /// module gets new slots' targets; the calls that name the module follow them.
+    exports: Vec<u32>,
+    /// (label position, slot) for each exported label, by position: how an instruction's
+    /// target names its slot.
+    export_slots: Vec<(u32, u32)>,
     /// The native functions linked to the program's `native` instructions: (instruction,
     /// function), in instruction order.
     natives: Vec<(u32, crate::native::Native)>,
+}
+
+/// The export table of `m`: a slot per exported label of each unit, in unit and export order,
+/// holding its code; and (position, slot) for each, by position (of labels at one position,
+/// the first).
+fn export_table(m: &crate::bytecode::Module) -> (Vec<u32>, Vec<(u32, u32)>) {
+    let mut exports = Vec::new();
+    let mut slots = Vec::new();
+    let mut at: std::collections::HashMap<(u32, &str), u32> = std::collections::HashMap::new();
+    for l in &m.labels {
+        at.entry((l.unit, l.name.as_str())).or_insert(l.at.0);
+    }
+    for (u, unit) in m.units.iter().enumerate() {
+        for name in &unit.exports {
+            if let Some(&pos) = at.get(&(u as u32, name.as_str())) {
+                slots.push((pos, exports.len() as u32));
+                exports.push(pos);
+            }
+        }
+    }
+    slots.sort_by_key(|&(at, slot)| (at, slot));
+    slots.dedup_by_key(|&mut (at, _)| at);
+    (exports, slots)
+}
+
+/// The target of the slot of exported label position `at` (`at` itself if it has none, which
+/// the verifier rules out).
+fn resolve_export(exports: &[u32], slots: &[(u32, u32)], at: u32) -> u32 {
+    match slots.binary_search_by_key(&at, |&(a, _)| a) {
+        Ok(i) => exports[slots[i].1 as usize],
+        Err(_) => at,
+    }
 }
 
 /// The function table of `m`: every label used as a value (in a constant, template or pattern,
@@ -431,13 +470,26 @@ impl Program {
             })
             .collect();
         let entry_registers = entry_registers(&module);
+        let (exports, export_slots) = export_table(m);
+        let mut ops = crate::lower::lower(&m.code, &consts, &m.args);
+        // A call through the export table with no arguments to copy is lowered to the plain
+        // call of its slot's target.
+        for (pc, instr) in m.code.iter().enumerate() {
+            if let Instr::CallExt { target, args } = instr {
+                if m.args[args.0 as usize].is_empty() {
+                    ops[pc] = Op::Call(resolve_export(&exports, &export_slots, target.0));
+                }
+            }
+        }
         Program {
+            exports,
+            export_slots,
             natives: Vec::new(),
             funs,
             fun_of,
             entry_registers,
             sites,
-            ops: crate::lower::lower(&m.code, &consts, &m.args),
+            ops,
             code: m.code.clone(),
             consts,
             templates,
@@ -493,6 +545,13 @@ impl Program {
         }
         p.natives = linked;
         Ok(p)
+    }
+
+    /// The code a call through the export table to label position `at` goes to: the target
+    /// of `at`'s slot (the verifier checked that `at` is an exported label).
+    #[inline]
+    pub(crate) fn export_target(&self, at: u32) -> u32 {
+        resolve_export(&self.exports, &self.export_slots, at)
     }
 
     /// The native function linked to the `native` instruction at `at`.
@@ -800,7 +859,13 @@ fn entry_registers(module: &VerifiedModule) -> Vec<u16> {
                 Operand::Reg(r) => regs = regs.max(r.0 as u16 + 1),
                 Operand::Src(s) => src_facts(s, &mut regs, &mut funs),
                 Operand::Label(l) => {
-                    if matches!(instr, Instr::Spawn { .. } | Instr::SpawnLink { .. }) {
+                    if matches!(
+                        instr,
+                        Instr::Spawn { .. }
+                            | Instr::SpawnLink { .. }
+                            | Instr::SpawnExt { .. }
+                            | Instr::SpawnLinkExt { .. }
+                    ) {
                         entries.push(l.0);
                     } else if matches!(instr, Instr::Closure { .. }) {
                         // Like a function reference: called here or spawned elsewhere.

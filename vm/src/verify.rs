@@ -290,6 +290,18 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
         }
     }
 
+    // What a call through the export table may name: a label its module exports.
+    let exported_at: std::collections::HashSet<u32> = m
+        .labels
+        .iter()
+        .filter(|l| {
+            m.units
+                .get(l.unit as usize)
+                .is_some_and(|u| u.exports.contains(&l.name))
+        })
+        .map(|l| l.at.0)
+        .collect();
+
     // Clause tables: remember which instruction uses each, to check case vs receive.
     let mut clause_user: Vec<Option<Opcode>> = vec![None; m.clauses.len()];
     for (pc, instr) in m.code.iter().enumerate() {
@@ -299,7 +311,19 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
             match *operand {
                 Operand::Reg(r) => c.reg(r.0),
                 Operand::Src(s) => c.src(s, spec.kind, &at)?,
-                Operand::Label(l) => c.label(l, &at)?,
+                Operand::Label(l) => {
+                    c.label(l, &at)?;
+                    if matches!(
+                        op,
+                        Opcode::CallExt | Opcode::SpawnExt | Opcode::SpawnLinkExt
+                    ) && !exported_at.contains(&l.0)
+                    {
+                        return bad(format!(
+                            "{at}: target {} is not an exported label (a call through the export table names one)",
+                            l.0
+                        ));
+                    }
+                }
                 Operand::Pattern(p) => {
                     if p.0 as usize >= m.patterns.len() {
                         return bad(format!("{at}: pattern index {} out of range", p.0));
