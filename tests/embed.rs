@@ -654,3 +654,92 @@ fn live_processes_count_mailboxes_and_processes() {
         assert_eq!(vm.live_processes(), 0, "{n} schedulers");
     });
 }
+
+/// A native hands its long work to a thread, which sends the result back through a `Remote`;
+/// `run` waits for it (the thread's `Remote` is alive) and then ends as usual.
+#[test]
+fn a_native_hands_long_work_to_a_thread() {
+    both(|n| {
+        let mut natives = Natives::new();
+        natives
+            .register("host", "slow_square", 1, 1, |call| {
+                let (x, caller, remote) = (
+                    call.arg(0).as_int().unwrap_or(0),
+                    call.caller(),
+                    call.remote(),
+                );
+                std::thread::spawn(move || {
+                    // Long work off the schedulers (the VM keeps running meanwhile).
+                    let r = x * x;
+                    remote.send(caller, Value::tuple([Value::atom("squared"), r.into()]));
+                });
+                Ok(Value::atom("pending"))
+            })
+            .atoms(["squared", "pending"]);
+        let src = ".import host\nmain:\n    call host:slow_square, 12\n    print r0\n    receive\n    | {:squared, r1}\n    print r1\n";
+        let (mut vm, out, _) = vm_with(src, n, natives);
+        vm.spawn("main", &[]).unwrap();
+        assert_eq!(
+            vm.run(),
+            RunEnd::MainExited {
+                normal: true,
+                reason: ":normal".into()
+            },
+            "{n} schedulers"
+        );
+        assert_eq!(out.text(), ":pending\n144\n");
+    });
+}
+
+#[test]
+fn remotes_send_from_other_threads_between_and_during_runs() {
+    both(|n| {
+        let src = "sum:\n    receive\n    | {:add, r1}\n    | :total -> total\n    add r0, r0, r1\n    jump sum\ntotal:\n    print r0\n";
+        let (mut vm, out, _) = vm(src, n);
+        let pid = vm.spawn("sum", &[0.into()]).unwrap();
+        vm.register("summer", pid).unwrap_err(); // `summer` is not an atom of the program
+        let remote = vm.remote();
+        let senders: Vec<_> = (0..4)
+            .map(|t| {
+                let remote = remote.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250i64 {
+                        remote.send(
+                            pid,
+                            Value::tuple([Value::atom("add"), (t * 1000 + i).into()]),
+                        );
+                    }
+                })
+            })
+            .collect();
+        drop(remote);
+        for s in senders {
+            s.join().unwrap();
+        }
+        vm.run_until_idle();
+        vm.remote().send(pid, Value::atom("total"));
+        vm.run();
+        let want: i64 = (0..4)
+            .map(|t| (0..250).map(|i| t * 1000 + i).sum::<i64>())
+            .sum();
+        assert_eq!(out.text(), format!("{want}\n"));
+    });
+}
+
+/// A process waiting with a timeout takes a message another thread sends before it fires.
+#[test]
+fn a_remote_message_beats_a_pending_timeout() {
+    both(|n| {
+        let src = "main:\n    receive\n    | :ping -> got\n    | after 5000 -> late\ngot:\n    print :got\n    end\nlate:\n    print :late\n";
+        let (mut vm, out, _) = vm(src, n);
+        let pid = vm.spawn("main", &[]).unwrap();
+        let remote = vm.remote();
+        let sender = std::thread::spawn(move || {
+            remote.send(pid, Value::atom("ping"));
+        });
+        vm.run();
+        sender.join().unwrap();
+        assert_eq!(out.text(), ":got\n");
+        assert!(vm.now_ms() < 5000);
+    });
+}

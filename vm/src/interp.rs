@@ -1486,6 +1486,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     args: &args,
                     caller: crate::value::Pid(p.pid),
                     sends: Vec::new(),
+                    remote: vm.remote_inbox(),
                 };
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     (native.f)(&mut call)

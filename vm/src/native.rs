@@ -56,6 +56,7 @@ pub struct NativeCall<'a> {
     pub(crate) args: &'a [Value],
     pub(crate) caller: Pid,
     pub(crate) sends: Vec<(Value, Value)>,
+    pub(crate) remote: &'a std::sync::Arc<crate::vm::RemoteInbox>,
 }
 
 impl NativeCall<'_> {
@@ -70,6 +71,11 @@ impl NativeCall<'_> {
     /// The calling process.
     pub fn caller(&self) -> Pid {
         self.caller
+    }
+    /// A handle for a thread that does this call's long work and sends its result back as a
+    /// message (see [`crate::vm::Remote`]): natives must be short.
+    pub fn remote(&self) -> crate::vm::Remote {
+        crate::vm::Remote::new(self.remote)
     }
     /// Sends `msg` to `to` (a pid, or a registered name as an atom) when the native returns,
     /// in order, as `send` would from the caller: a bad destination crashes it `:badarg`.

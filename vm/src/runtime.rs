@@ -84,4 +84,6 @@ pub(crate) trait Runtime {
     /// names then report what they did with [`Runtime::trace_event`]).
     fn tracing(&self) -> bool;
     fn trace_event(&mut self, event: serde_json::Value);
+    /// What other threads send into this VM through (a native gives a handle to its thread).
+    fn remote_inbox(&self) -> &std::sync::Arc<crate::vm::RemoteInbox>;
 }

@@ -32,8 +32,8 @@ use std::time::Instant;
 
 mod host;
 pub(crate) mod smp;
-pub(crate) use host::Stop;
-pub use host::{Builder, Capture, Dest, HostError, LoadError, Mailbox, Pause};
+pub use host::{Builder, Capture, Dest, HostError, LoadError, Mailbox, Pause, Remote};
+pub(crate) use host::{RemoteInbox, Stop};
 
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
 pub const REPORT_CUT: usize = 1000;
@@ -325,6 +325,8 @@ pub struct Vm {
     output_failure: Option<RunEnd>,
     /// The run ended (`halt`, an output failed, the reduction limit): nothing runs again.
     ended: bool,
+    /// What other threads send through a [`Remote`].
+    pub(crate) remote: Arc<host::RemoteInbox>,
 }
 
 /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
@@ -622,6 +624,7 @@ impl Vm {
             memory: 0,
             output_failure: None,
             ended: false,
+            remote: Arc::default(),
         }
     }
 
@@ -1557,7 +1560,17 @@ impl Vm {
             Clock::Real(_) => {
                 let now = self.now_ms();
                 if deadline > now {
-                    std::thread::sleep(std::time::Duration::from_millis(deadline - now));
+                    let wait = std::time::Duration::from_millis(deadline - now);
+                    if self.remote.has_senders() {
+                        // Another thread may send meanwhile: that runs first (the loop
+                        // comes back here for the timer).
+                        self.remote.wait(wait);
+                        if self.now_ms() < deadline {
+                            return true;
+                        }
+                    } else {
+                        std::thread::sleep(wait);
+                    }
                 }
             }
         }
@@ -1616,6 +1629,13 @@ impl Vm {
                 self.ended = true;
                 return Some(self.output_failure.take().unwrap_or(RunEnd::Halted(n)));
             }
+            if self
+                .remote
+                .pending
+                .load(std::sync::atomic::Ordering::Acquire)
+            {
+                self.take_remote();
+            }
             if let Some(t) = self.trace.as_mut() {
                 if let Some(e) = t.take_error() {
                     self.output_failed("trace", &e);
@@ -1651,6 +1671,9 @@ impl Vm {
                 }
             } else {
                 let Some(pid) = self.queue.pop_front() else {
+                    if self.take_remote() {
+                        continue;
+                    }
                     let wait = stop == Stop::End || matches!(self.clock, Clock::Virtual(_));
                     if wait && self.idle() {
                         continue;
@@ -1660,6 +1683,12 @@ impl Vm {
                         return None;
                     }
                     if self.output_failure.is_some() {
+                        continue;
+                    }
+                    if self.remote.has_senders() {
+                        // Nothing can run, but another thread may still send: wait for it.
+                        self.flush_out();
+                        self.remote.wait(std::time::Duration::from_millis(10));
                         continue;
                     }
                     break;
@@ -1938,5 +1967,8 @@ impl Runtime for Vm {
     #[inline]
     fn stats(&mut self) -> &mut Stats {
         &mut self.stats
+    }
+    fn remote_inbox(&self) -> &Arc<host::RemoteInbox> {
+        &self.remote
     }
 }

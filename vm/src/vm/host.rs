@@ -205,6 +205,103 @@ impl From<&str> for Dest {
     }
 }
 
+/// A handle through which any thread sends into a VM, while it runs or between runs: a native
+/// function hands one to the thread that does its long work, which sends the result back as a
+/// message. The VM takes what was sent between slices. While a `Remote` is alive, [`Vm::run`]
+/// waits for it rather than ending when no process can run.
+///
+/// ```
+/// # use ember_vm::vm::{Capture, Vm};
+/// # let out = Capture::new();
+/// # let src = "main:\n    receive\n    | {:result, r1}\n    print r1\n";
+/// # let mut vm = Vm::builder().stdout(out.clone()).build(ember_asm::assemble_str("doc.basm", src).unwrap()).unwrap();
+/// use ember_vm::value::{Pid, Value};
+/// let main = vm.spawn("main", &[]).unwrap();
+/// let remote = vm.remote();
+/// let worker = std::thread::spawn(move || {
+///     let answer = (1..=10).product::<i64>(); // long work, off the schedulers
+///     remote.send(main, Value::tuple([Value::atom("result"), answer.into()]));
+/// });
+/// vm.run(); // waits for the worker's message (and for its Remote to go)
+/// worker.join().unwrap();
+/// assert_eq!(out.text(), "3628800\n");
+/// ```
+pub struct Remote {
+    inbox: Arc<RemoteInbox>,
+}
+
+impl Clone for Remote {
+    fn clone(&self) -> Remote {
+        Remote::new(&self.inbox)
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.inbox
+            .senders
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        // A run waiting for senders looks again.
+        let _q = self.inbox.queue.lock();
+        self.inbox.arrived.notify_all();
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct RemoteInbox {
+    queue: parking_lot::Mutex<Vec<(Dest, Value)>>,
+    /// Set when `queue` may hold something: looked at between slices without the lock.
+    pub(crate) pending: std::sync::atomic::AtomicBool,
+    /// How many [`Remote`]s are alive.
+    senders: std::sync::atomic::AtomicUsize,
+    arrived: parking_lot::Condvar,
+}
+
+impl Remote {
+    pub(crate) fn new(inbox: &Arc<RemoteInbox>) -> Remote {
+        inbox
+            .senders
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Remote {
+            inbox: Arc::clone(inbox),
+        }
+    }
+
+    /// Sends `msg` to a pid or a registered name, as [`Vm::send`] does; it arrives between
+    /// slices (a bad name or value is dropped, as a send to a dead pid is).
+    pub fn send(&self, to: impl Into<Dest>, msg: Value) {
+        let mut q = self.inbox.queue.lock();
+        q.push((to.into(), msg));
+        self.inbox
+            .pending
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.inbox.arrived.notify_all();
+    }
+}
+
+impl RemoteInbox {
+    /// Everything sent so far, oldest first.
+    pub(crate) fn take(&self) -> Vec<(Dest, Value)> {
+        let mut q = self.queue.lock();
+        self.pending
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        std::mem::take(&mut *q)
+    }
+
+    /// Whether a [`Remote`] is alive, which may still send.
+    pub(crate) fn has_senders(&self) -> bool {
+        self.senders.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
+    /// Waits (a moment at most) for something to be sent, or the last sender to go.
+    pub(crate) fn wait(&self, at_most: std::time::Duration) {
+        let mut q = self.queue.lock();
+        if q.is_empty() && self.has_senders() {
+            self.arrived.wait_for(&mut q, at_most);
+        }
+    }
+}
+
 /// Why [`Vm::run_until_idle`] or [`Vm::run_for`] returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Pause {
@@ -314,6 +411,21 @@ impl Vm {
             heap.copy_into(t, lits, words, room)
         });
         Ok(())
+    }
+
+    /// A handle through which other threads send into this VM (see [`Remote`]).
+    pub fn remote(&self) -> Remote {
+        Remote::new(&self.remote)
+    }
+
+    /// Delivers what other threads sent through a [`Remote`]; true if anything came.
+    pub(crate) fn take_remote(&mut self) -> bool {
+        let sent = self.remote.take();
+        let any = !sent.is_empty();
+        for (to, msg) in sent {
+            let _ = self.send(to, &msg);
+        }
+        any
     }
 
     /// Opens a host mailbox: a new pid that processes can send to.

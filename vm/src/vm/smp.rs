@@ -316,6 +316,8 @@ struct Shared {
     stats: Mutex<Stats>,
     /// When the run stops (see [`Stop`]).
     stop: Stop,
+    /// What other threads send through a [`Remote`].
+    remote: Arc<super::host::RemoteInbox>,
     /// Processes still queued when the run ends (by `halt`) or pauses, handed back to the VM
     /// as they are (boxed, as the VM keeps them).
     #[allow(clippy::vec_box)]
@@ -402,6 +404,7 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
         next_deadline: AtomicU64::new(vm.timers.first_key_value().map_or(u64::MAX, |(k, _)| k.0)),
         timers: Mutex::new(std::mem::take(&mut vm.timers)),
         stop,
+        remote: Arc::clone(&vm.remote),
         timer_seq: CachePadded::new(AtomicU64::new(vm.timer_seq)),
         start: match vm.clock {
             Clock::Real(start) => start,
@@ -954,6 +957,9 @@ impl<'s> Sched<'s> {
             if self.sh.done.load(Acquire) {
                 return;
             }
+            if self.sh.remote.pending.load(Acquire) {
+                self.take_remote();
+            }
             if self.stats.reductions >= bound {
                 // This scheduler's share of a bounded run is spent: the run pauses.
                 let _guard = self.sh.sleep.lock();
@@ -1092,8 +1098,19 @@ impl<'s> Sched<'s> {
         }
         let idle = self.sh.sleepers.fetch_add(1, SeqCst) + 1;
         if idle == self.sh.stealers.len() && self.sh.queues_empty() {
+            if self.sh.remote.pending.load(Acquire) {
+                // Another thread sent something: the run loop takes it.
+                self.sh.sleepers.fetch_sub(1, SeqCst);
+                return false;
+            }
             // No process can run anywhere: only a timer can wake one.
             let deadline = self.sh.timers.lock().first_key_value().map(|(k, _)| k.0);
+            if deadline.is_none() && self.sh.stop == Stop::End && self.sh.remote.has_senders() {
+                // A `Remote` may still send: wait for it.
+                self.sh.wake.wait_for(&mut guard, Duration::from_millis(1));
+                self.sh.sleepers.fetch_sub(1, SeqCst);
+                return false;
+            }
             let Some(deadline) = deadline else {
                 self.sh.done.store(true, SeqCst);
                 self.sh.wake.notify_all();
@@ -1322,6 +1339,36 @@ impl<'s> Sched<'s> {
             Err(TooBig) => Signal::TooBig,
         };
         self.signal(w, sig);
+    }
+
+    /// Delivers what other threads sent through a [`Remote`], each message built in a
+    /// fragment of its own as a large message is (a bad name or value is dropped).
+    fn take_remote(&mut self) {
+        for (to, msg) in self.sh.remote.take() {
+            let pid = match to {
+                Dest::Pid(p) => Some(p.number()),
+                Dest::Name(n) => self
+                    .sh
+                    .prog
+                    .atoms
+                    .lookup(&n)
+                    .and_then(|a| self.sh.registry.read().get(&a).copied()),
+            };
+            let Some(h) = pid.and_then(|pid| self.sh.lookup(pid)) else {
+                continue;
+            };
+            let mut frag = Heap::with_capacity(FRAGMENT_BYTES);
+            let Ok(msg) = crate::value::build(&msg, &mut frag, &self.sh.prog) else {
+                continue;
+            };
+            let sig = if frag.used_bytes() > self.sh.config.max_heap_bytes {
+                Signal::TooBig
+            } else {
+                Signal::Message { frag, msg }
+            };
+            self.stats.messages_sent += 1;
+            self.signal(&h, sig);
+        }
     }
 
     fn me(&self) -> &Arc<Handle> {
@@ -1671,6 +1718,9 @@ impl Runtime for Sched<'_> {
 
     fn stats(&mut self) -> &mut Stats {
         &mut self.stats
+    }
+    fn remote_inbox(&self) -> &Arc<super::host::RemoteInbox> {
+        &self.sh.remote
     }
 }
 
