@@ -292,7 +292,7 @@ fn fast_loop<P: Probe>(
         let op = &ops[pc];
         let at = pc;
         pc = match *op {
-            Op::Slow => break,
+            Op::Slow | Op::Resolved(_) => break,
             Op::Nop => pc + 1,
             Op::Jump(t) => t as usize,
             Op::MoveR { d, s } => {
@@ -920,7 +920,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 }
                 pass_args!(args);
                 p.frames.push(pc as u32 + 1);
-                pc = prog.export_target(target.0) as usize;
+                pc = prog.export_target(pc, target.0) as usize;
                 probe.moved(&p.frames, pc as u32, reds);
                 gc_point!();
             }
@@ -1575,10 +1575,10 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Spawn { d, target, args } => spawn!(d, target.0, args, false),
             Instr::SpawnLink { d, target, args } => spawn!(d, target.0, args, true),
             Instr::SpawnExt { d, target, args } => {
-                spawn!(d, prog.export_target(target.0), args, false)
+                spawn!(d, prog.export_target(pc, target.0), args, false)
             }
             Instr::SpawnLinkExt { d, target, args } => {
-                spawn!(d, prog.export_target(target.0), args, true)
+                spawn!(d, prog.export_target(pc, target.0), args, true)
             }
             Instr::SpawnFun { d, f, args } => spawn_fun!(d, f, args, false),
             Instr::SpawnLinkFun { d, f, args } => spawn_fun!(d, f, args, true),

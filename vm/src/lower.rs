@@ -101,6 +101,9 @@ pub enum Op {
         target: u32,
     },
     Call(u32),
+    /// Runs in the general interpreter, as `Slow`, with the target of a call or spawn through
+    /// the export table already looked up (its slot's code).
+    Resolved(u32),
     Ret,
     /// A superinstruction: `add`/`sub d, a, k` then `jcc d, k2, L` on the same register (the
     /// tail of most counting loops), in one dispatch. It needs two reductions; with one left

@@ -474,11 +474,18 @@ impl Program {
         let mut ops = crate::lower::lower(&m.code, &consts, &m.args);
         // A call through the export table with no arguments to copy is lowered to the plain
         // call of its slot's target.
+        // Others keep their slot's target for the general interpreter.
         for (pc, instr) in m.code.iter().enumerate() {
-            if let Instr::CallExt { target, args } = instr {
-                if m.args[args.0 as usize].is_empty() {
+            match instr {
+                Instr::CallExt { target, args } if m.args[args.0 as usize].is_empty() => {
                     ops[pc] = Op::Call(resolve_export(&exports, &export_slots, target.0));
                 }
+                Instr::CallExt { target, .. }
+                | Instr::SpawnExt { target, .. }
+                | Instr::SpawnLinkExt { target, .. } => {
+                    ops[pc] = Op::Resolved(resolve_export(&exports, &export_slots, target.0));
+                }
+                _ => {}
             }
         }
         Program {
@@ -547,11 +554,15 @@ impl Program {
         Ok(p)
     }
 
-    /// The code a call through the export table to label position `at` goes to: the target
-    /// of `at`'s slot (the verifier checked that `at` is an exported label).
+    /// The code the call through the export table at instruction `pc` goes to (its target
+    /// `at`): its slot's target, looked up when the program was lowered, or now (the
+    /// verifier checked that `at` is an exported label).
     #[inline]
-    pub(crate) fn export_target(&self, at: u32) -> u32 {
-        resolve_export(&self.exports, &self.export_slots, at)
+    pub(crate) fn export_target(&self, pc: usize, at: u32) -> u32 {
+        match self.ops[pc] {
+            Op::Resolved(t) => t,
+            _ => resolve_export(&self.exports, &self.export_slots, at),
+        }
     }
 
     /// The native function linked to the `native` instruction at `at`.
