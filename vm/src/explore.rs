@@ -28,7 +28,8 @@ pub struct Point<'a> {
     pub step: u64,
     /// The runnable processes, front of the queue first.
     pub runnable: &'a [u32],
-    /// Per runnable process: whether its next instruction is local ([`is_local`]).
+    /// Per runnable process: whether its next instruction is local ([`is_local`]); all
+    /// `false` unless the strategy [`Strategy::reads_local`].
     pub local: &'a [bool],
     /// Whether a timeout is pending.
     pub timer: bool,
@@ -102,6 +103,11 @@ pub fn is_local(op: crate::isa::Opcode) -> bool {
 /// Decides the steps of a run.
 pub trait Strategy: Send {
     fn decide(&mut self, at: &Point<'_>) -> Decision;
+    /// Whether this strategy reads [`Point::local`] (working it out costs a look at each
+    /// runnable process's next instruction at every step; the others see all `false`).
+    fn reads_local(&self) -> bool {
+        false
+    }
 }
 
 /// One decision that differs from the default.
@@ -421,6 +427,9 @@ impl Dfs {
 }
 
 impl Strategy for Dfs {
+    fn reads_local(&self) -> bool {
+        true
+    }
     fn decide(&mut self, at: &Point<'_>) -> Decision {
         if let Some(i) = at.local.iter().position(|&l| l) {
             return Decision::Run {

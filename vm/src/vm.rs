@@ -709,17 +709,19 @@ impl Vm {
                 continue;
             }
             let step = self.steps;
+            let reads_local = self.explorer.as_ref().is_some_and(|e| e.reads_local());
             let local: Vec<bool> = runnable
                 .iter()
                 .map(|&pid| {
-                    self.procs.get(pid).is_some_and(|p| {
-                        p.work_left > 0
-                            || self.prog.code.get(p.pc as usize).is_some_and(|i| {
-                                crate::explore::is_local(i.opcode())
-                                    || (i.opcode() == crate::isa::Opcode::Ret
-                                        && !p.frames.is_empty())
-                            })
-                    })
+                    reads_local
+                        && self.procs.get(pid).is_some_and(|p| {
+                            p.work_left > 0
+                                || self.prog.code.get(p.pc as usize).is_some_and(|i| {
+                                    crate::explore::is_local(i.opcode())
+                                        || (i.opcode() == crate::isa::Opcode::Ret
+                                            && !p.frames.is_empty())
+                                })
+                        })
                 })
                 .collect();
             let at = Point {
