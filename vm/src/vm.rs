@@ -466,7 +466,11 @@ fn crash_context(prog: &Program, p: &Process, pc: u32, out: &mut String) {
             Operand::Src(s) => src_text(s, &mut read),
             Operand::Label(l) => prog.module.function_name(l.0),
             Operand::Pattern(_) => "(a pattern)".to_string(),
-            Operand::Clauses(_) => continue,
+            // A `receive`'s timeout is an operand too (a bad one is what it crashes on).
+            Operand::Clauses(t) => match &m.clauses[t.0 as usize].after {
+                Some(a) => format!("after {}", src_text(a.timeout, &mut read)),
+                None => continue,
+            },
             Operand::Args(a) => {
                 let args: Vec<String> = m.args[a.0 as usize]
                     .iter()
