@@ -1,6 +1,6 @@
 //! The instruction set, declared once.
 //!
-//! [`for_each_instr!`] holds one row per instruction: its variant name, mnemonic, operands (each
+//! `for_each_instr!` holds one row per instruction: its variant name, mnemonic, operands (each
 //! with a kind and, for optional trailing operands, the default the assembler fills in), flags and
 //! a one-line doc. Everything else that knows about instructions is generated from that table:
 //! the in-memory [`Instr`] enum, [`Opcode`] with its [`OpInfo`] (mnemonics for the assembler and

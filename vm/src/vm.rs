@@ -1,19 +1,19 @@
 //! The scheduler of spec §5 and everything between processes: the process table, the run
 //! queue, links, monitors, exit signals, the registry, timers, and the limits of spec §10.
 //!
-//! One FIFO run queue. A slice takes the front process and runs it with [`interp::run_slice`]
+//! One FIFO run queue. A slice takes the front process and runs it with `interp::run_slice`
 //! until its budget is spent, it waits in `receive`, or it exits. Messages and signals are
 //! delivered at once, so between one sender and one receiver they arrive in the order sent.
 //!
 //! # Memory
 //!
-//! A process's footprint ([`Process::memory`]) is its heap, its two stacks and its mailbox
+//! A process's footprint (`Process::memory`) is its heap, its two stacks and its mailbox
 //! slots. It is checked against `--max-heap` where it grows: after a collection, before an
 //! instruction builds a large result (`to_str`, `concat`, `print`), on `push`, and when a message
 //! is delivered (the receiver dies `:heap_limit` and the message is dropped). The sum over all
 //! processes, plus a fixed cost per process, is kept in `Vm::memory` and checked against
 //! `--max-memory` at the same points. Copies measure before they allocate (see
-//! [`Heap::copy_into`]), so no term is ever built in full before a check refuses it.
+//! `Heap::copy_into`), so no term is ever built in full before a check refuses it.
 
 use crate::atoms::atom;
 use crate::explore::{Choice, Decision, Deviation, Point, Schedule, Strategy};
