@@ -743,3 +743,21 @@ fn a_remote_message_beats_a_pending_timeout() {
         assert!(vm.now_ms() < 5000);
     });
 }
+
+/// A mailbox of one VM names a pid of another that may be an ordinary process: the host calls
+/// refuse it rather than take that process's messages or end it.
+#[test]
+fn a_mailbox_of_another_vm_is_refused() {
+    let (mut a, _, _) = vm("main:\n    receive\n    | :never\n", 1);
+    let (mut b, _, _) = vm("main:\n    receive\n    | :never\n", 1);
+    let mb = a.open_mailbox().unwrap(); // <0.0> in a
+    let p = b.spawn("main", &[]).unwrap(); // <0.0> in b: an ordinary process
+    assert_eq!(mb.pid(), p);
+    b.send(p, &Value::from(1)).unwrap();
+    b.run_until_idle();
+    assert_eq!(b.receive(&mb), Err(HostError::Closed));
+    assert_eq!(b.pending(&mb), 0);
+    assert_eq!(b.link(&mb, p), Err(HostError::Closed));
+    b.close_mailbox(mb);
+    assert!(b.is_alive(p), "the ordinary process is not ended");
+}

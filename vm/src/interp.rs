@@ -1475,7 +1475,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     crash!(Term::atom(atom::UNDEF));
                 };
                 let n = read!(arity).as_int().unwrap_or(0).clamp(0, 255) as usize;
-                let mut args: Vec<Value> = Vec::with_capacity(n);
+                let mut args: SmallVec<[Value; 4]> = SmallVec::new();
                 for &t in &p.regs[..n.min(p.regs.len())] {
                     match crate::value::read(t, prog) {
                         Ok(v) => args.push(v),

@@ -469,6 +469,7 @@ impl Vm {
     /// assert_eq!(vm.receive(&mb), Ok(None));
     /// ```
     pub fn receive(&mut self, mb: &Mailbox) -> Result<Option<Value>, HostError> {
+        self.host_mut(mb)?;
         let lits = &self.prog.literals;
         let p = self.procs.get_mut(mb.pid.0).ok_or(HostError::Closed)?;
         let c = p.mailbox.resume(None, false);
@@ -499,7 +500,19 @@ impl Vm {
     /// assert_eq!(vm.pending(&mb), 2);
     /// ```
     pub fn pending(&self, mb: &Mailbox) -> usize {
-        self.procs.get(mb.pid.0).map_or(0, |p| p.mailbox.len())
+        self.procs
+            .get(mb.pid.0)
+            .filter(|p| p.status == Status::Host)
+            .map_or(0, |p| p.mailbox.len())
+    }
+
+    /// `mb`'s process, if it is still open. (A mailbox of another VM names a pid here that
+    /// may be an ordinary process: never that.)
+    fn host_mut(&mut self, mb: &Mailbox) -> Result<&mut Process, HostError> {
+        self.procs
+            .get_mut(mb.pid.0)
+            .filter(|p| p.status == Status::Host)
+            .ok_or(HostError::Closed)
     }
 
     /// Closes `mb`: its exit, with reason `:normal` (linked processes that trap exits get
@@ -519,6 +532,9 @@ impl Vm {
     /// vm.run_until_idle(); // the watcher prints :normal
     /// ```
     pub fn close_mailbox(&mut self, mb: Mailbox) {
+        if self.host_mut(&mb).is_err() {
+            return;
+        }
         if let Some(p) = self.procs.remove(mb.pid.0) {
             self.exit_running(p, Term::atom(atom::NORMAL), None);
         }
@@ -631,6 +647,7 @@ impl Vm {
         mb: &Mailbox,
         f: impl FnOnce(&mut Vm, &mut Process) -> Effect,
     ) -> Result<(), HostError> {
+        self.host_mut(mb)?;
         let mut p = self.procs.check_out(mb.pid.0).ok_or(HostError::Closed)?;
         match f(self, &mut p) {
             Ok(()) => {
