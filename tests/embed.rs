@@ -14,9 +14,9 @@ fn config(schedulers: usize) -> Config {
     }
 }
 
-fn vm_with(src: &str, schedulers: usize, natives: Natives) -> (Vm, Capture, Capture) {
-    let (out, err) = (Capture::new(), Capture::new());
-    let module = ember_asm::assemble_with(
+/// `src` (as `host_test.basm`) assembled with the stubs of `natives`.
+fn assemble(src: &str, natives: &Natives) -> ember_vm::bytecode::Module {
+    ember_asm::assemble_with(
         ember_asm::SourceFile {
             name: "host_test.basm".into(),
             text: src.into(),
@@ -24,7 +24,12 @@ fn vm_with(src: &str, schedulers: usize, natives: Natives) -> (Vm, Capture, Capt
         },
         &natives.sources(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn vm_with(src: &str, schedulers: usize, natives: Natives) -> (Vm, Capture, Capture) {
+    let (out, err) = (Capture::new(), Capture::new());
+    let module = assemble(src, &natives);
     let vm = Vm::builder()
         .config(config(schedulers))
         .natives(natives)
@@ -549,15 +554,7 @@ fn a_native_result_counts_against_the_heap_limit() {
     both(|n| {
         let (out, err) = (Capture::new(), Capture::new());
         let natives = natives();
-        let module = ember_asm::assemble_with(
-            ember_asm::SourceFile {
-                name: "host_test.basm".into(),
-                text: NATIVE_CALLER.into(),
-                dir: None,
-            },
-            &natives.sources(),
-        )
-        .unwrap();
+        let module = assemble(NATIVE_CALLER, &natives);
         let mut vm = Vm::builder()
             .config(Config {
                 schedulers: n,
@@ -585,17 +582,7 @@ fn unregistered_and_mismatched_natives() {
     let mut declared = Natives::new();
     declared.register("host", "add", 2, 1, |_| Ok(Value::from(0)));
     let src = ".import host\nmain:\n    call host:add, 1, 2\n";
-    let module = || {
-        ember_asm::assemble_with(
-            ember_asm::SourceFile {
-                name: "m.basm".into(),
-                text: src.into(),
-                dir: None,
-            },
-            &declared.sources(),
-        )
-        .unwrap()
-    };
+    let module = || assemble(src, &declared);
     let err = Capture::new();
     let mut vm = Vm::builder().stderr(err.clone()).build(module()).unwrap();
     vm.spawn("main", &[]).unwrap();
@@ -613,15 +600,7 @@ fn unregistered_and_mismatched_natives() {
 #[test]
 fn ebc_bytes_load_with_their_stubs() {
     let natives = natives();
-    let module = ember_asm::assemble_with(
-        ember_asm::SourceFile {
-            name: "host_test.basm".into(),
-            text: NATIVE_CALLER.into(),
-            dir: None,
-        },
-        &natives.sources(),
-    )
-    .unwrap();
+    let module = assemble(NATIVE_CALLER, &natives);
     let out = Capture::new();
     let mut vm = Vm::builder()
         .natives(natives)

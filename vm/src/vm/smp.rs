@@ -463,22 +463,7 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
             let sh = &sh;
             scope.spawn(move || {
                 crate::trace::set_scheduler(id);
-                let mut s = Sched {
-                    id,
-                    sh,
-                    oldest: queue.stealer(),
-                    since_oldest: 0,
-                    queue,
-                    stats: Stats::default(),
-                    running: None,
-                    mem_delta: 0,
-                    alive_delta: 0,
-                    pids: 0..0,
-                    spawned: 0,
-                    dead: Vec::new(),
-                    born: Vec::new(),
-                    traced_next: None,
-                };
+                let mut s = Sched::new(id, sh, queue);
                 s.run(timed);
                 s.flush_memory();
                 s.flush_alive();
@@ -548,23 +533,7 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
 /// holds every process with its messages. Taking them may end a process, whose exit signals
 /// are taken in turn.
 fn settle(sh: &Shared) {
-    let queue = Worker::new_lifo();
-    let mut s = Sched {
-        id: 0,
-        sh,
-        oldest: queue.stealer(),
-        since_oldest: 0,
-        queue,
-        stats: Stats::default(),
-        running: None,
-        mem_delta: 0,
-        alive_delta: 0,
-        pids: 0..0,
-        spawned: 0,
-        dead: Vec::new(),
-        born: Vec::new(),
-        traced_next: None,
-    };
+    let mut s = Sched::new(0, sh, Worker::new_lifo());
     let mut queued: HashMap<u32, Box<Process>> = HashMap::new();
     for p in sh.leftover.lock().drain(..) {
         queued.insert(p.pid, p);
@@ -744,6 +713,26 @@ impl Stats {
 }
 
 impl<'s> Sched<'s> {
+    /// Scheduler `id` with its run queue, nothing run yet.
+    fn new(id: usize, sh: &'s Shared, queue: Worker<Box<Process>>) -> Sched<'s> {
+        Sched {
+            id,
+            sh,
+            oldest: queue.stealer(),
+            since_oldest: 0,
+            queue,
+            stats: Stats::default(),
+            running: None,
+            mem_delta: 0,
+            alive_delta: 0,
+            pids: 0..0,
+            spawned: 0,
+            dead: Vec::new(),
+            born: Vec::new(),
+            traced_next: None,
+        }
+    }
+
     /// The VM's memory as this scheduler sees it.
     fn memory(&self) -> usize {
         (self.sh.memory.load(Relaxed) as i64 + self.mem_delta).max(0) as usize
