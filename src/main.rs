@@ -90,6 +90,11 @@ struct RunFlags {
     /// one path against the other; programs see no difference but speed).
     #[arg(long)]
     no_lower: bool,
+    /// Watch the program's .basm file (and the modules it imports from its directory): when
+    /// one changes, purge its module's old version and load the new one into the running VM
+    /// (hot code loading). The VM then runs until interrupted.
+    #[arg(long)]
+    watch: bool,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +209,64 @@ fn load(path: &Path) -> Result<VerifiedModule, Failure> {
         .map_err(|e| fail(format!("{name}: error: internal assembler error: {e}")))
 }
 
+/// How `code:load` and `--watch` read a module: a `.basm` or `.ebc` path (from the program's
+/// directory), the program's own module, a `NAME.basm` beside the program, or a stdlib module.
+fn module_loader(
+    main: PathBuf,
+    main_module: String,
+) -> impl Fn(&str) -> Result<ember_vm::bytecode::Module, String> + Send + 'static {
+    let dir = main.parent().map(Path::to_path_buf).unwrap_or_default();
+    move |target: &str| {
+        let path = if target.ends_with(".basm") || target.ends_with(".ebc") {
+            dir.join(target)
+        } else if target == main_module {
+            main.clone()
+        } else {
+            dir.join(format!("{target}.basm"))
+        };
+        if !path.exists() {
+            if let Some(src) = ember_asm::stdlib::source(target) {
+                return ember_asm::assemble_str(&format!("{target}.basm"), src)
+                    .map_err(|e| e.to_string().trim_end().to_string());
+            }
+        }
+        load(&path)
+            .map(|m| m.module().clone())
+            .map_err(|f| f.message)
+    }
+}
+
+/// `--watch`: the program's file and the modules it imports from its directory, by module.
+fn watched_files(main: &Path, m: &ember_vm::bytecode::Module) -> Vec<(String, PathBuf)> {
+    let dir = main.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut files = vec![(m.units[0].name.clone(), main.to_path_buf())];
+    for u in &m.units[1..] {
+        let path = dir.join(format!("{}.basm", u.name));
+        if path.exists() {
+            files.push((u.name.clone(), path));
+        }
+    }
+    files
+}
+
+/// `--watch`: a thread that looks at the files every 100 ms and asks the VM to reload the module
+/// of each one whose contents changed (an editor's save may change the time and not the text).
+fn watch(files: Vec<(String, PathBuf)>, remote: ember_vm::vm::Remote) {
+    std::thread::spawn(move || {
+        let mut seen: Vec<Option<Vec<u8>>> = files.iter().map(|(_, p)| std::fs::read(p).ok()).collect();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            for ((module, path), last) in files.iter().zip(seen.iter_mut()) {
+                let now = std::fs::read(path).ok();
+                if now.is_some() && now != *last {
+                    *last = now;
+                    remote.reload(module);
+                }
+            }
+        }
+    });
+}
+
 /// One scheduler per core (spec §9).
 fn default_schedulers() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
@@ -275,7 +338,17 @@ fn run(flags: RunFlags, prof: Option<prof::Outputs>) -> Result<u8, Failure> {
     } else {
         Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout()))
     };
+    let main_module = program.module.module().units[0].name.clone();
+    let watched = if flags.watch {
+        watched_files(&flags.file, program.module.module())
+    } else {
+        Vec::new()
+    };
     let mut vm = ember_vm::vm::Vm::new(program, config, out, Box::new(io::stderr()));
+    vm.set_loader(module_loader(flags.file.clone(), main_module));
+    if flags.watch {
+        watch(watched, vm.remote());
+    }
     if let Some(path) = &flags.trace {
         let file = std::fs::File::create(path).map_err(|e| {
             fail(format!(

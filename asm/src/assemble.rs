@@ -767,11 +767,12 @@ impl Assembler {
             };
             ops.push(operand);
         }
-        // `call m:l`, `spawn d, m:l`, `spawn_link d, m:l` of an exported label go through the
+        // `call m:l`, `jump m:l`, `spawn d, m:l`, `spawn_link d, m:l` of an exported label go through the
         // export table (to the module's current version); a label of this module named with
         // its module but not exported stays a local call.
         let ext = match op {
             Opcode::Call => Some((0, Opcode::CallExt)),
+            Opcode::Jump => Some((0, Opcode::JumpExt)),
             Opcode::Spawn => Some((1, Opcode::SpawnExt)),
             Opcode::SpawnLink => Some((1, Opcode::SpawnLinkExt)),
             _ => None,

@@ -175,6 +175,7 @@ impl Disasm<'_> {
         // mnemonic with a label named with its module (which the assembler turns back into it).
         let (mnemonic, through_table) = match op {
             Opcode::CallExt => ("call", true),
+            Opcode::JumpExt => ("jump", true),
             Opcode::SpawnExt => ("spawn", true),
             Opcode::SpawnLinkExt => ("spawn_link", true),
             _ => (op.mnemonic(), false),

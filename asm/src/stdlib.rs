@@ -9,6 +9,7 @@ pub static MODULES: &[(&str, &str)] = &[
     ("server", include_str!("../../stdlib/server.basm")),
     ("supervisor", include_str!("../../stdlib/supervisor.basm")),
     ("registry", include_str!("../../stdlib/registry.basm")),
+    ("code", include_str!("../../stdlib/code.basm")),
 ];
 
 /// The source of stdlib module `name`.

@@ -50,6 +50,9 @@ predefined_atoms! {
     ASSERT = "assert",
     UNDEF = "undef",
     NATIVE_PANIC = "native_panic",
+    CODE = "code",
+    NOT_PURGED = "not_purged",
+    BADFILE = "badfile",
 }
 
 /// Atom names by index, with a reverse map for interning.

@@ -67,6 +67,7 @@ pub fn is_local(op: crate::isa::Opcode) -> bool {
             | Jge
             | Call
             | CallExt
+            | JumpExt
             | Push
             | Work
             | Nop

@@ -58,6 +58,7 @@ use std::alloc::{self, Layout};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 
 use bumpalo::Bump;
 use smallvec::SmallVec;
@@ -534,6 +535,7 @@ impl Heap {
             pending: SmallVec::new(),
             copies: AddrMap::default(),
             budget: src_words.min(max_words),
+            purge: None,
         };
         if let Some(copy) = copier.copy(&self.arena, &mut self.used, None, t) {
             return Ok(copy);
@@ -548,6 +550,7 @@ impl Heap {
             pending: SmallVec::new(),
             copies: AddrMap::with_capacity_and_hasher(seen.len(), Default::default()),
             budget: usize::MAX,
+            purge: None,
         };
         copier
             .copy(&self.arena, &mut self.used, None, t)
@@ -647,6 +650,25 @@ impl Heap {
     /// copied to a new arena; when the collector is finished (or dropped) the old arena is
     /// freed, so every term not passed through `copy` is dead from then on. See [`Collector`].
     pub fn collect<'a>(&'a mut self, lits: &'a Literals) -> Collector<'a> {
+        self.collector(lits, None)
+    }
+
+    /// [`Heap::collect`] for a purge: `lits` are the literals that stay; objects of
+    /// `purge.area` are copied into the heap like heap objects, and `purge.found` is set if a
+    /// root reaches a function of the purged code.
+    pub fn collect_purging<'a>(
+        &'a mut self,
+        lits: &'a Literals,
+        purge: &'a Purge<'a>,
+    ) -> Collector<'a, PURGE> {
+        self.collector(lits, Some(purge))
+    }
+
+    fn collector<'a, const MODE: u8>(
+        &'a mut self,
+        lits: &'a Literals,
+        purge: Option<&'a Purge<'a>>,
+    ) -> Collector<'a, MODE> {
         let first_chunk = self.live;
         Collector {
             heap: self,
@@ -658,6 +680,7 @@ impl Heap {
                 pending: SmallVec::new(),
                 copies: AddrMap::default(),
                 budget: usize::MAX,
+                purge,
             },
         }
     }
@@ -675,7 +698,7 @@ impl Heap {
 /// Each root slot must be passed exactly once, with the value it had before the collection
 /// (passing the *same value* from two slots is fine and yields the same copy; passing a term
 /// `copy` returned would copy the copy). Objects shared between or inside roots stay shared.
-pub struct Collector<'a> {
+pub struct Collector<'a, const MODE: u8 = COLLECT> {
     heap: &'a mut Heap,
     /// To-space, the heap's arena once the collection ends.
     to: Bump,
@@ -686,10 +709,10 @@ pub struct Collector<'a> {
     first_chunk: usize,
     /// Bytes copied to `to`.
     live: usize,
-    copier: Copier<'a, COLLECT>,
+    copier: Copier<'a, MODE>,
 }
 
-impl Collector<'_> {
+impl<const MODE: u8> Collector<'_, MODE> {
     /// The term for `t` after the collection, copying everything reachable from it that is not
     /// copied yet. Immediates and literal terms come back as they are.
     pub fn copy(&mut self, t: Term) -> Term {
@@ -713,7 +736,7 @@ impl Collector<'_> {
     pub fn finish(self) {}
 }
 
-impl Drop for Collector<'_> {
+impl<const MODE: u8> Drop for Collector<'_, MODE> {
     /// Installs to-space as the heap's arena. Done on drop, so that a collector that is not
     /// finished (a panic half-way) still leaves the heap consistent for the roots it copied.
     fn drop(&mut self) {
@@ -782,6 +805,9 @@ fn measure(t: Term, lits: &Literals, limit: usize, seen: &mut AddrSet) -> Option
 const TREE: u8 = 0;
 const DAG: u8 = 1;
 const COLLECT: u8 = 2;
+/// - `PURGE`: the collector of a purge ([`Heap::collect_purging`]), which also copies the
+///   purged version's literals into the heap and notes terms that name its code.
+const PURGE: u8 = 3;
 
 /// Copies objects one at a time into an arena, and keeps a stack of the fields of the copies
 /// that still point to the originals. Used by the collector (leaving forwarding markers and
@@ -797,6 +823,23 @@ struct Copier<'l, const MODE: u8> {
     copies: AddrMap<u64>,
     /// `TREE`: words this copier may still allocate; a copy that needs more stops and fails.
     budget: usize,
+    /// `PURGE`: what the purge copies out and looks for.
+    purge: Option<&'l Purge<'l>>,
+}
+
+/// What a purge's collection of one heap copies out and looks for (see
+/// [`Heap::collect_purging`]).
+pub struct Purge<'a> {
+    /// The purged version's literal area, if it has one: its objects are copied into the heap,
+    /// each once, through a table of copies (other heaps share the area, so no forwarding
+    /// marker may be written into it).
+    pub area: Option<&'a Literals>,
+    /// Does function entry `e` name the purged version's code?
+    pub old_fun: &'a dyn Fn(u32) -> bool,
+    /// Literal objects (by address, in the areas that stay) that hold such a function.
+    pub tainted: &'a HashSet<u64>,
+    /// Set when the heap holds a term that names the purged code.
+    pub found: std::cell::Cell<bool>,
 }
 
 impl<const MODE: u8> Copier<'_, MODE> {
@@ -835,6 +878,9 @@ impl<const MODE: u8> Copier<'_, MODE> {
         from: Option<&Heap>,
         t: Term,
     ) -> Option<Term> {
+        if MODE == PURGE {
+            return self.copy_purging(arena, used, from, t);
+        }
         if !t.is_pointer() || self.lits.contains(t.addr()) {
             return Some(t);
         }
@@ -854,7 +900,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
         // (invariant 1), alive (invariant 4: the VM passes only terms of this heap, or for
         // copy_into of a live heap).
         let first = unsafe { src.read() };
-        if MODE == COLLECT && first & LOW3 == FORWARD_TAG {
+        if (MODE == COLLECT || MODE == PURGE) && first & LOW3 == FORWARD_TAG {
             return Some(t.same_kind_at(first & !LOW3));
         }
         if MODE == DAG {
@@ -888,7 +934,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
         // collection, and during it the marker is all the collector reads there (invariant 3).
         unsafe {
             ptr::copy_nonoverlapping(src, dst, words);
-            if MODE == COLLECT {
+            if MODE == COLLECT || MODE == PURGE {
                 src.write(addr_of(dst) | FORWARD_TAG);
             }
         }
@@ -904,6 +950,87 @@ impl<const MODE: u8> Copier<'_, MODE> {
             // SAFETY: as above.
             if Term::from_raw(unsafe { field.read() }).is_pointer() {
                 self.pending.push(field);
+            }
+        }
+        Some(t.same_kind_at(addr_of(dst)))
+    }
+}
+
+impl<const MODE: u8> Copier<'_, MODE> {
+    /// `copy_one` of a purge: a term naming the purged code is noted; an object of the purged
+    /// area is copied once (through the table of copies), with its fields; the others as the
+    /// collector copies them.
+    fn copy_purging(
+        &mut self,
+        arena: &Bump,
+        used: &mut usize,
+        from: Option<&Heap>,
+        t: Term,
+    ) -> Option<Term> {
+        let purge = self.purge.expect("a purge collection has its purge");
+        if t.as_fun().is_some_and(|e| (purge.old_fun)(e)) {
+            purge.found.set(true);
+        }
+        if !t.is_pointer() {
+            return Some(t);
+        }
+        if self.lits.contains(t.addr()) {
+            if purge.tainted.contains(&t.addr()) {
+                purge.found.set(true);
+            }
+            return Some(t);
+        }
+        let in_area = purge.area.is_some_and(|a| a.contains(t.addr()));
+        if in_area {
+            if let Some(&copy) = self.copies.get(&t.addr()) {
+                return Some(t.same_kind_at(copy));
+            }
+        } else {
+            let first = ptr_at(t.addr());
+            // SAFETY: as in `copy_one`: a pointer term of this heap points to an initialised
+            // object (or a forwarding marker) of at least one word.
+            let first = unsafe { first.read() };
+            if first & LOW3 == FORWARD_TAG {
+                return Some(t.same_kind_at(first & !LOW3));
+            }
+        }
+        let src = ptr_at(t.addr());
+        // SAFETY: as above.
+        let first = unsafe { src.read() };
+        let (words, first_field) = if t.is_cons() {
+            (2, 0)
+        } else {
+            let words = object_words(first);
+            (
+                words,
+                if has_term_fields(header_kind(first)) {
+                    1
+                } else {
+                    words
+                },
+            )
+        };
+        let dst = alloc_words(arena, used, words);
+        // SAFETY: as in `copy_one`. The marker goes only into from-space objects of this heap,
+        // never into the shared literal area.
+        unsafe {
+            ptr::copy_nonoverlapping(src, dst, words);
+            if in_area {
+                self.copies.insert(t.addr(), addr_of(dst));
+            } else {
+                debug_assert!(from.is_none_or(|h| heap_contains(h, t.addr())));
+                src.write(addr_of(dst) | FORWARD_TAG);
+            }
+        }
+        for i in (first_field..words).rev() {
+            // SAFETY: i < words: an initialised word of the copy just made.
+            let field = unsafe { dst.add(i) };
+            // SAFETY: as above.
+            let f = Term::from_raw(unsafe { field.read() });
+            if f.is_pointer() {
+                self.pending.push(field);
+            } else if f.as_fun().is_some_and(|e| (purge.old_fun)(e)) {
+                purge.found.set(true);
             }
         }
         Some(t.same_kind_at(addr_of(dst)))
@@ -1147,24 +1274,65 @@ impl Heap {
 // ---------------------------------------------------------------------------------------------
 // Literals
 
-/// The program's literal terms: built once at load time, immutable, freed only when the VM is
-/// dropped. One contiguous allocation, so telling a literal pointer from a heap pointer is a
-/// range check ([`Literals::contains_term`]). Literal terms are never copied: not by the
-/// collector, not by `copy_into`.
-pub struct Literals {
+/// One literal area: immutable terms in one contiguous allocation, built at load time.
+struct Area {
     /// Start of the area; dangling when `words` is 0.
     base: NonNull<u64>,
     words: usize,
+    /// The unit (loaded version) whose literals these are; `u32::MAX` for the program's first
+    /// area, which every unit loaded with it shares and which is never freed.
+    owner: u32,
 }
 
-// SAFETY: the area is never written after `build` returns and is freed only by `drop`, so shared
-// or moved access from any thread reads the same initialised, immutable words.
-unsafe impl Send for Literals {}
+// SAFETY: the area is never written after it is filled (before it is shared) and is freed only
+// by `drop`, so shared or moved access from any thread reads the same initialised, immutable
+// words.
+unsafe impl Send for Area {}
 // SAFETY: as above.
-unsafe impl Sync for Literals {}
+unsafe impl Sync for Area {}
+
+impl Area {
+    fn range(&self) -> (u64, u64) {
+        (self.base.as_ptr().addr() as u64, (self.words * WORD) as u64)
+    }
+}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        if self.words > 0 {
+            let layout = Layout::array::<u64>(self.words).expect("built with this layout");
+            // SAFETY: `base` was allocated in `Literals::area` with this very layout and is
+            // freed only here. Terms into the area must not be used any more (invariant 4): a
+            // purge copies them out of every heap before the last program holding it goes.
+            unsafe { alloc::dealloc(self.base.as_ptr().cast(), layout) };
+        }
+    }
+}
+
+/// The program's literal terms: built at load time, immutable, shared from heaps and messages
+/// (literal terms are never copied: not by the collector, not by `copy_into`). The program as
+/// first loaded has one area; each version of a module loaded later brings one of its own,
+/// freed when that version is purged. Telling a literal pointer from a heap pointer is a range
+/// check per area ([`Literals::contains_term`]), the first area's inline.
+pub struct Literals {
+    /// The first area's range, (start, bytes).
+    first: (u64, u64),
+    /// The other areas' ranges.
+    more: Vec<(u64, u64)>,
+    /// Keeps the areas alive; the first one first. (Shared with the program before a load, so
+    /// that the old program's terms stay valid in the new one.)
+    areas: Vec<Arc<Area>>,
+}
 
 /// One module's literal nodes and its atom map (module atom index → VM atom id).
 pub type LiteralTable<'a> = (&'a [Node], &'a dyn Fn(u32) -> u32);
+
+impl Clone for Literals {
+    /// The same areas, shared.
+    fn clone(&self) -> Literals {
+        Literals::of(self.areas.clone())
+    }
+}
 
 impl Default for Literals {
     fn default() -> Literals {
@@ -1175,9 +1343,18 @@ impl Default for Literals {
 impl Literals {
     /// An area with no literals (tests, programs without any).
     pub fn empty() -> Literals {
-        Literals {
+        Literals::of(vec![Arc::new(Area {
             base: NonNull::dangling(),
             words: 0,
+            owner: u32::MAX,
+        })])
+    }
+
+    fn of(areas: Vec<Arc<Area>>) -> Literals {
+        Literals {
+            first: areas[0].range(),
+            more: areas[1..].iter().map(|a| a.range()).collect(),
+            areas,
         }
     }
 
@@ -1190,25 +1367,66 @@ impl Literals {
     }
 
     /// [`Literals::build`] for several tables (several modules, each with its own atom map) in
-    /// one area — the collector knows one literal area.
+    /// one area.
     pub fn build_many(tables: &[LiteralTable<'_>]) -> (Literals, Vec<Vec<Term>>) {
+        let (area, terms) = Literals::area(tables, u32::MAX);
+        (Literals::of(vec![area]), terms)
+    }
+
+    /// These literals and a new area of `nodes`, owned by (freed with) unit `owner`.
+    pub(crate) fn with_area(
+        &self,
+        nodes: &[Node],
+        atom_map: &dyn Fn(u32) -> u32,
+        owner: u32,
+    ) -> (Literals, Vec<Term>) {
+        let (area, mut terms) = Literals::area(&[(nodes, atom_map)], owner);
+        let mut areas = self.areas.clone();
+        areas.push(area);
+        (Literals::of(areas), terms.pop().expect("one table"))
+    }
+
+    /// These literals without unit `owner`'s area (the program's first area stays).
+    pub(crate) fn without(&self, owner: u32) -> Literals {
+        let mut areas = self.areas.clone();
+        let mut i = 1;
+        while i < areas.len() {
+            if areas[i].owner == owner {
+                areas.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        Literals::of(areas)
+    }
+
+    /// Unit `owner`'s area as a literal set of its own (for a purge to copy out of), if it has
+    /// one with anything in it.
+    pub(crate) fn area_of(&self, owner: u32) -> Option<Literals> {
+        self.areas[1..]
+            .iter()
+            .find(|a| a.owner == owner && a.words > 0)
+            .map(|a| Literals::of(vec![a.clone()]))
+    }
+
+    fn area(tables: &[LiteralTable<'_>], owner: u32) -> (Arc<Area>, Vec<Vec<Term>>) {
         // Size everything first, allocate once, then fill: no pointer ever moves.
         let words: usize = tables
             .iter()
             .flat_map(|(nodes, _)| nodes.iter())
             .map(node_words)
             .sum();
-        let lits = if words == 0 {
-            Literals::empty()
+        let base = if words == 0 {
+            NonNull::dangling()
         } else {
             let layout = Layout::array::<u64>(words).expect("literal area too large");
             // SAFETY: `layout` has a non-zero size (words > 0).
             let p = unsafe { alloc::alloc_zeroed(layout) }.cast::<u64>();
-            let base = NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout));
-            Literals { base, words }
+            NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout))
         };
+        let area = Area { base, words, owner };
         let mut filler = Filler {
-            base: lits.base.as_ptr(),
+            base: area.base.as_ptr(),
             words,
             next: 0,
         };
@@ -1217,34 +1435,28 @@ impl Literals {
             .map(|(nodes, atom_map)| nodes.iter().map(|n| filler.emit(n, *atom_map)).collect())
             .collect();
         assert_eq!(filler.next, words, "literal sizes and contents disagree");
-        (lits, terms)
+        (Arc::new(area), terms)
     }
 
-    /// Is `addr` inside the area?
+    /// Is `addr` inside one of the areas?
+    #[inline]
     fn contains(&self, addr: u64) -> bool {
-        let start = self.base.as_ptr().addr() as u64;
-        addr.wrapping_sub(start) < (self.words * WORD) as u64
+        addr.wrapping_sub(self.first.0) < self.first.1
+            || (!self.more.is_empty()
+                && self
+                    .more
+                    .iter()
+                    .any(|&(start, bytes)| addr.wrapping_sub(start) < bytes))
     }
 
-    /// Does `t` point into this area (a literal tuple, list, binary or big integer)?
+    /// Does `t` point into these literals (a literal tuple, list, binary or big integer)?
     pub fn contains_term(&self, t: Term) -> bool {
         t.is_pointer() && self.contains(t.addr())
     }
 
-    /// Size of the area in bytes.
+    /// Size of the areas in bytes.
     pub fn size_bytes(&self) -> usize {
-        self.words * WORD
-    }
-}
-
-impl Drop for Literals {
-    fn drop(&mut self) {
-        if self.words > 0 {
-            let layout = Layout::array::<u64>(self.words).expect("built with this layout");
-            // SAFETY: `base` was allocated in `build_many` with this very layout and is freed
-            // only here. Terms into the area must not be used any more (invariant 4).
-            unsafe { alloc::dealloc(self.base.as_ptr().cast(), layout) };
-        }
+        self.areas.iter().map(|a| a.words * WORD).sum()
     }
 }
 

@@ -919,10 +919,22 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     crash!(frame_limit(p.frames.len(), max_stack));
                 }
                 pass_args!(args);
+                let to = prog.export_target(pc, target.0);
+                if to == crate::program::UNDEF {
+                    crash!(Term::atom(atom::UNDEF));
+                }
                 p.frames.push(pc as u32 + 1);
-                pc = prog.export_target(pc, target.0) as usize;
+                pc = to as usize;
                 probe.moved(&p.frames, pc as u32, reds);
                 gc_point!();
+            }
+            Instr::JumpExt { target } => {
+                let to = prog.export_target(pc, target.0);
+                if to == crate::program::UNDEF {
+                    crash!(Term::atom(atom::UNDEF));
+                }
+                pc = to as usize;
+                probe.moved(&p.frames, pc as u32, reds);
             }
             Instr::Ret {} => match p.frames.pop() {
                 Some(ret) => {
@@ -1575,10 +1587,18 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Spawn { d, target, args } => spawn!(d, target.0, args, false),
             Instr::SpawnLink { d, target, args } => spawn!(d, target.0, args, true),
             Instr::SpawnExt { d, target, args } => {
-                spawn!(d, prog.export_target(pc, target.0), args, false)
+                let to = prog.export_target(pc, target.0);
+                if to == crate::program::UNDEF {
+                    crash!(Term::atom(atom::UNDEF));
+                }
+                spawn!(d, to, args, false)
             }
             Instr::SpawnLinkExt { d, target, args } => {
-                spawn!(d, prog.export_target(pc, target.0), args, true)
+                let to = prog.export_target(pc, target.0);
+                if to == crate::program::UNDEF {
+                    crash!(Term::atom(atom::UNDEF));
+                }
+                spawn!(d, to, args, true)
             }
             Instr::SpawnFun { d, f, args } => spawn_fun!(d, f, args, false),
             Instr::SpawnLinkFun { d, f, args } => spawn_fun!(d, f, args, true),

@@ -323,6 +323,7 @@ macro_rules! for_each_instr {
             CallExt "call_ext" (target: Label, args: Args) [BRANCH ALLOC] "control" "`call` of an exported label through its module's export table: what the assembler writes for `call m:l` (another module's label, or this module's named with its module). It goes to the module's current version when a new one is loaded, as the BEAM's remote calls do; `call l` stays in the version it runs in.";
             SpawnExt "spawn_ext" (d: Dst, target: Label, args: Args) [ALLOC] "processes" "`spawn` of an exported label through its module's export table (what `spawn d, m:l` assembles to): the process starts in the module's current version.";
             SpawnLinkExt "spawn_link_ext" (d: Dst, target: Label, args: Args) [ALLOC] "processes" "`spawn_link` through the export table (what `spawn_link d, m:l` assembles to).";
+            JumpExt "jump_ext" (target: Label) [BRANCH TERM] "control" "`jump` to an exported label through its module's export table (what `jump m:l` assembles to): a tail call that goes to the module's current version, so that a loop written `jump m:loop` moves to new code when it is loaded, leaving no frame in the old (the BEAM's `?MODULE:loop(State)`).";
         }
     };
 }

@@ -100,6 +100,7 @@
 
 mod atoms;
 pub mod bytecode;
+mod code;
 pub mod explore;
 mod heap;
 mod interp;

@@ -133,6 +133,33 @@ impl Natives {
         self
     }
 
+    /// The VM's own natives: the requests of the stdlib's `code` module (hot code loading),
+    /// which the VM serves between slices and answers with a `{:code, ref, result}` message.
+    pub(crate) fn builtin() -> &'static Natives {
+        static BUILTIN: std::sync::OnceLock<Natives> = std::sync::OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            let mut n = Natives::new();
+            for (name, op) in [
+                ("load", crate::vm::CodeOp::Load as fn(String) -> crate::vm::CodeOp),
+                ("purge", crate::vm::CodeOp::Purge),
+            ] {
+                // (target: an atom or a binary, ref): queues the request; `:badarg` otherwise.
+                n.register("ember_code", name, 2, 10, move |call| {
+                    let target = match call.arg(0) {
+                        Value::Atom(a) => a.clone(),
+                        Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+                        _ => return Err(Value::atom("badarg")),
+                    };
+                    let caller = call.caller();
+                    let tag = call.arg(1).clone();
+                    call.remote().request(op(target), crate::vm::CodeReply::To(caller, tag));
+                    Ok(Value::atom("ok"))
+                });
+            }
+            n
+        })
+    }
+
     pub(crate) fn find(&self, module: &str, name: &str) -> Option<&Native> {
         self.list
             .iter()

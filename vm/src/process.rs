@@ -276,7 +276,7 @@ impl Mailbox {
         })
     }
 
-    fn gc(&mut self, c: &mut Collector<'_>) {
+    fn gc<const M: u8>(&mut self, c: &mut Collector<'_, M>) {
         let mut i = self.head;
         while i != NONE {
             let s = &mut self.slots[i as usize];
@@ -593,20 +593,43 @@ impl Process {
     /// locals across the collection.
     pub fn collect(&mut self, lits: &crate::heap::Literals, extra: &mut [Term]) {
         self.peak_heap = self.peak_heap.max(self.heap.arena_bytes());
-        let mut c = self.heap.collect(lits);
-        for r in self.regs.iter_mut() {
+        let c = self.heap.collect(lits);
+        Process::collect_roots(c, &mut self.regs, &mut self.stack, extra, &mut self.extras, &mut self.mailbox);
+    }
+
+    /// A collection for a purge (see [`crate::heap::Heap::collect_purging`]): true if the
+    /// process holds a function of the purged code.
+    pub fn collect_purging(
+        &mut self,
+        lits: &crate::heap::Literals,
+        purge: &crate::heap::Purge<'_>,
+    ) -> bool {
+        let c = self.heap.collect_purging(lits, purge);
+        Process::collect_roots(c, &mut self.regs, &mut self.stack, &mut [], &mut self.extras, &mut self.mailbox);
+        purge.found.get()
+    }
+
+    fn collect_roots<const M: u8>(
+        mut c: Collector<'_, M>,
+        regs: &mut [Term],
+        stack: &mut [Term],
+        extra: &mut [Term],
+        extras: &mut Option<Box<Extras>>,
+        mailbox: &mut Mailbox,
+    ) {
+        for r in regs.iter_mut() {
             *r = c.copy(*r);
         }
-        for t in self.stack.iter_mut() {
+        for t in stack.iter_mut() {
             *t = c.copy(*t);
         }
         for t in extra.iter_mut() {
             *t = c.copy(*t);
         }
-        if let Some(x) = self.extras.as_deref_mut() {
+        if let Some(x) = extras.as_deref_mut() {
             x.note = c.copy(x.note);
         }
-        self.mailbox.gc(&mut c);
+        mailbox.gc(&mut c);
         c.finish();
     }
 

@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// A template: builds a term from registers.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Tpl {
     Reg(u8),
     Const(Term),
@@ -135,15 +135,35 @@ impl Tpl {
     }
 }
 
+impl Tpl {
+    /// Is `keep` true of every constant in the template?
+    fn consts_all(&self, keep: &dyn Fn(&Term) -> bool) -> bool {
+        match self {
+            Tpl::Reg(_) => true,
+            Tpl::Const(c) => keep(c),
+            Tpl::Tuple(items) => items.iter().all(|i| i.consts_all(keep)),
+            Tpl::List(items, tail) => {
+                items.iter().all(|i| i.consts_all(keep)) && tail.consts_all(keep)
+            }
+            Tpl::FlatMap(keys, vals) => {
+                keys.iter().all(keep) && vals.iter().all(|v| v.consts_all(keep))
+            }
+            Tpl::Map(pairs, _) => pairs
+                .iter()
+                .all(|(k, v)| k.consts_all(keep) && v.consts_all(keep)),
+        }
+    }
+}
+
 /// A map pattern's key: a constant, or `^rN`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum MapKey {
     Const(Term),
     Pin(u8),
 }
 
 /// A pattern, matched without allocating.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Pat {
     Any,
     /// First occurrence of a register in this pattern: binds it.
@@ -159,6 +179,27 @@ pub(crate) enum Pat {
     Map(Box<[(MapKey, Pat)]>),
 }
 
+impl Pat {
+    /// Is `keep` true of every constant in the pattern?
+    fn consts_all(&self, keep: &dyn Fn(&Term) -> bool) -> bool {
+        match self {
+            Pat::Any | Pat::Bind(_) | Pat::Same(_) | Pat::Pin(_) => true,
+            Pat::Const(c) => keep(c),
+            Pat::Tuple(items) => items.iter().all(|i| i.consts_all(keep)),
+            Pat::List(items, tail) => {
+                items.iter().all(|i| i.consts_all(keep)) && tail.consts_all(keep)
+            }
+            Pat::Map(pairs) => pairs.iter().all(|(k, v)| {
+                let key = match k {
+                    MapKey::Const(c) => keep(c),
+                    MapKey::Pin(_) => true,
+                };
+                key && v.consts_all(keep)
+            }),
+        }
+    }
+}
+
 /// A constant pattern; a constant tuple becomes a tuple of constant elements, so that
 /// matching it checks the arity and compares immediates word by word (the common receive
 /// pattern `{:token, 0}`) instead of walking both terms.
@@ -172,7 +213,7 @@ fn split_const(t: Term) -> Pat {
 }
 
 /// What a receive site's patterns depend on, for skipping messages it need not test.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct SiteInfo {
     /// No clause pins a register: the patterns depend on the message alone, so a message the
     /// site rejected once it rejects again.
@@ -182,6 +223,7 @@ pub(crate) struct SiteInfo {
 }
 
 /// Everything the interpreter reads while running a program.
+#[derive(Clone)]
 pub struct Program {
     pub module: VerifiedModule,
     pub code: Vec<Instr>,
@@ -220,23 +262,73 @@ pub struct Program {
     /// The native functions linked to the program's `native` instructions: (instruction,
     /// function), in instruction order.
     natives: Vec<(u32, crate::native::Native)>,
+    /// Every term built into the literal areas, in the order they were built: what a purge
+    /// looks through for literals that name the purged code.
+    literal_terms: Vec<Term>,
+    /// Which unit is each module's current and old version (see `code.rs`).
+    pub(crate) versions: crate::code::Versions,
+    /// Extra atoms the program was built with (kept for the next version's build).
+    extra_atoms: Vec<String>,
+    /// The host's natives, linked again in the next version.
+    host_natives: crate::native::Natives,
+    /// The lowered fast path is on.
+    lowered: bool,
+    /// Registers every process has at least: once a version has been loaded, code a process
+    /// reaches through the export table is no longer what its register file was sized for, so
+    /// every process gets the program's whole register count (as a process that calls a
+    /// function value does).
+    register_floor: usize,
 }
 
-/// The export table of `m`: a slot per exported label of each unit, in unit and export order,
-/// holding its code; and (position, slot) for each, by position (of labels at one position,
-/// the first).
-fn export_table(m: &crate::bytecode::Module) -> (Vec<u32>, Vec<(u32, u32)>) {
+/// Why a version of a module could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeError {
+    /// The module still has an old version: purge it first (the BEAM's `not_purged`).
+    NotPurged,
+    /// The module is not valid bytecode, or names a module or label the running program lacks.
+    Invalid(String),
+}
+
+impl std::fmt::Display for CodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CodeError::NotPurged => write!(f, "the module's old version is not purged"),
+            CodeError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CodeError {}
+
+/// An export slot whose module's current version does not export its label: calls through it
+/// crash `:undef`.
+pub(crate) const UNDEF: u32 = u32::MAX;
+
+/// The export table of `m`: a slot per exported label of each module (by module and label
+/// name, so that every version of a module shares its slots), holding the code of that label in
+/// the module's current version, or [`UNDEF`] when the current version does not export it;
+/// and (position, slot) for each exported label of each version, by position (of labels at one
+/// position, the first).
+fn export_table(m: &crate::bytecode::Module, versions: &crate::code::Versions) -> (Vec<u32>, Vec<(u32, u32)>) {
     let mut exports = Vec::new();
     let mut slots = Vec::new();
     let mut at: std::collections::HashMap<(u32, &str), u32> = std::collections::HashMap::new();
     for l in &m.labels {
         at.entry((l.unit, l.name.as_str())).or_insert(l.at.0);
     }
+    let mut slot_of: std::collections::HashMap<(&str, &str), u32> = std::collections::HashMap::new();
     for (u, unit) in m.units.iter().enumerate() {
+        let current = versions.current(&unit.name) == Some(u as u32);
         for name in &unit.exports {
             if let Some(&pos) = at.get(&(u as u32, name.as_str())) {
-                slots.push((pos, exports.len() as u32));
-                exports.push(pos);
+                let slot = *slot_of.entry((&unit.name, name)).or_insert_with(|| {
+                    exports.push(UNDEF);
+                    exports.len() as u32 - 1
+                });
+                slots.push((pos, slot));
+                if current {
+                    exports[slot as usize] = pos;
+                }
             }
         }
     }
@@ -255,28 +347,62 @@ fn resolve_export(exports: &[u32], slots: &[(u32, u32)], at: u32) -> u32 {
 }
 
 /// The function table of `m`: every label used as a value (in a constant, template or pattern,
-/// or by `closure`), in code order, and each instruction's entry.
-fn fun_table(m: &crate::bytecode::Module) -> (Vec<u32>, Vec<u32>) {
+/// or by `closure`) and each instruction's entry. The entries of `prev` (the table before a load)
+/// keep their numbers, since terms hold them; labels first used as values by the tables and code
+/// after `from` (what the load appended) get new entries after them, in code order.
+fn fun_table(m: &crate::bytecode::Module, prev: &[u32], from: &Tables) -> (Vec<u32>, Vec<u32>) {
     let mut targets: Vec<u32> = Vec::new();
-    for n in m.literals.iter().chain(&m.templates).chain(&m.patterns) {
+    let nodes = m.literals[from.literals..]
+        .iter()
+        .chain(&m.templates[from.templates..])
+        .chain(&m.patterns[from.patterns..]);
+    for n in nodes {
         n.walk(&mut |x| {
             if let Node::Fun(at) = x {
                 targets.push(*at);
             }
         });
     }
-    for instr in &m.code {
+    for instr in &m.code[from.code..] {
         if let Instr::Closure { target, .. } = instr {
             targets.push(target.0);
         }
     }
-    targets.sort_unstable();
-    targets.dedup();
     let mut fun_of = vec![u32::MAX; m.code.len()];
-    for (i, &at) in targets.iter().enumerate() {
+    for (i, &at) in prev.iter().enumerate() {
         fun_of[at as usize] = i as u32;
     }
-    (targets, fun_of)
+    targets.sort_unstable();
+    targets.dedup();
+    let mut funs = prev.to_vec();
+    for at in targets {
+        if fun_of[at as usize] == u32::MAX {
+            fun_of[at as usize] = funs.len() as u32;
+            funs.push(at);
+        }
+    }
+    (funs, fun_of)
+}
+
+/// How long each of a module's tables is: what a program was built from, so that the next
+/// version's build knows what is new.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tables {
+    code: usize,
+    literals: usize,
+    templates: usize,
+    patterns: usize,
+}
+
+impl Tables {
+    fn of(m: &crate::bytecode::Module) -> Tables {
+        Tables {
+            code: m.code.len(),
+            literals: m.literals.len(),
+            templates: m.templates.len(),
+            patterns: m.patterns.len(),
+        }
+    }
 }
 
 /// A constant subtree: it becomes a literal term. (Maps are never literals: they are built
@@ -403,6 +529,7 @@ impl Program {
     /// This program with the lowered fast path off (see [`Program::without_lowering`]).
     pub fn lowering_off(mut self) -> Program {
         self.ops = vec![Op::Slow; self.code.len()];
+        self.lowered = false;
         self
     }
 
@@ -413,17 +540,39 @@ impl Program {
     /// [`Program::new`] with `extra` atoms besides the program's: atoms an embedding host or
     /// its natives make (atoms are never made at run time).
     pub fn with_atoms(module: VerifiedModule, extra: &[String]) -> Program {
+        let versions = crate::code::Versions::of(module.module());
+        let mut p = Program::build(module, extra, None, versions, u32::MAX);
+        // The VM's own natives only: their arities are the stdlib's.
+        let _ = p.link_natives(&crate::native::Natives::default());
+        p
+    }
+
+    /// The program of `module`, a module whose tables extend those of `prev`'s (a version of a
+    /// module was linked in, see `code.rs`): everything `prev` built is kept as it is (atoms,
+    /// constants, function entries: terms hold them), and what the load appended is built
+    /// into a literal area of its own, owned by unit `owner`.
+    fn build(
+        module: VerifiedModule,
+        extra: &[String],
+        prev: Option<&Program>,
+        versions: crate::code::Versions,
+        owner: u32,
+    ) -> Program {
         let m = module.module();
-        let mut atoms = AtomTable::default();
+        let from = prev.map_or(Tables::default(), |p| Tables::of(p.module.module()));
+        let mut atoms = prev.map_or_else(AtomTable::default, |p| (*p.atoms).clone());
         let atom_map: Vec<u32> = m.atoms.iter().map(|a| atoms.intern(a)).collect();
         for a in extra {
             atoms.intern(a);
         }
-        let mut nodes: Vec<Node> = m.literals.clone();
-        for n in m.templates.iter().chain(&m.patterns) {
+        let mut nodes: Vec<Node> = m.literals[from.literals..].to_vec();
+        for n in m.templates[from.templates..]
+            .iter()
+            .chain(&m.patterns[from.patterns..])
+        {
             const_parts(n, &mut nodes);
         }
-        let (funs, fun_of) = fun_table(m);
+        let (funs, fun_of) = fun_table(m, prev.map_or(&[], |p| &p.funs), &from);
         // Function references in constants hold their function-table entry.
         for n in &mut nodes {
             n.walk_mut(&mut |x| {
@@ -432,20 +581,30 @@ impl Program {
                 }
             });
         }
-        let (literals, terms) = Literals::build(&nodes, &|a| atom_map[a as usize]);
-        let consts = terms[..m.literals.len()].to_vec();
-        let mut rest = terms[m.literals.len()..].iter().copied();
+        let atom_of = |a: u32| atom_map[a as usize];
+        let (literals, terms) = match prev {
+            None => Literals::build(&nodes, &atom_of),
+            Some(p) => p.literals.with_area(&nodes, &atom_of, owner),
+        };
+        let new_literals = m.literals.len() - from.literals;
+        let mut consts = prev.map_or_else(Vec::new, |p| p.consts.clone());
+        consts.extend_from_slice(&terms[..new_literals]);
+        let mut rest = terms[new_literals..].iter().copied();
         let atoms = Arc::new(atoms);
-        let templates = m
-            .templates
-            .iter()
-            .map(|n| tpl(n, &mut rest, &atoms))
-            .collect();
-        let patterns = m
-            .patterns
-            .iter()
-            .map(|n| pat(n, &mut rest, &mut Vec::new()))
-            .collect();
+        let mut templates = prev.map_or_else(Vec::new, |p| p.templates.clone());
+        templates.extend(
+            m.templates[from.templates..]
+                .iter()
+                .map(|n| tpl(n, &mut rest, &atoms)),
+        );
+        let mut patterns = prev.map_or_else(Vec::new, |p| p.patterns.clone());
+        patterns.extend(
+            m.patterns[from.patterns..]
+                .iter()
+                .map(|n| pat(n, &mut rest, &mut Vec::new())),
+        );
+        let mut literal_terms = prev.map_or_else(Vec::new, |p| p.literal_terms.clone());
+        literal_terms.extend(terms.iter().copied().filter(|t| t.is_pointer()));
         let sites = m
             .clauses
             .iter()
@@ -470,15 +629,20 @@ impl Program {
             })
             .collect();
         let entry_registers = entry_registers(&module);
-        let (exports, export_slots) = export_table(m);
+        let (exports, export_slots) = export_table(m, &versions);
         let mut ops = crate::lower::lower(&m.code, &consts, &m.args);
         // A call through the export table with no arguments to copy is lowered to the plain
-        // call of its slot's target.
-        // Others keep their slot's target for the general interpreter.
+        // call of its slot's target. Others keep their slot's target for the general
+        // interpreter, as does a call whose module no longer exports its label (`:undef`).
         for (pc, instr) in m.code.iter().enumerate() {
             match instr {
                 Instr::CallExt { target, args } if m.args[args.0 as usize].is_empty() => {
-                    ops[pc] = Op::Call(resolve_export(&exports, &export_slots, target.0));
+                    let to = resolve_export(&exports, &export_slots, target.0);
+                    ops[pc] = if to == UNDEF { Op::Resolved(UNDEF) } else { Op::Call(to) };
+                }
+                Instr::JumpExt { target } => {
+                    let to = resolve_export(&exports, &export_slots, target.0);
+                    ops[pc] = if to == UNDEF { Op::Resolved(UNDEF) } else { Op::Jump(to) };
                 }
                 Instr::CallExt { target, .. }
                 | Instr::SpawnExt { target, .. }
@@ -506,6 +670,12 @@ impl Program {
             registers: module.registers(),
             atoms,
             literals,
+            literal_terms,
+            versions,
+            extra_atoms: extra.to_vec(),
+            host_natives: crate::native::Natives::default(),
+            lowered: true,
+            register_floor: if prev.is_some() { module.registers().max(1) } else { 0 },
             module,
         }
     }
@@ -518,40 +688,178 @@ impl Program {
         natives: &crate::native::Natives,
     ) -> Result<Program, String> {
         let mut p = Program::with_atoms(module, &natives.atoms);
-        let m = p.module.module();
+        p.link_natives(natives)?;
+        Ok(p)
+    }
+
+    /// Links every `native` instruction to the host's function of its name, or the VM's own
+    /// (the `code` module's requests).
+    fn link_natives(&mut self, natives: &crate::native::Natives) -> Result<(), String> {
+        let m = self.module.module();
+        let builtin = crate::native::Natives::builtin();
         let mut linked = Vec::new();
         for (at, instr) in m.code.iter().enumerate() {
             let Instr::Native { m: md, f, arity } = instr else {
                 continue;
             };
             let name = |s: &crate::isa::Src| match s.kind() {
-                crate::isa::SrcKind::Const(c) => p.consts[c as usize]
+                crate::isa::SrcKind::Const(c) => self.consts[c as usize]
                     .as_atom()
-                    .map(|a| p.atoms.name(a).to_string()),
+                    .map(|a| self.atoms.name(a).to_string()),
                 _ => None,
             };
             let (Some(md), Some(f)) = (name(md), name(f)) else {
                 continue;
             };
-            let Some(native) = natives.find(&md, &f) else {
+            let Some(native) = natives.find(&md, &f).or_else(|| builtin.find(&md, &f)) else {
                 continue;
             };
             let arity = match arity.kind() {
-                crate::isa::SrcKind::Const(c) => p.consts[c as usize].as_int(),
+                crate::isa::SrcKind::Const(c) => self.consts[c as usize].as_int(),
                 _ => None,
             };
             if arity != Some(i64::from(native.arity)) {
                 return Err(format!(
                     "native function {md}:{f} is registered with {} arguments, but {} calls it with {}",
                     native.arity,
-                    p.module.location(at as u32),
+                    self.module.location(at as u32),
                     arity.map_or("a register's count".into(), |a| a.to_string())
                 ));
             }
             linked.push((at as u32, native.clone()));
         }
-        p.natives = linked;
+        self.natives = linked;
+        self.host_natives = natives.clone();
+        Ok(())
+    }
+
+    /// This program with the first unit of `new` (a module assembled on its own) loaded as its
+    /// module's current version, the current one becoming old (see `code.rs`). Fails if the
+    /// module still has an old version (`:not_purged`), or if `new` is not a valid module or
+    /// names what the running program lacks.
+    pub(crate) fn load(&self, new: crate::bytecode::Module) -> Result<Program, CodeError> {
+        let new = crate::verify::verify(new).map_err(|e| CodeError::Invalid(e.to_string()))?;
+        let new = new.module();
+        let name = new.units.first().map(|u| u.name.clone()).unwrap_or_default();
+        if self.versions.old(&name).is_some() {
+            return Err(CodeError::NotPurged);
+        }
+        let mut merged = self.module.module().clone();
+        let unit = crate::code::link(&mut merged, &self.versions, new).map_err(|e| {
+            CodeError::Invalid(format!("cannot load {name}: {e}"))
+        })?;
+        let merged = crate::verify::verify(merged)
+            .map_err(|e| CodeError::Invalid(format!("cannot load {name}: {e}")))?;
+        let mut versions = self.versions.clone();
+        versions.install(&name, unit);
+        let mut p = Program::build(merged, &self.extra_atoms, Some(self), versions, unit);
+        p.link_natives(&self.host_natives).map_err(CodeError::Invalid)?;
+        if !self.lowered {
+            p = p.lowering_off();
+        }
         Ok(p)
+    }
+
+    /// This program with `module`'s old version purged: its unit, its literal area left out
+    /// (the caller copies its literals out of every heap first, see `Vm::purge`), and the
+    /// constants of its code forgotten. `None` if the module has no old version.
+    pub(crate) fn purged(&self, module: &str) -> Option<(Program, u32)> {
+        let mut versions = self.versions.clone();
+        let unit = versions.purge(module)?;
+        let literals = self.literals.without(unit);
+        let keep = |t: &Term| !t.is_pointer() || literals.contains_term(*t);
+        let consts = self
+            .consts
+            .iter()
+            .map(|t| if keep(t) { *t } else { Term::NIL })
+            .collect();
+        // Templates and patterns of the purged code that hold its literals are never used
+        // again (nothing can reach that code); they become harmless ones.
+        let templates = self
+            .templates
+            .iter()
+            .map(|t| if t.consts_all(&keep) { t.clone() } else { Tpl::Const(Term::NIL) })
+            .collect();
+        let patterns = self
+            .patterns
+            .iter()
+            .map(|p| if p.consts_all(&keep) { p.clone() } else { Pat::Any })
+            .collect();
+        let mut ops = self.ops.clone();
+        let u = &self.module.module().units[unit as usize];
+        for op in &mut ops[u.start as usize..u.end as usize] {
+            *op = Op::Slow;
+        }
+        Some((
+            Program {
+                literal_terms: self.literal_terms.iter().copied().filter(keep).collect(),
+                literals,
+                consts,
+                templates,
+                patterns,
+                ops,
+                versions,
+                ..self.clone()
+            },
+            unit,
+        ))
+    }
+
+    /// Registers every process needs at least (see `register_floor`).
+    pub(crate) fn register_floor(&self) -> usize {
+        self.register_floor
+    }
+
+    /// Does function entry `fun` name code of `unit`?
+    pub(crate) fn fun_in_unit(&self, fun: u32, unit: u32) -> bool {
+        let u = &self.module.module().units[unit as usize];
+        self.funs
+            .get(fun as usize)
+            .is_some_and(|&at| (u.start..u.end).contains(&at))
+    }
+
+    /// The literal objects (by address) that hold, at any depth, a function of `unit`'s code:
+    /// a process holding one holds that code.
+    pub(crate) fn literals_naming(&self, unit: u32) -> std::collections::HashSet<u64> {
+        fn walk(
+            t: Term,
+            names: &dyn Fn(u32) -> bool,
+            memo: &mut std::collections::HashMap<u64, bool>,
+        ) -> bool {
+            if let Some(f) = t.as_fun() {
+                return names(f);
+            }
+            if !t.is_pointer() {
+                return false;
+            }
+            if let Some(&known) = memo.get(&t.addr()) {
+                return known;
+            }
+            let found = match t.view() {
+                crate::term::View::Tuple(elems) => {
+                    let mut any = false;
+                    for &e in elems {
+                        any |= walk(e, names, memo);
+                    }
+                    any
+                }
+                crate::term::View::Cons(h, rest) => {
+                    walk(h, names, memo) | walk(rest, names, memo)
+                }
+                _ => false,
+            };
+            memo.insert(t.addr(), found);
+            found
+        }
+        let names = |f: u32| self.fun_in_unit(f, unit);
+        let mut memo = std::collections::HashMap::new();
+        for &t in &self.literal_terms {
+            walk(t, &names, &mut memo);
+        }
+        memo.into_iter()
+            .filter(|&(_, found)| found)
+            .map(|(addr, _)| addr)
+            .collect()
     }
 
     /// The code the call through the export table at instruction `pc` goes to (its target
@@ -582,7 +890,7 @@ impl Program {
     /// code it can reach uses (spec §2), at least one.
     pub fn registers_at(&self, entry: u32) -> usize {
         match self.entry_registers.get(entry as usize) {
-            Some(&n) if n > 0 => n as usize,
+            Some(&n) if n > 0 => (n as usize).max(self.register_floor),
             _ => self.registers.max(1),
         }
     }

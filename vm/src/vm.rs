@@ -32,7 +32,12 @@ use std::time::Instant;
 
 mod host;
 pub(crate) mod smp;
-pub use host::{Builder, Capture, Dest, HostError, LoadError, Mailbox, Pause, Remote};
+pub use host::{
+    Builder, Capture, CodeOp, CodeReply, Dest, HostError, LoadError, Mailbox, Pause, Remote,
+};
+pub use crate::program::CodeError;
+mod code;
+pub use code::Loader;
 pub(crate) use host::{RemoteInbox, Stop};
 
 /// Printed forms in reports (crash lines, exit reasons, trace `msg`) are cut here (spec §10).
@@ -327,6 +332,8 @@ pub struct Vm {
     ended: bool,
     /// What other threads send through a [`Remote`].
     pub(crate) remote: Arc<host::RemoteInbox>,
+    /// Reads modules for code requests (see [`Vm::set_loader`]).
+    loader: Option<Box<code::Loader>>,
 }
 
 /// The printed form of `t` for a report, cut at [`REPORT_CUT`] bytes (spec §10).
@@ -629,6 +636,7 @@ impl Vm {
             output_failure: None,
             ended: false,
             remote: Arc::default(),
+            loader: None,
         }
     }
 
@@ -1605,7 +1613,16 @@ impl Vm {
         }
         if self.config.schedulers > 1 {
             // N schedulers (the profiler's probe sees one scheduler only: it is not used).
-            let paused = smp::run(self, self.config.schedulers, stop);
+            let mut paused = smp::run(self, self.config.schedulers, stop);
+            // A code request stops every scheduler; it is served with the VM whole, then the
+            // run goes on.
+            while self.remote.code_pending.load(std::sync::atomic::Ordering::Acquire)
+                && self.halted.is_none()
+                && self.output_failure.is_none()
+            {
+                self.serve_code();
+                paused = smp::run(self, self.config.schedulers, stop);
+            }
             if let Some(n) = self.halted {
                 self.finish();
                 self.ended = true;
@@ -1622,7 +1639,7 @@ impl Vm {
             }
             return Some(self.end_of_run());
         }
-        let prog = self.prog.clone();
+        let mut prog = self.prog.clone();
         let budget = self.config.budget.max(1);
         let mut last = u32::MAX;
         let until = match stop {
@@ -1641,6 +1658,7 @@ impl Vm {
                 .load(std::sync::atomic::Ordering::Acquire)
             {
                 self.take_remote();
+                prog = self.prog.clone();
             }
             if let Some(t) = self.trace.as_mut() {
                 if let Some(e) = t.take_error() {
@@ -1678,6 +1696,7 @@ impl Vm {
             } else {
                 let Some(pid) = self.queue.pop_front() else {
                     if self.take_remote() {
+                        prog = self.prog.clone();
                         continue;
                     }
                     let wait = stop == Stop::End || matches!(self.clock, Clock::Virtual(_));

@@ -75,6 +75,7 @@ impl std::error::Error for LoadError {}
 /// Sets up a [`Vm`]: its configuration, natives and outputs, then the program.
 pub struct Builder {
     config: Config,
+    loader: Option<Box<super::code::Loader>>,
     natives: crate::native::Natives,
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
@@ -102,6 +103,17 @@ impl Builder {
         self.err = Box::new(err);
         self
     }
+    /// How the VM reads a module when a process asks it to load one (`code:load(:counter)`,
+    /// `code:load("counter_v2.basm")` from the stdlib's `code` module) or a [`Remote::reload`]
+    /// does: from a module name or a `.basm` path, the module assembled on its own
+    /// (`ember_asm::assemble_path`). Without one, such requests fail `{:error, {:badfile, _}}`.
+    pub fn loader(
+        mut self,
+        loader: impl Fn(&str) -> Result<crate::bytecode::Module, String> + Send + 'static,
+    ) -> Builder {
+        self.loader = Some(Box::new(loader));
+        self
+    }
     /// Runs every instruction in the general interpreter (`--no-lower`).
     pub fn without_lowering(mut self) -> Builder {
         self.lowering = false;
@@ -116,7 +128,9 @@ impl Builder {
         if !self.lowering {
             prog = prog.lowering_off();
         }
-        Ok(Vm::new(prog, self.config, self.out, self.err))
+        let mut vm = Vm::new(prog, self.config, self.out, self.err);
+        vm.loader = self.loader;
+        Ok(vm)
     }
     /// The VM of the bytes of an `.ebc` file, decoded and verified.
     ///
@@ -250,6 +264,11 @@ impl Drop for Remote {
 #[derive(Default)]
 pub(crate) struct RemoteInbox {
     queue: parking_lot::Mutex<Vec<(Dest, Value)>>,
+    /// Code requests (`code:load`, `code:purge`, `--watch`), served between slices with every
+    /// scheduler stopped.
+    code: parking_lot::Mutex<Vec<(CodeOp, CodeReply)>>,
+    /// Set when `code` may hold something.
+    pub(crate) code_pending: std::sync::atomic::AtomicBool,
     /// Set when `queue` may hold something: looked at between slices without the lock.
     pub(crate) pending: std::sync::atomic::AtomicBool,
     /// How many [`Remote`]s are alive.
@@ -279,7 +298,60 @@ impl Remote {
     }
 }
 
+/// A request to the VM's code server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeOp {
+    /// Load a new version of a module, by module name or `.basm` path (the host's loader reads
+    /// it, see [`Builder::loader`]).
+    Load(String),
+    /// Purge a module's old version.
+    Purge(String),
+    /// Purge the module's old version, if any, then load a new one (`ember run --watch`).
+    Reload(String),
+}
+
+/// Where the outcome of a code request goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CodeReply {
+    /// As a message `{:code, tag, result}` to a process (the stdlib's `code` module waits for
+    /// it).
+    To(Pid, Value),
+    /// As a line on the VM's standard error (`--watch`).
+    Report,
+}
+
+impl Remote {
+    /// Asks the VM to serve a code request between slices (with every scheduler stopped).
+    pub fn request(&self, op: CodeOp, reply: CodeReply) {
+        self.inbox.code.lock().push((op, reply));
+        self.inbox
+            .code_pending
+            .store(true, std::sync::atomic::Ordering::Release);
+        // Wakes a run waiting for remote work, which then serves it.
+        let _q = self.inbox.queue.lock();
+        self.inbox
+            .pending
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.inbox.arrived.notify_all();
+    }
+
+    /// Purges `module`'s old version, if any, and loads a new one (by name or `.basm` path,
+    /// through the VM's loader), reporting the outcome on the VM's standard error: what
+    /// `ember run --watch` does when a file changes.
+    pub fn reload(&self, module: &str) {
+        self.request(CodeOp::Reload(module.to_string()), CodeReply::Report);
+    }
+}
+
 impl RemoteInbox {
+    /// The code requests made so far, oldest first.
+    pub(crate) fn take_code(&self) -> Vec<(CodeOp, CodeReply)> {
+        let mut q = self.code.lock();
+        self.code_pending
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        std::mem::take(&mut *q)
+    }
+
     /// Everything sent so far, oldest first.
     pub(crate) fn take(&self) -> Vec<(Dest, Value)> {
         let mut q = self.queue.lock();
@@ -335,6 +407,7 @@ impl Vm {
             out: Box::new(io::stdout()),
             err: Box::new(io::stderr()),
             lowering: true,
+            loader: None,
         }
     }
 
@@ -368,10 +441,12 @@ impl Vm {
         let m = self.prog.module.module();
         let found = match entry.split_once(':') {
             None => self.prog.module.find_label(0, entry),
-            Some((module, label)) => m
-                .units
-                .iter()
-                .position(|u| u.name == module && u.exports.iter().any(|e| e == label))
+            Some((module, label)) => self
+                .prog
+                .versions
+                .current(module)
+                .map(|u| u as usize)
+                .filter(|&u| m.units[u].exports.iter().any(|e| e == label))
                 .and_then(|u| self.prog.module.find_label(u, label)),
         };
         found
@@ -420,8 +495,15 @@ impl Vm {
 
     /// Delivers what other threads sent through a [`Remote`]; true if anything came.
     pub(crate) fn take_remote(&mut self) -> bool {
+        let code = self
+            .remote
+            .code_pending
+            .load(std::sync::atomic::Ordering::Acquire);
+        if code {
+            self.serve_code();
+        }
         let sent = self.remote.take();
-        let any = !sent.is_empty();
+        let any = code || !sent.is_empty();
         for (to, msg) in sent {
             let _ = self.send(to, &msg);
         }

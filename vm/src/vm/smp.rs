@@ -322,6 +322,8 @@ struct Shared {
     /// as they are (boxed, as the VM keeps them).
     #[allow(clippy::vec_box)]
     leftover: Mutex<Vec<Box<Process>>>,
+    /// The run stopped for a code request (see `Vm::serve_code`).
+    code_pause: AtomicBool,
 }
 
 /// One scheduler: its run queue and its figures; the runtime the interpreter sees.
@@ -425,6 +427,7 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
         main_reported: AtomicBool::new(vm.main_reported),
         stats: Mutex::new(std::mem::take(&mut vm.stats)),
         leftover: Mutex::new(Vec::new()),
+        code_pause: AtomicBool::new(false),
     };
     // The queued processes start queued, in their order; the others (a run that paused
     // before, host mailboxes) lie in their handles.
@@ -479,7 +482,8 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
             });
         }
     });
-    if stop != Stop::End && sh.halted.load(SeqCst) == NOT_HALTED {
+    let code_pause = sh.code_pause.load(SeqCst);
+    if (stop != Stop::End || code_pause) && sh.halted.load(SeqCst) == NOT_HALTED {
         settle(&sh);
     }
     // Hand back what the end of the run and the reports need.
@@ -524,7 +528,7 @@ pub(super) fn run(vm: &mut Vm, n: usize, stop: Stop) -> bool {
     if halted != NOT_HALTED {
         vm.halted = Some(halted);
     }
-    stop != Stop::End
+    stop != Stop::End || code_pause
 }
 
 /// A paused run's last step, on one thread once the schedulers stopped: the signals still in
@@ -1333,6 +1337,13 @@ impl<'s> Sched<'s> {
     /// Delivers what other threads sent through a [`Remote`], each message built in a
     /// fragment of its own as a large message is (a bad name or value is dropped).
     fn take_remote(&mut self) {
+        if self.sh.remote.code_pending.load(Acquire) {
+            // A code request: every scheduler stops, and the VM serves it whole.
+            let _guard = self.sh.sleep.lock();
+            self.sh.code_pause.store(true, SeqCst);
+            self.sh.done.store(true, SeqCst);
+            self.sh.wake.notify_all();
+        }
         for (to, msg) in self.sh.remote.take() {
             let pid = match to {
                 Dest::Pid(p) => Some(p.number()),
