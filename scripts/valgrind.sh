@@ -9,8 +9,15 @@ vm_tests=$(ls -t target/debug/deps/ember_vm-* | grep -v '\.d$' | head -n 1)
 VG=(valgrind --quiet --error-exitcode=99 --leak-check=no)
 echo "valgrind: $vm_tests"
 "${VG[@]}" "$vm_tests" --test-threads=1 -q
+# Hot code loading: a purge frees a version's literal area after copying its literals out of
+# every heap; a term left pointing into it would be an invalid read here.
+cargo test --test hotload --no-run --quiet 2>/dev/null
+hotload_tests=$(ls -t target/debug/deps/hotload-* | grep -v '\.d$' | head -n 1)
+echo "valgrind: $hotload_tests"
+"${VG[@]}" "$hotload_tests" --test-threads=1 -q --skip watch --skip code_module
 for ex in examples/hello.basm examples/pingpong.basm examples/pmap.basm examples/monitor.basm \
-          examples/registry.basm "examples/ring.basm 50 20" examples/blog/ex7b.basm; do
+          examples/registry.basm "examples/ring.basm 50 20" examples/blog/ex7b.basm \
+          examples/upgrade/main.basm; do
   # shellcheck disable=SC2086
   set -- $ex
   echo "valgrind: ember run $*"

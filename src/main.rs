@@ -253,7 +253,8 @@ fn watched_files(main: &Path, m: &ember_vm::bytecode::Module) -> Vec<(String, Pa
 /// of each one whose contents changed (an editor's save may change the time and not the text).
 fn watch(files: Vec<(String, PathBuf)>, remote: ember_vm::vm::Remote) {
     std::thread::spawn(move || {
-        let mut seen: Vec<Option<Vec<u8>>> = files.iter().map(|(_, p)| std::fs::read(p).ok()).collect();
+        let mut seen: Vec<Option<Vec<u8>>> =
+            files.iter().map(|(_, p)| std::fs::read(p).ok()).collect();
         loop {
             std::thread::sleep(std::time::Duration::from_millis(100));
             for ((module, path), last) in files.iter().zip(seen.iter_mut()) {

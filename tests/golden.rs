@@ -19,7 +19,9 @@
 //! and files that do not assemble; and once more with `--no-lower` (one scheduler, every
 //! instruction in the general interpreter: the fast path must change nothing a program sees).
 //!
-//! Files under a `modules/` directory are imported by other tests and not run on their own.
+//! Files under a `modules/` directory are imported by other tests and not run on their own, nor
+//! is a file whose first line is a `; library: ...` comment (a module an example imports or
+//! loads beside it, as `examples/upgrade/counter.basm`).
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::{Path, PathBuf};
@@ -162,6 +164,9 @@ fn main() {
             .to_string();
         let rel = PathBuf::from(&name);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.starts_with("; library:") {
+            continue;
+        }
         let many = any_schedulers(&parse(&text));
         let one = rel.clone();
         trials.push(Trial::test(name.clone(), move || {

@@ -181,7 +181,9 @@ impl Linker<'_> {
                     .iter()
                     .find(|d| d.unit == u && d.name == name)
             })
-            .ok_or_else(|| format!("it refers to {module}:{name}, which the running program does not have"))?;
+            .ok_or_else(|| {
+                format!("it refers to {module}:{name}, which the running program does not have")
+            })?;
         Ok(target.at)
     }
 

@@ -2007,6 +2007,58 @@ mod tests {
     }
 
     #[test]
+    fn a_purge_copies_a_freed_areas_literals_out_and_finds_its_functions() {
+        let (first, _) = sample_literals();
+        // A loaded version's area: a literal tuple shared twice, and a function of its code.
+        let nodes = [
+            Node::Tuple(vec![Node::Atom(7), Node::Binary(b"v2".to_vec())]),
+            Node::Tuple(vec![Node::Fun(5)]),
+        ];
+        let (lits, terms) = first.with_area(&nodes, &|a| a - 7, 42);
+        assert!(lits.contains_term(terms[0]) && !first.contains_term(terms[0]));
+        let mut h = Heap::new();
+        let shared = h.tuple(&[terms[0], terms[0]]);
+        let mut regs = [shared, terms[0], Term::small_int(1).unwrap()];
+        let remaining = lits.without(42);
+        let area = lits.area_of(42).expect("the area");
+        let tainted = HashSet::new();
+        let purge = Purge {
+            area: Some(&area),
+            old_fun: &|f| f == 5,
+            tainted: &tainted,
+            found: std::cell::Cell::new(false),
+        };
+        let mut c = h.collect_purging(&remaining, &purge);
+        c.copy_all(&mut regs);
+        c.finish();
+        assert!(!purge.found.get());
+        drop((lits, area, terms));
+        // The area is gone; the copies are in the heap, still shared.
+        assert!(!remaining.contains_term(regs[1]));
+        assert_eq!(show(regs[0]), r#"{{:ok, "v2"}, {:ok, "v2"}}"#);
+        match (regs[0].view(), regs[1]) {
+            (View::Tuple(e), one) => assert_eq!(e[0].raw(), one.raw()),
+            _ => unreachable!(),
+        }
+        // A second purge of the same heap finds a function of the purged code.
+        let (lits, terms) = first.with_area(&nodes, &|a| a - 7, 43);
+        let f = h.tuple(&[terms[1]]);
+        let mut roots = [f];
+        let area = lits.area_of(43).expect("the area");
+        let remaining = lits.without(43);
+        let purge = Purge {
+            area: Some(&area),
+            old_fun: &|f| f == 5,
+            tainted: &tainted,
+            found: std::cell::Cell::new(false),
+        };
+        let mut c = h.collect_purging(&remaining, &purge);
+        c.copy_all(&mut roots);
+        c.finish();
+        assert!(purge.found.get());
+    }
+
+    #[test]
     fn literals_build() {
         let (lits, terms) = sample_literals();
         let shown: Vec<String> = terms.iter().map(|&t| show(t)).collect();

@@ -73,6 +73,15 @@
 //! schedulers). Atoms are never made at run time: a value's atoms must be named by the program
 //! or declared with [`native::Natives::atoms`].
 //!
+//! # Hot code loading
+//!
+//! [`vm::Vm::load`] makes a new version of a module current, with the BEAM's rules: calls that
+//! name the module (`call m:l`, `jump m:l`, `spawn d, m:l`) go to the current version, a
+//! process runs old code until it makes such a call, a second load waits for
+//! [`vm::Vm::purge`], which kills the processes still in the old version and copies its
+//! literals out of every heap. `.basm` asks for the same through the stdlib's `code` module,
+//! served by the host's [`vm::Builder::loader`]. See `Vm::load` for an example.
+//!
 //! # The public API is sound
 //!
 //! Terms are machine words that may point into a process heap; the collector moves and frees

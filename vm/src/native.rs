@@ -140,7 +140,10 @@ impl Natives {
         BUILTIN.get_or_init(|| {
             let mut n = Natives::new();
             for (name, op) in [
-                ("load", crate::vm::CodeOp::Load as fn(String) -> crate::vm::CodeOp),
+                (
+                    "load",
+                    crate::vm::CodeOp::Load as fn(String) -> crate::vm::CodeOp,
+                ),
                 ("purge", crate::vm::CodeOp::Purge),
             ] {
                 // (target: an atom or a binary, ref): queues the request; `:badarg` otherwise.
@@ -152,7 +155,8 @@ impl Natives {
                     };
                     let caller = call.caller();
                     let tag = call.arg(1).clone();
-                    call.remote().request(op(target), crate::vm::CodeReply::To(caller, tag));
+                    call.remote()
+                        .request(op(target), crate::vm::CodeReply::To(caller, tag));
                     Ok(Value::atom("ok"))
                 });
             }

@@ -594,7 +594,14 @@ impl Process {
     pub fn collect(&mut self, lits: &crate::heap::Literals, extra: &mut [Term]) {
         self.peak_heap = self.peak_heap.max(self.heap.arena_bytes());
         let c = self.heap.collect(lits);
-        Process::collect_roots(c, &mut self.regs, &mut self.stack, extra, &mut self.extras, &mut self.mailbox);
+        Process::collect_roots(
+            c,
+            &mut self.regs,
+            &mut self.stack,
+            extra,
+            &mut self.extras,
+            &mut self.mailbox,
+        );
     }
 
     /// A collection for a purge (see [`crate::heap::Heap::collect_purging`]): true if the
@@ -605,7 +612,14 @@ impl Process {
         purge: &crate::heap::Purge<'_>,
     ) -> bool {
         let c = self.heap.collect_purging(lits, purge);
-        Process::collect_roots(c, &mut self.regs, &mut self.stack, &mut [], &mut self.extras, &mut self.mailbox);
+        Process::collect_roots(
+            c,
+            &mut self.regs,
+            &mut self.stack,
+            &mut [],
+            &mut self.extras,
+            &mut self.mailbox,
+        );
         purge.found.get()
     }
 

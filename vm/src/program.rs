@@ -287,13 +287,24 @@ pub enum CodeError {
     NotPurged,
     /// The module is not valid bytecode, or names a module or label the running program lacks.
     Invalid(String),
+    /// The program would pass [`MAX_LOADED_CODE`] instructions: a purged version's code is
+    /// never reused, so a program that reloads forever is stopped here.
+    SystemLimit,
 }
+
+/// The most instructions a program may hold, every version it ever loaded included (64 MiB of
+/// code).
+pub const MAX_LOADED_CODE: usize = 1 << 22;
 
 impl std::fmt::Display for CodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CodeError::NotPurged => write!(f, "the module's old version is not purged"),
             CodeError::Invalid(e) => write!(f, "{e}"),
+            CodeError::SystemLimit => write!(
+                f,
+                "the program would pass {MAX_LOADED_CODE} instructions, old versions included"
+            ),
         }
     }
 }
@@ -309,14 +320,18 @@ pub(crate) const UNDEF: u32 = u32::MAX;
 /// the module's current version, or [`UNDEF`] when the current version does not export it;
 /// and (position, slot) for each exported label of each version, by position (of labels at one
 /// position, the first).
-fn export_table(m: &crate::bytecode::Module, versions: &crate::code::Versions) -> (Vec<u32>, Vec<(u32, u32)>) {
+fn export_table(
+    m: &crate::bytecode::Module,
+    versions: &crate::code::Versions,
+) -> (Vec<u32>, Vec<(u32, u32)>) {
     let mut exports = Vec::new();
     let mut slots = Vec::new();
     let mut at: std::collections::HashMap<(u32, &str), u32> = std::collections::HashMap::new();
     for l in &m.labels {
         at.entry((l.unit, l.name.as_str())).or_insert(l.at.0);
     }
-    let mut slot_of: std::collections::HashMap<(&str, &str), u32> = std::collections::HashMap::new();
+    let mut slot_of: std::collections::HashMap<(&str, &str), u32> =
+        std::collections::HashMap::new();
     for (u, unit) in m.units.iter().enumerate() {
         let current = versions.current(&unit.name) == Some(u as u32);
         for name in &unit.exports {
@@ -638,11 +653,19 @@ impl Program {
             match instr {
                 Instr::CallExt { target, args } if m.args[args.0 as usize].is_empty() => {
                     let to = resolve_export(&exports, &export_slots, target.0);
-                    ops[pc] = if to == UNDEF { Op::Resolved(UNDEF) } else { Op::Call(to) };
+                    ops[pc] = if to == UNDEF {
+                        Op::Resolved(UNDEF)
+                    } else {
+                        Op::Call(to)
+                    };
                 }
                 Instr::JumpExt { target } => {
                     let to = resolve_export(&exports, &export_slots, target.0);
-                    ops[pc] = if to == UNDEF { Op::Resolved(UNDEF) } else { Op::Jump(to) };
+                    ops[pc] = if to == UNDEF {
+                        Op::Resolved(UNDEF)
+                    } else {
+                        Op::Jump(to)
+                    };
                 }
                 Instr::CallExt { target, .. }
                 | Instr::SpawnExt { target, .. }
@@ -675,7 +698,11 @@ impl Program {
             extra_atoms: extra.to_vec(),
             host_natives: crate::native::Natives::default(),
             lowered: true,
-            register_floor: if prev.is_some() { module.registers().max(1) } else { 0 },
+            register_floor: if prev.is_some() {
+                module.registers().max(1)
+            } else {
+                0
+            },
             module,
         }
     }
@@ -740,20 +767,28 @@ impl Program {
     pub(crate) fn load(&self, new: crate::bytecode::Module) -> Result<Program, CodeError> {
         let new = crate::verify::verify(new).map_err(|e| CodeError::Invalid(e.to_string()))?;
         let new = new.module();
-        let name = new.units.first().map(|u| u.name.clone()).unwrap_or_default();
+        let name = new
+            .units
+            .first()
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
         if self.versions.old(&name).is_some() {
             return Err(CodeError::NotPurged);
         }
+        let unit_len = new.units.first().map_or(0, |u| (u.end - u.start) as usize);
+        if self.code.len() + unit_len > MAX_LOADED_CODE {
+            return Err(CodeError::SystemLimit);
+        }
         let mut merged = self.module.module().clone();
-        let unit = crate::code::link(&mut merged, &self.versions, new).map_err(|e| {
-            CodeError::Invalid(format!("cannot load {name}: {e}"))
-        })?;
+        let unit = crate::code::link(&mut merged, &self.versions, new)
+            .map_err(|e| CodeError::Invalid(format!("cannot load {name}: {e}")))?;
         let merged = crate::verify::verify(merged)
             .map_err(|e| CodeError::Invalid(format!("cannot load {name}: {e}")))?;
         let mut versions = self.versions.clone();
         versions.install(&name, unit);
         let mut p = Program::build(merged, &self.extra_atoms, Some(self), versions, unit);
-        p.link_natives(&self.host_natives).map_err(CodeError::Invalid)?;
+        p.link_natives(&self.host_natives)
+            .map_err(CodeError::Invalid)?;
         if !self.lowered {
             p = p.lowering_off();
         }
@@ -778,12 +813,24 @@ impl Program {
         let templates = self
             .templates
             .iter()
-            .map(|t| if t.consts_all(&keep) { t.clone() } else { Tpl::Const(Term::NIL) })
+            .map(|t| {
+                if t.consts_all(&keep) {
+                    t.clone()
+                } else {
+                    Tpl::Const(Term::NIL)
+                }
+            })
             .collect();
         let patterns = self
             .patterns
             .iter()
-            .map(|p| if p.consts_all(&keep) { p.clone() } else { Pat::Any })
+            .map(|p| {
+                if p.consts_all(&keep) {
+                    p.clone()
+                } else {
+                    Pat::Any
+                }
+            })
             .collect();
         let mut ops = self.ops.clone();
         let u = &self.module.module().units[unit as usize];
@@ -843,9 +890,7 @@ impl Program {
                     }
                     any
                 }
-                crate::term::View::Cons(h, rest) => {
-                    walk(h, names, memo) | walk(rest, names, memo)
-                }
+                crate::term::View::Cons(h, rest) => walk(h, names, memo) | walk(rest, names, memo),
                 _ => false,
             };
             memo.insert(t.addr(), found);

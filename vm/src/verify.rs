@@ -315,10 +315,7 @@ pub fn verify(module: Module) -> Result<VerifiedModule, VerifyError> {
                     c.label(l, &at)?;
                     if matches!(
                         op,
-                        Opcode::CallExt
-                            | Opcode::JumpExt
-                            | Opcode::SpawnExt
-                            | Opcode::SpawnLinkExt
+                        Opcode::CallExt | Opcode::JumpExt | Opcode::SpawnExt | Opcode::SpawnLinkExt
                     ) && !exported_at.contains(&l.0)
                     {
                         return bad(format!(

@@ -32,10 +32,10 @@ use std::time::Instant;
 
 mod host;
 pub(crate) mod smp;
+pub use crate::program::CodeError;
 pub use host::{
     Builder, Capture, CodeOp, CodeReply, Dest, HostError, LoadError, Mailbox, Pause, Remote,
 };
-pub use crate::program::CodeError;
 mod code;
 pub use code::Loader;
 pub(crate) use host::{RemoteInbox, Stop};
@@ -1616,7 +1616,10 @@ impl Vm {
             let mut paused = smp::run(self, self.config.schedulers, stop);
             // A code request stops every scheduler; it is served with the VM whole, then the
             // run goes on.
-            while self.remote.code_pending.load(std::sync::atomic::Ordering::Acquire)
+            while self
+                .remote
+                .code_pending
+                .load(std::sync::atomic::Ordering::Acquire)
                 && self.halted.is_none()
                 && self.output_failure.is_none()
             {

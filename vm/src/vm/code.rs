@@ -30,7 +30,7 @@ impl Vm {
     /// let v2 = ".module counter\n.export get\nget:\n    move r0, 2\n    ret\n";
     /// let main = ".import counter\nmain:\n    call counter:get\n    send r1, r0\n";
     /// let lib = [("counter".to_string(), v1.to_string())];
-    /// let main = ember_asm::SourceFile::from_bytes("main.basm", main.as_bytes().to_vec()).unwrap();
+    /// let main = ember_asm::SourceFile::from_bytes("main.basm".into(), main.into(), None).unwrap();
     /// let mut vm = Vm::builder().build(ember_asm::assemble_with(main, &lib).unwrap()).unwrap();
     /// vm.load(ember_asm::assemble_str("counter.basm", v2).unwrap()).unwrap();
     /// let mb = vm.open_mailbox().unwrap();
@@ -138,7 +138,10 @@ impl Vm {
                 CodeOp::Reload(t) => (t, self.load_from(t, true)),
                 CodeOp::Purge(m) => {
                     let killed = self.purge(m).unwrap_or(0);
-                    (m, Ok(Some(Value::atom(if killed > 0 { "true" } else { "false" }))))
+                    (
+                        m,
+                        Ok(Some(Value::atom(if killed > 0 { "true" } else { "false" }))),
+                    )
                 }
             };
             match reply {
@@ -147,6 +150,9 @@ impl Vm {
                         Ok(v) => v.unwrap_or_else(|| Value::atom("ok")),
                         Err(CodeError::NotPurged) => {
                             Value::tuple([Value::atom("error"), Value::atom("not_purged")])
+                        }
+                        Err(CodeError::SystemLimit) => {
+                            Value::tuple([Value::atom("error"), Value::atom("system_limit")])
                         }
                         Err(CodeError::Invalid(e)) => Value::tuple([
                             Value::atom("error"),
