@@ -550,3 +550,29 @@ fn run_watch_loads_an_edited_file_into_the_running_vm() {
         "{err}"
     );
 }
+
+#[test]
+fn a_module_the_program_never_had_can_be_loaded() {
+    for (n, lowering) in configs() {
+        let (mut vm, _) = vm(n, lowering);
+        assert!(vm.spawn("greeter:hello", &[]).is_err());
+        let greeter = ".module greeter\n.import counter\n.export hello\nhello:\n    move r16, r0\n    call counter:version\n    send r16, {:hello, r0}\n";
+        vm.load(
+            ember_asm::assemble_with(
+                ember_asm::SourceFile {
+                    name: "greeter.basm".into(),
+                    text: greeter.into(),
+                    dir: None,
+                },
+                &[("counter".to_string(), V1.to_string())],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(!vm.has_old_code("greeter"));
+        let mb = vm.open_mailbox().unwrap();
+        vm.spawn("greeter:hello", &[mb.pid().into()]).unwrap();
+        vm.run_until_idle();
+        assert_eq!(drain(&mut vm, &mb), [tuple([atom("hello"), Value::Int(1)])]);
+    }
+}
