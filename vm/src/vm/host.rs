@@ -107,6 +107,26 @@ impl Builder {
     /// `code:load("counter_v2.basm")` from the stdlib's `code` module) or a [`Remote::reload`]
     /// does: from a module name or a `.basm` path, the module assembled on its own
     /// (`ember_asm::assemble_path`). Without one, such requests fail `{:error, {:badfile, _}}`.
+    ///
+    /// ```
+    /// # use ember_vm::vm::{Capture, Vm};
+    /// let v2 = ".module greet\n.export hi\nhi:\n    move r0, :v2\n    ret\n";
+    /// let main = ".import code\n.import greet\nmain:\n    call code:load, :greet\n    print r0\n    call greet:hi\n    print r0\n";
+    /// let lib = [("greet".to_string(), v2.replace(":v2", ":v1"))];
+    /// let main = ember_asm::SourceFile::from_bytes("main.basm".into(), main.into(), None).unwrap();
+    /// let out = Capture::new();
+    /// let mut vm = Vm::builder()
+    ///     .stdout(out.clone())
+    ///     .loader(move |name| {
+    ///         assert_eq!(name, "greet");
+    ///         ember_asm::assemble_str("greet.basm", v2).map_err(|e| e.to_string())
+    ///     })
+    ///     .build(ember_asm::assemble_with(main, &lib).unwrap())
+    ///     .unwrap();
+    /// vm.spawn("main", &[]).unwrap();
+    /// vm.run();
+    /// assert_eq!(out.text(), ":ok\n:v2\n");
+    /// ```
     pub fn loader(
         mut self,
         loader: impl Fn(&str) -> Result<crate::bytecode::Module, String> + Send + 'static,
@@ -338,6 +358,22 @@ impl Remote {
     /// Purges `module`'s old version, if any, and loads a new one (by name or `.basm` path,
     /// through the VM's loader), reporting the outcome on the VM's standard error: what
     /// `ember run --watch` does when a file changes.
+    ///
+    /// ```
+    /// # use ember_vm::vm::{Capture, Vm};
+    /// let src = ".module m\nmain:\n    end\n";
+    /// let err = Capture::new();
+    /// let mut vm = Vm::builder()
+    ///     .stderr(err.clone())
+    ///     .loader(move |_| ember_asm::assemble_str("m.basm", src).map_err(|e| e.to_string()))
+    ///     .build(ember_asm::assemble_str("m.basm", src).unwrap())
+    ///     .unwrap();
+    /// let remote = vm.remote();
+    /// std::thread::spawn(move || remote.reload("m")).join().unwrap();
+    /// vm.run_until_idle();
+    /// assert_eq!(err.text(), "ember: loaded a new version of m\n");
+    /// assert!(vm.has_old_code("m"));
+    /// ```
     pub fn reload(&self, module: &str) {
         self.request(CodeOp::Reload(module.to_string()), CodeReply::Report);
     }
