@@ -528,6 +528,13 @@ impl Heap {
                 return Ok(self.tuple(elems));
             }
         }
+        // A list whose elements are immediates or literals (a list of numbers, of atoms): its
+        // cells in one block, filled in one loop.
+        if t.is_cons() {
+            if let Some(copy) = self.copy_flat_list(t, lits, src_words.min(max_words)) {
+                return copy;
+            }
+        }
         // As a tree first, in one pass, stopping once it passes what a tree of this source can
         // take. (What a stopped copy allocated is unreachable garbage for the next collection.)
         let mut copier: Copier<'_, TREE> = Copier {
@@ -555,6 +562,55 @@ impl Heap {
         copier
             .copy(&self.arena, &mut self.used, None, t)
             .ok_or(TooBig)
+    }
+
+    /// `copy_into` of list `t` if every element is an immediate or a literal (the tail too, at
+    /// the end): `None` when it is not such a list (the general copy then takes it), else the
+    /// copy of its cells in one block, or `TooBig` past `room` words. (No element is shared with
+    /// another, so the tree copy is the DAG copy: one count decides.)
+    fn copy_flat_list(
+        &mut self,
+        t: Term,
+        lits: &Literals,
+        room: usize,
+    ) -> Option<Result<Term, TooBig>> {
+        let flat = |e: Term| !e.is_pointer() || lits.contains(e.addr());
+        let mut cells = 0usize;
+        let mut at = t;
+        while let Some((head, tail)) = read_cons(at) {
+            if !flat(head) {
+                return None;
+            }
+            cells += 1;
+            if 2 * cells > room {
+                return Some(Err(TooBig));
+            }
+            if !tail.is_cons() || lits.contains(tail.addr()) {
+                if !flat(tail) {
+                    return None;
+                }
+                break;
+            }
+            at = tail;
+        }
+        let dst = self.alloc(2 * cells);
+        let mut at = t;
+        for k in 0..cells {
+            let (head, tail) = read_cons(at).expect("counted above");
+            let next = if k + 1 < cells {
+                // SAFETY: cell k + 1 (words 2k + 2, 2k + 3) lies in the block of 2 * cells words.
+                Term::cons_at(addr_of(unsafe { dst.add(2 * k + 2) }))
+            } else {
+                tail
+            };
+            // SAFETY: cell k is words 2k and 2k + 1 < 2 * cells of the fresh block.
+            unsafe {
+                dst.add(2 * k).write(head.raw());
+                dst.add(2 * k + 1).write(next.raw());
+            }
+            at = tail;
+        }
+        Some(Ok(Term::cons_at(addr_of(dst))))
     }
 
     /// A heap whose first chunk holds about `bytes` (a fragment for one message: the
@@ -903,6 +959,9 @@ impl<const MODE: u8> Copier<'_, MODE> {
         if (MODE == COLLECT || MODE == PURGE) && first & LOW3 == FORWARD_TAG {
             return Some(t.same_kind_at(first & !LOW3));
         }
+        if MODE == COLLECT && t.is_cons() {
+            return Some(self.collect_list(arena, used, t));
+        }
         if MODE == DAG {
             if let Some(&copy) = self.copies.get(&t.addr()) {
                 return Some(t.same_kind_at(copy));
@@ -957,6 +1016,57 @@ impl<const MODE: u8> Copier<'_, MODE> {
 }
 
 impl<const MODE: u8> Copier<'_, MODE> {
+    /// The collector's copy of list cell `t` (not copied yet) and of the cells after it along
+    /// the tail, up to the first one that is a literal, copied already, or not a cell: one
+    /// block for the run, filled in one loop, a forwarding marker left in each original. The
+    /// heads that are pointers, and the run's last tail, go on `pending`.
+    fn collect_list(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Term {
+        let mut cells = 1usize;
+        let mut at = t;
+        loop {
+            // SAFETY: `at` is a cell of from-space not copied yet (checked for the first by the
+            // caller, for the others below): two initialised words (invariant 1).
+            let tail = Term::from_raw(unsafe { ptr_at(at.addr()).add(1).read() });
+            if !tail.is_cons() || self.lits.contains(tail.addr()) {
+                break;
+            }
+            // SAFETY: as above, a cell of from-space (or a marker over its first word).
+            if unsafe { ptr_at(tail.addr()).read() } & LOW3 == FORWARD_TAG {
+                break;
+            }
+            cells += 1;
+            at = tail;
+        }
+        let dst = alloc_words(arena, used, 2 * cells);
+        let mut at = t;
+        for k in 0..cells {
+            let src = ptr_at(at.addr());
+            // SAFETY: `src` is cell k of the run counted above, unchanged since (only the cells
+            // before it got markers); `dst` has 2 * cells fresh words, cell k at 2k and 2k + 1.
+            unsafe {
+                let head = src.read();
+                let tail = Term::from_raw(src.add(1).read());
+                let cell = dst.add(2 * k);
+                cell.write(head);
+                if Term::from_raw(head).is_pointer() {
+                    self.pending.push(cell);
+                }
+                if k + 1 < cells {
+                    cell.add(1).write(Term::cons_at(addr_of(cell.add(2))).raw());
+                } else {
+                    cell.add(1).write(tail.raw());
+                    if tail.is_pointer() {
+                        self.pending.push(cell.add(1));
+                    }
+                }
+                // The marker, as `copy_one` leaves one (invariant 3).
+                src.write(addr_of(cell) | FORWARD_TAG);
+                at = tail;
+            }
+        }
+        Term::cons_at(addr_of(dst))
+    }
+
     /// `copy_one` of a purge: a term naming the purged code is noted; an object of the purged
     /// area is copied once (through the table of copies), with its fields; the others as the
     /// collector copies them.
@@ -2004,6 +2114,41 @@ mod tests {
         ];
         // Module atoms 7, 8, 9 are VM atoms 0, 1, 2.
         Literals::build(&nodes, &|a| a - 7)
+    }
+
+    #[test]
+    fn gc_copies_list_runs_in_blocks_and_keeps_sharing() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let ints: Vec<Term> = (1..=5).map(|i| Term::small_int(i).unwrap()).collect();
+        let l = h.list_from(&ints, Term::NIL);
+        let t1 = h.tuple(&[ints[0]]);
+        let t2 = h.tuple(&[ints[1]]);
+        let a = h.cons(t1, l);
+        let b = h.cons(ints[4], l);
+        let of_tuples = h.list_from(&[t1, t2, t1], Term::NIL);
+        let (_, rest) = read_cons(l).unwrap();
+        let (_, mid) = read_cons(rest).unwrap();
+        let _garbage = h.list_from(&ints, Term::NIL);
+        // The middle of `l` is a root too: copied first, it splits `l`'s run in two.
+        let mut roots = [mid, a, b, of_tuples, l];
+        let mut c = h.collect(&lits);
+        c.copy_all(&mut roots);
+        c.finish();
+        let [mid, a, b, of_tuples, l] = roots;
+        assert_eq!(show(a), "[{1}, 1, 2, 3, 4, 5]");
+        assert_eq!(show(b), "[5, 1, 2, 3, 4, 5]");
+        assert_eq!(show(of_tuples), "[{1}, {2}, {1}]");
+        assert_eq!(show(mid), "[3, 4, 5]");
+        let tail = |t: Term| read_cons(t).unwrap().1;
+        assert_eq!(tail(a).raw(), l.raw());
+        assert_eq!(tail(b).raw(), l.raw());
+        assert_eq!(tail(tail(l)).raw(), mid.raw());
+        let head = |t: Term| read_cons(t).unwrap().0;
+        assert_eq!(head(a).raw(), head(of_tuples).raw());
+        assert_eq!(head(tail(tail(of_tuples))).raw(), head(a).raw());
+        // Live: l's 5 cells, a's and b's one each, 3 cells of tuples, two tuples of 2 words.
+        assert_eq!(h.used_words(), 2 * 5 + 2 + 2 + 2 * 3 + 2 * 2);
     }
 
     #[test]

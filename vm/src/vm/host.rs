@@ -476,7 +476,12 @@ impl Vm {
     fn entry_point(&self, entry: &str) -> Result<u32, HostError> {
         let m = self.prog.module.module();
         let found = match entry.split_once(':') {
-            None => self.prog.module.find_label(0, entry),
+            // A label of the first module's current version.
+            None => self
+                .prog
+                .versions
+                .current(&m.units[0].name)
+                .and_then(|u| self.prog.module.find_label(u as usize, entry)),
             Some((module, label)) => self
                 .prog
                 .versions
