@@ -396,6 +396,31 @@ impl Heap {
         Term::cons_at(addr_of(p))
     }
 
+    /// Builds a template's image (see [`Image`]) in one block: each word written once, in
+    /// order, the registers' values read from `regs`.
+    pub(crate) fn build_image(&mut self, image: &Image, regs: &[Term]) -> Term {
+        let words = image.slots.len();
+        let p = self.alloc(words);
+        let base = addr_of(p);
+        for (i, slot) in image.slots.iter().enumerate() {
+            let w = match *slot {
+                Slot::Word(w) => w,
+                Slot::Reg(r) => regs[r as usize].raw(),
+                Slot::Cons(at) => Term::cons_at(base + u64::from(at) * WORD as u64).raw(),
+                Slot::Boxed(at) => Term::boxed_at(base + u64::from(at) * WORD as u64).raw(),
+            };
+            // SAFETY: i < words: a word of the fresh block. The image is a valid layout (built
+            // by `Image::of`): headers with their fields, cells of two words, pointers to the
+            // objects at their offsets, so the block holds initialised objects (invariant 1).
+            unsafe { p.add(i).write(w) };
+        }
+        if image.cons {
+            Term::cons_at(base)
+        } else {
+            Term::boxed_at(base)
+        }
+    }
+
     /// `[items... | tail]` (a proper list when `tail` is `[]`); `tail` itself when `items` is
     /// empty. The cells are allocated in one block.
     pub fn list_from(&mut self, items: &[Term], tail: Term) -> Term {
@@ -802,6 +827,94 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
         self.heap.live = self.live;
         self.heap.limit = MIN_GC_LIMIT.max(2 * self.live);
         self.heap.collections += 1;
+    }
+}
+
+/// One word of a template's [`Image`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// A word as it is: a header, an immediate, a literal pointer.
+    Word(u64),
+    /// The value of a register.
+    Reg(u8),
+    /// A pointer to the list cell at this word of the image.
+    Cons(u32),
+    /// A pointer to the boxed object (a tuple) at this word of the image.
+    Boxed(u32),
+}
+
+/// The words of a template whose shape is fixed (tuples and lists of registers and constants):
+/// building it is one allocation and one pass over the words, where a tree of cells and tuples
+/// would take one allocation per object (the BEAM's `put_tuple2` and `put_list` sequences,
+/// fused). The root object is at word 0.
+#[derive(Clone, Debug)]
+pub(crate) struct Image {
+    slots: Box<[Slot]>,
+    /// The root is a list cell (else a tuple).
+    cons: bool,
+}
+
+/// What a template is made of, for [`Image::of`].
+pub(crate) enum Shape<'a, T> {
+    Reg(u8),
+    Const(Term),
+    Tuple(&'a [T]),
+    List(&'a [T], &'a T),
+    /// Anything else (a map): no image.
+    Other,
+}
+
+impl Image {
+    /// The image of a template, given how to see its parts; `None` unless its root is a tuple
+    /// or a list and it holds nothing but tuples, lists, registers and constants.
+    pub(crate) fn of<T>(t: &T, shape: &dyn Fn(&T) -> Shape<'_, T>) -> Option<Image> {
+        fn place<T>(
+            t: &T,
+            shape: &dyn Fn(&T) -> Shape<'_, T>,
+            out: &mut Vec<Slot>,
+        ) -> Option<Slot> {
+            if out.len() > 1 << 16 {
+                return None;
+            }
+            Some(match shape(t) {
+                Shape::Reg(r) => Slot::Reg(r),
+                Shape::Const(c) => Slot::Word(c.raw()),
+                Shape::Tuple(items) => {
+                    let at = out.len();
+                    out.push(Slot::Word(header(KIND_TUPLE, items.len())));
+                    out.extend(items.iter().map(|_| Slot::Word(0)));
+                    for (i, item) in items.iter().enumerate() {
+                        out[at + 1 + i] = place(item, shape, out)?;
+                    }
+                    Slot::Boxed(at as u32)
+                }
+                Shape::List(items, tail) => {
+                    let at = out.len();
+                    out.extend(items.iter().flat_map(|_| [Slot::Word(0); 2]));
+                    for (i, item) in items.iter().enumerate() {
+                        out[at + 2 * i] = place(item, shape, out)?;
+                        out[at + 2 * i + 1] = if i + 1 < items.len() {
+                            Slot::Cons((at + 2 * i + 2) as u32)
+                        } else {
+                            place(tail, shape, out)?
+                        };
+                    }
+                    Slot::Cons(at as u32)
+                }
+                Shape::Other => return None,
+            })
+        }
+        let cons = match shape(t) {
+            Shape::Tuple(_) => false,
+            Shape::List(items, _) if !items.is_empty() => true,
+            _ => return None,
+        };
+        let mut slots = Vec::new();
+        place(t, shape, &mut slots)?;
+        Some(Image {
+            slots: slots.into(),
+            cons,
+        })
     }
 }
 
@@ -2114,6 +2227,47 @@ mod tests {
         ];
         // Module atoms 7, 8, 9 are VM atoms 0, 1, 2.
         Literals::build(&nodes, &|a| a - 7)
+    }
+
+    #[test]
+    fn a_template_image_builds_in_one_block() {
+        enum T {
+            R(u8),
+            C(Term),
+            Tup(Vec<T>),
+            L(Vec<T>, Box<T>),
+        }
+        fn shape(t: &T) -> Shape<'_, T> {
+            match t {
+                T::R(r) => Shape::Reg(*r),
+                T::C(c) => Shape::Const(*c),
+                T::Tup(items) => Shape::Tuple(items),
+                T::L(items, tail) => Shape::List(items, tail),
+            }
+        }
+        let (_lits, terms) = sample_literals();
+        // {r0, [r1, r1 | :x], {}, literal}
+        let t = T::Tup(vec![
+            T::R(0),
+            T::L(vec![T::R(1), T::R(1)], Box::new(T::C(Term::atom(1)))),
+            T::Tup(vec![]),
+            T::C(terms[0]),
+        ]);
+        let image = Image::of(&t, &shape).expect("a fixed shape");
+        let mut h = Heap::new();
+        let inner = h.tuple(&[Term::small_int(7).unwrap()]);
+        let regs = [Term::small_int(-1).unwrap(), inner];
+        let built = h.build_image(&image, &regs);
+        assert_eq!(
+            show(built),
+            r#"{-1, [{7}, {7} | :x], {}, {:ok, "lit\n", -3}}"#
+        );
+        // tuple 5 + cells 4 + empty tuple 1.
+        assert_eq!(h.used_words(), 2 + 5 + 4 + 1);
+        let list = T::L(vec![T::R(0)], Box::new(T::C(Term::NIL)));
+        let image = Image::of(&list, &shape).expect("a fixed shape");
+        assert_eq!(show(h.build_image(&image, &regs)), "[-1]");
+        assert!(Image::of(&T::R(0), &shape).is_none());
     }
 
     #[test]

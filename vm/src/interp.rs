@@ -444,7 +444,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             match s.kind() {
                 SrcKind::Reg(r) => p.regs[r as usize],
                 SrcKind::Const(k) => prog.consts[k as usize],
-                SrcKind::Template(k) => prog.templates[k as usize].build(&p.regs, &mut p.heap),
+                SrcKind::Template(k) => prog.build_template(k, &p.regs, &mut p.heap),
             }
         }};
     }

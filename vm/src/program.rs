@@ -135,6 +135,21 @@ impl Tpl {
     }
 }
 
+/// The images of `templates` (see `heap::Image`).
+fn images(templates: &[Tpl]) -> Vec<Option<crate::heap::Image>> {
+    use crate::heap::{Image, Shape};
+    fn shape(t: &Tpl) -> Shape<'_, Tpl> {
+        match t {
+            Tpl::Reg(r) => Shape::Reg(*r),
+            Tpl::Const(c) => Shape::Const(*c),
+            Tpl::Tuple(items) => Shape::Tuple(items),
+            Tpl::List(items, tail) => Shape::List(items, tail),
+            Tpl::FlatMap(..) | Tpl::Map(..) => Shape::Other,
+        }
+    }
+    templates.iter().map(|t| Image::of(t, &shape)).collect()
+}
+
 impl Tpl {
     /// Is `keep` true of every constant in the template?
     fn consts_all(&self, keep: &dyn Fn(&Term) -> bool) -> bool {
@@ -231,6 +246,8 @@ pub struct Program {
     pub(crate) ops: Vec<Op>,
     pub(crate) consts: Vec<Term>,
     pub(crate) templates: Vec<Tpl>,
+    /// Parallel to `templates`: the image of each whose shape is fixed (see `heap::Image`).
+    images: Vec<Option<crate::heap::Image>>,
     pub(crate) patterns: Vec<Pat>,
     pub clauses: Vec<ClauseTable>,
     /// Parallel to `clauses`.
@@ -686,6 +703,7 @@ impl Program {
             ops,
             code: m.code.clone(),
             consts,
+            images: images(&templates),
             templates,
             patterns,
             clauses: m.clauses.clone(),
@@ -810,7 +828,7 @@ impl Program {
             .collect();
         // Templates and patterns of the purged code that hold its literals are never used
         // again (nothing can reach that code); they become harmless ones.
-        let templates = self
+        let templates: Vec<Tpl> = self
             .templates
             .iter()
             .map(|t| {
@@ -842,6 +860,7 @@ impl Program {
                 literal_terms: self.literal_terms.iter().copied().filter(keep).collect(),
                 literals,
                 consts,
+                images: images(&templates),
                 templates,
                 patterns,
                 ops,
@@ -855,6 +874,15 @@ impl Program {
     /// Registers every process needs at least (see `register_floor`).
     pub(crate) fn register_floor(&self) -> usize {
         self.register_floor
+    }
+
+    /// Builds template `k` on the process's heap, from its registers.
+    #[inline]
+    pub(crate) fn build_template(&self, k: u32, regs: &[Term], heap: &mut Heap) -> Term {
+        match &self.images[k as usize] {
+            Some(image) => heap.build_image(image, regs),
+            None => self.templates[k as usize].build(regs, heap),
+        }
     }
 
     /// Does function entry `fun` name code of `unit`?
