@@ -399,20 +399,22 @@ impl Heap {
     /// Builds a template's image (see [`Image`]) in one block: each word written once, in
     /// order, the registers' values read from `regs`.
     pub(crate) fn build_image(&mut self, image: &Image, regs: &[Term]) -> Term {
-        let words = image.slots.len();
+        let words = image.words.len();
         let p = self.alloc(words);
         let base = addr_of(p);
-        for (i, slot) in image.slots.iter().enumerate() {
-            let w = match *slot {
-                Slot::Word(w) => w,
-                Slot::Reg(r) => regs[r as usize].raw(),
-                Slot::Cons(at) => Term::cons_at(base + u64::from(at) * WORD as u64).raw(),
-                Slot::Boxed(at) => Term::boxed_at(base + u64::from(at) * WORD as u64).raw(),
-            };
-            // SAFETY: i < words: a word of the fresh block. The image is a valid layout (built
-            // by `Image::of`): headers with their fields, cells of two words, pointers to the
-            // objects at their offsets, so the block holds initialised objects (invariant 1).
-            unsafe { p.add(i).write(w) };
+        // SAFETY: `p` is a fresh block of `words` words, `image.words` as many, apart. The
+        // image is a valid layout (built by `Image::of`: headers with their fields, cells of
+        // two words, pointers to the objects at their offsets), so once its pointers are made
+        // absolute and its register words filled (every index below < words, by
+        // construction), the block holds initialised objects (invariant 1).
+        unsafe {
+            ptr::copy_nonoverlapping(image.words.as_ptr(), p, words);
+            for &i in image.relative.iter() {
+                *p.add(i as usize) += base;
+            }
+            for &(i, r) in image.regs.iter() {
+                p.add(i as usize).write(regs[r as usize].raw());
+            }
         }
         if image.cons {
             Term::cons_at(base)
@@ -830,9 +832,9 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
     }
 }
 
-/// One word of a template's [`Image`].
+/// One word of a template's image, as [`Image::of`] lays it out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
+enum Slot {
     /// A word as it is: a header, an immediate, a literal pointer.
     Word(u64),
     /// The value of a register.
@@ -844,12 +846,18 @@ pub(crate) enum Slot {
 }
 
 /// The words of a template whose shape is fixed (tuples and lists of registers and constants):
-/// building it is one allocation and one pass over the words, where a tree of cells and tuples
-/// would take one allocation per object (the BEAM's `put_tuple2` and `put_list` sequences,
-/// fused). The root object is at word 0.
+/// building it is one allocation, one copy of its words, and a patch of the words that hold
+/// registers and pointers inside it, where a tree of cells and tuples would take one
+/// allocation per object (the BEAM's `put_tuple2` and `put_list` sequences, fused). The root
+/// object is at word 0.
 #[derive(Clone, Debug)]
 pub(crate) struct Image {
-    slots: Box<[Slot]>,
+    /// The words; a pointer inside the block holds its offset in bytes, tagged.
+    words: Box<[u64]>,
+    /// The words that point inside the block: the block's address is added to each.
+    relative: Box<[u32]>,
+    /// (word, register): the words that hold a register's value.
+    regs: Box<[(u32, u8)]>,
     /// The root is a list cell (else a tuple).
     cons: bool,
 }
@@ -911,10 +919,34 @@ impl Image {
         };
         let mut slots = Vec::new();
         place(t, shape, &mut slots)?;
-        Some(Image {
-            slots: slots.into(),
+        let mut image = Image {
+            words: slots.iter().map(|_| 0).collect(),
+            relative: Box::default(),
+            regs: Box::default(),
             cons,
-        })
+        };
+        let (mut relative, mut regs) = (Vec::new(), Vec::new());
+        for (i, slot) in slots.into_iter().enumerate() {
+            let offset = |at: u32| u64::from(at) * WORD as u64;
+            image.words[i] = match slot {
+                Slot::Word(w) => w,
+                Slot::Reg(r) => {
+                    regs.push((i as u32, r));
+                    0
+                }
+                Slot::Cons(at) => {
+                    relative.push(i as u32);
+                    Term::cons_at(offset(at)).raw()
+                }
+                Slot::Boxed(at) => {
+                    relative.push(i as u32);
+                    Term::boxed_at(offset(at)).raw()
+                }
+            };
+        }
+        image.relative = relative.into();
+        image.regs = regs.into();
+        Some(image)
     }
 }
 
