@@ -219,6 +219,13 @@ fn module_loader(
     move |target: &str| {
         let path = if target.ends_with(".basm") || target.ends_with(".ebc") {
             dir.join(target)
+        } else if !target
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(format!(
+                "`{target}` is neither a module name nor a .basm or .ebc path"
+            ));
         } else if target == main_module {
             main.clone()
         } else {
