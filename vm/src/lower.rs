@@ -18,22 +18,21 @@ pub const SMALL_TAG: u64 = 0b0011;
 
 /// A comparison for the conditional jumps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Cond {
-    Lt,
-    Le,
-    Gt,
-    Ge,
+    // Each is the set of orderings it holds for: bit 0 less, bit 1 equal, bit 2 greater, so
+    // that testing it is a shift, not a branch on the condition.
+    Lt = 0b001,
+    Le = 0b011,
+    Gt = 0b100,
+    Ge = 0b110,
 }
 
 impl Cond {
     #[inline(always)]
     pub fn holds(self, a: i64, b: i64) -> bool {
-        match self {
-            Cond::Lt => a < b,
-            Cond::Le => a <= b,
-            Cond::Gt => a > b,
-            Cond::Ge => a >= b,
-        }
+        let ordering = u8::from(a >= b) + u8::from(a > b);
+        (self as u8 >> ordering) & 1 != 0
     }
     /// The condition with its operands swapped (`a < b` is `b > a`).
     fn flip(self) -> Cond {
@@ -256,6 +255,21 @@ fn lower_each(code: &[Instr], consts: &[Term], args: &[Vec<Src>]) -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditions_hold_as_their_comparisons() {
+        for a in -2..=2i64 {
+            for b in [-2, 0, 2, i64::MIN, i64::MAX] {
+                assert_eq!(Cond::Lt.holds(a, b), a < b);
+                assert_eq!(Cond::Le.holds(a, b), a <= b);
+                assert_eq!(Cond::Gt.holds(a, b), a > b);
+                assert_eq!(Cond::Ge.holds(a, b), a >= b);
+                for c in [Cond::Lt, Cond::Le, Cond::Gt, Cond::Ge] {
+                    assert_eq!(c.flip().holds(b, a), c.holds(a, b));
+                }
+            }
+        }
+    }
 
     #[test]
     fn op_is_sixteen_bytes() {
