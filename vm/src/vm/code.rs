@@ -125,6 +125,20 @@ impl Vm {
     /// Sets how the VM reads a module for the requests of the stdlib's `code` module and of
     /// [`Remote::reload`]: from a module name (`counter`) or a `.basm` path, the assembled
     /// module (see [`Builder::loader`]).
+    ///
+    /// ```
+    /// # use ember_vm::vm::{Capture, Vm};
+    /// let src = ".import code\nmain:\n    call code:load, :nowhere\n    print r0\n";
+    /// let out = Capture::new();
+    /// let mut vm = Vm::builder()
+    ///     .stdout(out.clone())
+    ///     .build(ember_asm::assemble_str("main.basm", src).unwrap())
+    ///     .unwrap();
+    /// vm.set_loader(|name| Err(format!("no module {name} here")));
+    /// vm.spawn("main", &[]).unwrap();
+    /// vm.run();
+    /// assert_eq!(out.text(), "{:error, {:badfile, \"no module nowhere here\"}}\n");
+    /// ```
     pub fn set_loader(&mut self, loader: impl Fn(&str) -> Result<Module, String> + Send + 'static) {
         self.loader = Some(Box::new(loader));
     }
