@@ -257,18 +257,28 @@ fn watched_files(main: &Path, m: &ember_vm::bytecode::Module) -> Vec<(String, Pa
 }
 
 /// `--watch`: a thread that looks at the files every 100 ms and asks the VM to reload the module
-/// of each one whose contents changed (an editor's save may change the time and not the text).
+/// of each one whose contents changed (an editor's save may change the time and not the text),
+/// once the new contents read the same twice in a row (a file caught half-written is not
+/// loaded).
 fn watch(files: Vec<(String, PathBuf)>, remote: ember_vm::vm::Remote) {
+    // Read now, before the VM runs: a thread that starts late would take an edit made in the
+    // meantime for the version running.
+    let mut loaded: Vec<Option<Vec<u8>>> =
+        files.iter().map(|(_, p)| std::fs::read(p).ok()).collect();
     std::thread::spawn(move || {
-        let mut seen: Vec<Option<Vec<u8>>> =
-            files.iter().map(|(_, p)| std::fs::read(p).ok()).collect();
+        let mut seen: Vec<Option<Vec<u8>>> = vec![None; files.len()];
         loop {
             std::thread::sleep(std::time::Duration::from_millis(100));
-            for ((module, path), last) in files.iter().zip(seen.iter_mut()) {
+            for (i, (module, path)) in files.iter().enumerate() {
                 let now = std::fs::read(path).ok();
-                if now.is_some() && now != *last {
-                    *last = now;
+                if now.is_none() || now == loaded[i] {
+                    seen[i] = None;
+                } else if now == seen[i] {
+                    loaded[i] = now;
+                    seen[i] = None;
                     remote.reload(module);
+                } else {
+                    seen[i] = now;
                 }
             }
         }

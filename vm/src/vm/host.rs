@@ -536,6 +536,9 @@ impl Vm {
 
     /// Delivers what other threads sent through a [`Remote`]; true if anything came.
     pub(crate) fn take_remote(&mut self) -> bool {
+        // Messages first, then code requests: `Remote::request` marks its request before it
+        // marks the inbox, so a request whose mark this take clears is seen below.
+        let sent = self.remote.take();
         let code = self
             .remote
             .code_pending
@@ -543,7 +546,6 @@ impl Vm {
         if code {
             self.serve_code();
         }
-        let sent = self.remote.take();
         let any = code || !sent.is_empty();
         for (to, msg) in sent {
             let _ = self.send(to, &msg);

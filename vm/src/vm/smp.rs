@@ -1091,7 +1091,7 @@ impl<'s> Sched<'s> {
         }
         let idle = self.sh.sleepers.fetch_add(1, SeqCst) + 1;
         if idle == self.sh.stealers.len() && self.sh.queues_empty() {
-            if self.sh.remote.pending.load(Acquire) {
+            if self.sh.remote.pending.load(Acquire) || self.sh.remote.code_pending.load(Acquire) {
                 // Another thread sent something: the run loop takes it.
                 self.sh.sleepers.fetch_sub(1, SeqCst);
                 return false;
@@ -1337,6 +1337,9 @@ impl<'s> Sched<'s> {
     /// Delivers what other threads sent through a [`Remote`], each message built in a
     /// fragment of its own as a large message is (a bad name or value is dropped).
     fn take_remote(&mut self) {
+        // Messages first, then code requests: `Remote::request` marks its request before it
+        // marks the inbox, so a request whose mark this take clears is seen below.
+        let sent = self.sh.remote.take();
         if self.sh.remote.code_pending.load(Acquire) {
             // A code request: every scheduler stops, and the VM serves it whole.
             let _guard = self.sh.sleep.lock();
@@ -1344,7 +1347,7 @@ impl<'s> Sched<'s> {
             self.sh.done.store(true, SeqCst);
             self.sh.wake.notify_all();
         }
-        for (to, msg) in self.sh.remote.take() {
+        for (to, msg) in sent {
             let pid = match to {
                 Dest::Pid(p) => Some(p.number()),
                 Dest::Name(n) => self
