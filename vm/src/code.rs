@@ -105,6 +105,24 @@ pub fn link(running: &mut Module, versions: &Versions, new: &Module) -> Result<u
     Ok(index)
 }
 
+/// The node tables of a module.
+#[derive(Clone, Copy)]
+enum Nodes {
+    Literals,
+    Templates,
+    Patterns,
+}
+
+impl Nodes {
+    fn of(self, m: &Module) -> &[Node] {
+        match self {
+            Nodes::Literals => &m.literals,
+            Nodes::Templates => &m.templates,
+            Nodes::Patterns => &m.patterns,
+        }
+    }
+}
+
 /// Copies what the new unit's instructions use into the running module's tables, each entry
 /// once, renumbered.
 struct Linker<'a> {
@@ -214,37 +232,40 @@ impl Linker<'_> {
         failed.map_or(Ok(n), Err)
     }
 
-    fn literal(&mut self, k: u32) -> Result<u32, String> {
-        if let Some(&x) = self.literals.get(&k) {
+    /// Entry `k` of one of `new`'s node tables, copied into the same table of the running
+    /// module (once), renumbered.
+    fn node_entry(&mut self, table: Nodes, k: u32) -> Result<u32, String> {
+        let memo = match table {
+            Nodes::Literals => &self.literals,
+            Nodes::Templates => &self.templates,
+            Nodes::Patterns => &self.patterns,
+        };
+        if let Some(&x) = memo.get(&k) {
             return Ok(x);
         }
-        let n = self.node(&self.new.literals[k as usize])?;
-        self.run.literals.push(n);
-        let x = self.run.literals.len() as u32 - 1;
-        self.literals.insert(k, x);
+        let new = self.new;
+        let n = self.node(&table.of(new)[k as usize])?;
+        let (dest, memo) = match table {
+            Nodes::Literals => (&mut self.run.literals, &mut self.literals),
+            Nodes::Templates => (&mut self.run.templates, &mut self.templates),
+            Nodes::Patterns => (&mut self.run.patterns, &mut self.patterns),
+        };
+        dest.push(n);
+        let x = dest.len() as u32 - 1;
+        memo.insert(k, x);
         Ok(x)
+    }
+
+    fn literal(&mut self, k: u32) -> Result<u32, String> {
+        self.node_entry(Nodes::Literals, k)
     }
 
     fn template(&mut self, k: u32) -> Result<u32, String> {
-        if let Some(&x) = self.templates.get(&k) {
-            return Ok(x);
-        }
-        let n = self.node(&self.new.templates[k as usize])?;
-        self.run.templates.push(n);
-        let x = self.run.templates.len() as u32 - 1;
-        self.templates.insert(k, x);
-        Ok(x)
+        self.node_entry(Nodes::Templates, k)
     }
 
     fn pattern(&mut self, k: u32) -> Result<u32, String> {
-        if let Some(&x) = self.patterns.get(&k) {
-            return Ok(x);
-        }
-        let n = self.node(&self.new.patterns[k as usize])?;
-        self.run.patterns.push(n);
-        let x = self.run.patterns.len() as u32 - 1;
-        self.patterns.insert(k, x);
-        Ok(x)
+        self.node_entry(Nodes::Patterns, k)
     }
 
     fn clause_table(&mut self, k: u32) -> Result<u32, String> {
