@@ -19,6 +19,11 @@ use std::time::Instant;
 pub struct Profiler<const STACKS: bool> {
     /// Reductions by pc.
     counts: Vec<u64>,
+    /// By pc: how often the instruction after it in the code ran straight after it (in the same
+    /// slice), the count a superinstruction fusing the two would have run.
+    pairs: Vec<u64>,
+    /// The pc after the one that ran last in this slice, or `NO_PID` (no pc) at its start.
+    after_last: u32,
     stacks: Stacks,
 }
 
@@ -188,6 +193,10 @@ impl<const STACKS: bool> Probe for Profiler<STACKS> {
     #[inline(always)]
     fn instr(&mut self, pc: u32) {
         self.counts[pc as usize] += 1;
+        if pc == self.after_last {
+            self.pairs[pc as usize - 1] += 1;
+        }
+        self.after_last = pc + 1;
     }
 
     #[inline(always)]
@@ -196,6 +205,7 @@ impl<const STACKS: bool> Probe for Profiler<STACKS> {
     }
 
     fn slice_start(&mut self, pid: u32, entry: u32, frames: &[u32], pc: u32, reds: u32) {
+        self.after_last = NO_PID;
         if STACKS {
             let s = &mut self.stacks;
             s.settle(reds);
@@ -243,6 +253,8 @@ impl<const STACKS: bool> Profiler<STACKS> {
     pub fn new(code: &[Instr]) -> Profiler<STACKS> {
         Profiler {
             counts: vec![0; code.len()],
+            pairs: vec![0; code.len()],
+            after_last: NO_PID,
             stacks: Stacks::new(if STACKS { code } else { &[] }),
         }
     }
@@ -254,6 +266,21 @@ impl<const STACKS: bool> Profiler<STACKS> {
             ops[instr.opcode() as usize] += n;
         }
         ops
+    }
+
+    /// Adjacent pairs by opcodes: how often the second ran straight after the first, most
+    /// frequent first.
+    pub fn pairs(&self, vm: &Vm) -> Vec<((Opcode, Opcode), u64)> {
+        let code = &vm.program().code;
+        let mut by_ops: HashMap<(Opcode, Opcode), u64> = HashMap::default();
+        for (pc, &n) in self.pairs.iter().enumerate().filter(|(_, &n)| n > 0) {
+            *by_ops
+                .entry((code[pc].opcode(), code[pc + 1].opcode()))
+                .or_default() += n;
+        }
+        let mut pairs: Vec<_> = by_ops.into_iter().collect();
+        pairs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        pairs
     }
 
     /// The folded stacks (`a;b;c COUNT` per line), named `module:label`.
@@ -291,7 +318,12 @@ fn share(n: u64, total: u64) -> f64 {
 }
 
 /// The human-readable report.
-pub fn report(vm: &Vm, ops: &[u64], wall: std::time::Duration) -> String {
+pub fn report(
+    vm: &Vm,
+    ops: &[u64],
+    pairs: &[((Opcode, Opcode), u64)],
+    wall: std::time::Duration,
+) -> String {
     let mut r = String::new();
     let total: u64 = ops.iter().sum();
     let _ = writeln!(r, "== instruction histogram (reductions by opcode)");
@@ -311,6 +343,16 @@ pub fn report(vm: &Vm, ops: &[u64], wall: std::time::Duration) -> String {
         );
     }
     let _ = writeln!(r, "  {:<12} {:>14}", "total", total);
+
+    // What a superinstruction would fuse: the lowering's fused ops were chosen from this.
+    let _ = writeln!(
+        r,
+        "== adjacent pairs (the second ran straight after the first, the next in the code)"
+    );
+    for &((a, b), n) in pairs.iter().take(12) {
+        let pair = format!("{} {}", a.mnemonic(), b.mnemonic());
+        let _ = writeln!(r, "  {:<24} {:>14} {:>6.2}%", pair, n, share(n, total));
+    }
 
     let st = &vm.stats;
     let procs = &st.top;
@@ -390,7 +432,7 @@ fn profile_with<const STACKS: bool>(vm: &mut Vm, outputs: &Outputs) -> Result<Ru
     let end = vm.run_with(&mut prof);
     let wall = t0.elapsed();
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(report(vm, &prof.ops(vm), wall).as_bytes());
+    let _ = err.write_all(report(vm, &prof.ops(vm), &prof.pairs(vm), wall).as_bytes());
     let folded = prof.folded(vm);
     if let Some(path) = &outputs.folded {
         std::fs::write(path, &folded)

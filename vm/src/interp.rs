@@ -9,7 +9,6 @@
 use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
 use crate::isa::{Instr, Src, SrcKind};
-use crate::lower::{Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::map;
 use crate::process::{Catch, Process};
 use crate::program::{FormatError, MapKey, Pat, Program};
@@ -259,158 +258,6 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     s.parse().ok()
-}
-
-/// Runs lowered ops (see `lower.rs`) for as long as their operands are what they expect.
-/// Returns the pc of the first instruction it did not run (the general interpreter runs that
-/// one) and the budget left; it never half-runs an instruction, so the general path sees exactly
-/// the state it would have seen.
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn fast_loop<P: Probe>(
-    ops: &[Op],
-    regs: &mut [Term],
-    frames: &mut Vec<u32>,
-    mut pc: usize,
-    mut reds: u32,
-    frame_cap: usize,
-    catching: bool,
-    probe: &mut P,
-) -> (usize, u32) {
-    // A small integer's word, as a signed number (tagged values keep their order).
-    macro_rules! small {
-        ($r:expr) => {{
-            let w = regs[$r as usize].raw();
-            if w & SMALL_TAG_MASK != SMALL_TAG {
-                break;
-            }
-            w as i64
-        }};
-    }
-    while reds > 0 {
-        // Matched by reference: copying the whole op first costs more than the op itself.
-        let op = &ops[pc];
-        let at = pc;
-        pc = match *op {
-            Op::Slow | Op::Resolved(_) => break,
-            Op::Nop => pc + 1,
-            Op::Jump(t) => t as usize,
-            Op::MoveR { d, s } => {
-                regs[d as usize] = regs[s as usize];
-                pc + 1
-            }
-            Op::MoveC { d, t } => {
-                regs[d as usize] = t;
-                pc + 1
-            }
-            Op::AddRI { d, a, delta } => {
-                let Some(w) = small!(a).checked_add(delta) else {
-                    break;
-                };
-                // The word of the small integer a + k (the tag bits are untouched).
-                regs[d as usize] = Term::from_raw(w as u64);
-                pc + 1
-            }
-            Op::AddRR { d, a, b } => {
-                let (x, y) = (small!(a), small!(b));
-                let Some(w) = x.checked_add(y - SMALL_TAG as i64) else {
-                    break;
-                };
-                regs[d as usize] = Term::from_raw(w as u64);
-                pc + 1
-            }
-            Op::SubRR { d, a, b } => {
-                let (x, y) = (small!(a), small!(b));
-                let Some(w) = x.checked_sub(y - SMALL_TAG as i64) else {
-                    break;
-                };
-                regs[d as usize] = Term::from_raw(w as u64);
-                pc + 1
-            }
-            Op::JccRR { a, b, cond, target } => {
-                if cond.holds(small!(a), small!(b)) {
-                    target as usize
-                } else {
-                    pc + 1
-                }
-            }
-            Op::JccRI { a, k, cond, target } => {
-                if cond.holds(small!(a), k) {
-                    target as usize
-                } else {
-                    pc + 1
-                }
-            }
-            Op::JeqRI { a, k, eq, target } => {
-                let w = regs[a as usize].raw();
-                // A float may equal a small integer constant (Erlang's `==`): the slow path
-                // decides.
-                if w != k
-                    && !Term::from_raw(w).is_immediate()
-                    && Term::from_raw(k).as_small_int().is_some()
-                {
-                    break;
-                }
-                if (w == k) == eq {
-                    target as usize
-                } else {
-                    pc + 1
-                }
-            }
-            Op::AddJccRI {
-                d,
-                a,
-                cond,
-                delta,
-                k,
-                target,
-            } => {
-                let Some(w) = small!(a).checked_add(delta as i64) else {
-                    break;
-                };
-                regs[d as usize] = Term::from_raw(w as u64);
-                if reds < 2 || P::ACTIVE {
-                    // Only the first half fits (or the profiler counts each half).
-                    pc + 1
-                } else {
-                    reds -= 1;
-                    if cond.holds(w, k as i64) {
-                        target as usize
-                    } else {
-                        pc + 2
-                    }
-                }
-            }
-            Op::Call(t) => {
-                if frames.len() >= frame_cap {
-                    break;
-                }
-                frames.push(pc as u32 + 1);
-                if P::ACTIVE {
-                    probe.moved(frames, t, reds - 1);
-                }
-                t as usize
-            }
-            // With handlers installed, `ret` may end one: the general path does that.
-            Op::Ret if catching => break,
-            Op::Ret => match frames.pop() {
-                Some(r) => {
-                    if P::ACTIVE {
-                        probe.moved(frames, r, reds - 1);
-                    }
-                    r as usize
-                }
-                None => break,
-            },
-        };
-        // Counted once run: an op that breaks out leaves its instruction to the general path,
-        // which counts it there.
-        if P::ACTIVE {
-            probe.instr(at as u32);
-        }
-        reds -= 1;
-    }
-    (pc, reds)
 }
 
 /// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
@@ -803,18 +650,19 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 }
             }};
         }
-        // The common register-and-small-integer instructions run in a small loop of their own,
-        // which keeps pc and the budget in machine registers; it stops before anything else.
-        (pc, reds) = fast_loop(
-            &prog.ops,
-            &mut p.regs,
-            &mut p.frames,
-            pc,
-            reds,
-            frame_cap,
-            p.extras.as_ref().is_some_and(|x| !x.catches.is_empty()),
-            probe,
-        );
+        // The common register-and-small-integer instructions run threaded (`threaded.rs`),
+        // with pc and the budget in machine registers; they stop before anything else. A probe
+        // sees every instruction here instead.
+        if !P::ACTIVE {
+            (pc, reds) = prog.threaded.run(
+                &mut p.regs,
+                &mut p.frames,
+                pc,
+                reds,
+                frame_cap,
+                p.extras.as_ref().is_some_and(|x| !x.catches.is_empty()),
+            );
+        }
         if reds == 0 {
             done!(Outcome::Yield);
         }

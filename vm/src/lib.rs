@@ -122,6 +122,7 @@ mod proctable;
 pub mod program;
 mod runtime;
 mod term;
+mod threaded;
 mod trace;
 pub mod value;
 pub mod verify;

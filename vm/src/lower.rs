@@ -29,7 +29,7 @@ pub enum Cond {
 }
 
 impl Cond {
-    #[inline(always)]
+    #[cfg(test)]
     pub fn holds(self, a: i64, b: i64) -> bool {
         let ordering = u8::from(a >= b) + u8::from(a > b);
         (self as u8 >> ordering) & 1 != 0
@@ -116,6 +116,27 @@ pub enum Op {
         k: i32,
         target: u32,
     },
+    /// A superinstruction: `add d, a, b`, then `add`/`sub b, b, k` and `jcc b, k2, L`, the body
+    /// of a counting loop that accumulates (`ember prof`'s top triple: `add sub jgt`). Three
+    /// reductions; with fewer left it runs as its parts. `d` is not `b`, so `b` is read once.
+    /// The ops at the next two indices stay the pair and the jump.
+    AccStepJcc {
+        d: u8,
+        a: u8,
+        b: u8,
+        cond: Cond,
+        delta: i16,
+        k: i32,
+        target: u32,
+    },
+    /// A superinstruction: `add`/`sub d, a, k` then `jump L` (a loop's step back to its head),
+    /// two reductions, or the `add` alone with one left, as `AddJccRI`.
+    AddJump {
+        d: u8,
+        a: u8,
+        delta: i32,
+        target: u32,
+    },
 }
 
 fn small_const(s: Src, consts: &[Term]) -> Option<Term> {
@@ -164,9 +185,23 @@ fn lower_add_const(d: u8, a: u8, k: Term, negate: bool) -> Op {
 }
 
 /// The lowered form of every instruction, index for index, with adjacent pairs fused.
+///
+/// The pairs fused are the most frequent of `ember prof`'s "adjacent pairs" over `examples/`
+/// and `bench/`: `sub`+`jgt` (a counting loop's tail) and `add`+`jump` (a loop's step back).
 pub fn lower(code: &[Instr], consts: &[Term], args: &[Vec<Src>]) -> Vec<Op> {
     let mut ops = lower_each(code, consts, args);
     for i in 0..ops.len().saturating_sub(1) {
+        if let (Op::AddRI { d, a, delta }, Op::Jump(target)) = (ops[i], ops[i + 1]) {
+            if let Ok(delta) = i32::try_from(delta) {
+                ops[i] = Op::AddJump {
+                    d,
+                    a,
+                    delta,
+                    target,
+                };
+            }
+            continue;
+        }
         if let (
             Op::AddRI { d, a, delta },
             Op::JccRI {
@@ -182,6 +217,38 @@ pub fn lower(code: &[Instr], consts: &[Term], args: &[Vec<Src>]) -> Vec<Op> {
                 ops[i] = Op::AddJccRI {
                     d,
                     a,
+                    cond,
+                    delta,
+                    k,
+                    target,
+                };
+            }
+        }
+    }
+    // Triples, over the fused pairs: an `add` of two registers before an `AddJccRI` that
+    // steps one of them in place.
+    for i in 0..ops.len().saturating_sub(1) {
+        if let (
+            Op::AddRR { d, a, b },
+            Op::AddJccRI {
+                d: stepped,
+                a: step_of,
+                cond,
+                delta,
+                k,
+                target,
+            },
+        ) = (ops[i], ops[i + 1])
+        {
+            // The stepped register as `b` (addition commutes).
+            let (a, b) = if a == step_of { (b, a) } else { (a, b) };
+            if let (true, Ok(delta)) =
+                (b == step_of && stepped == b && d != b, i16::try_from(delta))
+            {
+                ops[i] = Op::AccStepJcc {
+                    d,
+                    a,
+                    b,
                     cond,
                     delta,
                     k,

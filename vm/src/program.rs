@@ -244,6 +244,8 @@ pub struct Program {
     pub code: Vec<Instr>,
     /// Specialised forms of the hot instructions, parallel to `code` (see `lower.rs`).
     pub(crate) ops: Vec<Op>,
+    /// `ops` threaded, what the interpreter's fast path runs (see `threaded.rs`).
+    pub(crate) threaded: crate::threaded::Threaded,
     pub(crate) consts: Vec<Term>,
     pub(crate) templates: Vec<Tpl>,
     /// Parallel to `templates`: the image of each whose shape is fixed (see `heap::Image`).
@@ -561,6 +563,7 @@ impl Program {
     /// This program with the lowered fast path off (see [`Program::without_lowering`]).
     pub fn lowering_off(mut self) -> Program {
         self.ops = vec![Op::Slow; self.code.len()];
+        self.threaded = crate::threaded::Threaded::new(&self.ops);
         self.lowered = false;
         self
     }
@@ -700,6 +703,7 @@ impl Program {
             fun_of,
             entry_registers,
             sites,
+            threaded: crate::threaded::Threaded::new(&ops),
             ops,
             code: m.code.clone(),
             consts,
@@ -863,6 +867,7 @@ impl Program {
                 images: images(&templates),
                 templates,
                 patterns,
+                threaded: crate::threaded::Threaded::new(&ops),
                 ops,
                 versions,
                 ..self.clone()

@@ -1,0 +1,950 @@
+//! Threaded dispatch of the lowered ops: the interpreter's fast path.
+//!
+//! Each lowered op ([`crate::lower::Op`]) becomes a [`Slot`] that carries its handler, a plain
+//! function, beside its operands. A handler does its op's work and then calls the next slot's
+//! handler itself, in tail position with the same signature, so LLVM compiles that call to a
+//! jump (a sibling call; Stitch's design): there is no central loop and no `match` on the op,
+//! and each op ends in an indirect jump of its own, which the branch predictor learns per op.
+//! The pc, the register file and the budget stay in machine registers from op to op.
+//!
+//! A handler whose operands are not what it expects (a boxed integer, an overflow, a `ret` with
+//! handlers installed...) returns [`Exit`] at its own slot with its reduction unspent: the
+//! general interpreter runs that instruction. A handler never half-runs an instruction, so the
+//! general path sees exactly the state it would have seen; this is what keeps one semantics
+//! across the two paths (`Program::without_lowering` turns this one off).
+//!
+//! # Stack
+//!
+//! Rust does not promise tail calls. Optimised builds (the test profile too: `opt-level = 1`)
+//! make every `next!` a jump; the test `ten_million_ops_run_in_a_small_stack` proves it by
+//! running 10⁷ ops on a 64 KiB stack. A build that does not (`opt-level = 0`, Miri) would grow
+//! the stack by one frame per op, so [`Threaded::run`] never runs more than [`CHUNK`] ops per
+//! call into the handlers: the stack stays bounded in every build.
+//!
+//! # Safety
+//!
+//! This is one of the two modules of the VM with `unsafe` code (the other is `heap.rs`). The
+//! handlers read and write registers and follow slots through raw pointers, without bounds
+//! checks. That is sound because of three invariants, established when a [`Threaded`] is built
+//! and checked once per entry by [`Threaded::run`]:
+//!
+//! 1. **Registers.** Each slot's `need` is at least one more than every register index of
+//!    every slot reachable from it without leaving the handlers (a fixpoint computed when the
+//!    slots are built). `run` only enters a slot whose `need` the register file meets, and a
+//!    `ret` only continues at one whose `need` it meets, so every register a handler names is
+//!    in the file. (A process's register file is sized for the code reachable from its entry,
+//!    so this holds wherever it runs.)
+//! 2. **Slots.** There is one slot per instruction plus a last one that exits; every jump
+//!    offset lands on a slot (a target out of range makes the op exit instead). So `ip + 1` of
+//!    any slot but the last, and every jump target, is a slot; the last slot never continues.
+//! 3. **Returns.** `ret` takes its target from the process's frames, which only hold code
+//!    positions; it still checks the target against the slot count before it jumps.
+//!
+//! Every `unsafe` block says which of these it relies on.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use crate::lower::{Cond, Op, SMALL_TAG, SMALL_TAG_MASK};
+use crate::term::Term;
+
+/// At most this many ops run per call into the handlers (see "Stack" above).
+const CHUNK: u32 = 4096;
+
+/// The signature every handler shares: the slot to run, the register file, the reductions
+/// left (at least 1) and the context of the run.
+type Handler = unsafe fn(*const Slot, *mut Term, u32, &mut Cx) -> Exit;
+
+/// One lowered op with its handler.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Slot {
+    run: Handler,
+    /// A jump target: a slot of the same vector (so a taken branch is one load away from its
+    /// handler), or null.
+    jump: *const Slot,
+    /// A constant word, an increment (`k << 4`), or a call's return position, by op.
+    k: i64,
+    /// A second constant word (the compare of a fused add-and-jump).
+    k2: i64,
+    /// Register operands (`a`, `b` sources, `d` destination), by op.
+    a: u8,
+    b: u8,
+    d: u8,
+    /// False for the exit slot (an instruction the general interpreter runs).
+    lowered: bool,
+    /// The registers a run from here may name: the most any slot reachable from this one
+    /// without leaving the handlers names (invariant 1).
+    need: u16,
+}
+
+/// Where the handlers stopped and the reductions left.
+struct Exit {
+    pc: usize,
+    reds: u32,
+}
+
+/// What `call` and `ret` need besides the registers.
+struct Cx<'a> {
+    frames: &'a mut Vec<u32>,
+    frame_cap: usize,
+    /// With `try` handlers installed a `ret` may end one: the general path does that.
+    catching: bool,
+    base: *const Slot,
+    slots: usize,
+    /// The register file's length.
+    registers: usize,
+}
+
+/// The threaded form of a program's lowered ops.
+pub(crate) struct Threaded {
+    /// Never resized after `link`, so the jump pointers stay valid (invariant 2).
+    slots: Vec<Slot>,
+    /// Per slot, the index of its jump target, or `NO_TARGET`: what `link` makes the pointers
+    /// from (in a clone too).
+    targets: Vec<u32>,
+}
+
+/// The slots control may go to from slot `pc` without leaving the handlers, besides a `ret`'s
+/// (checked when it runs): `NO_TARGET` fills the rest.
+fn successors(op: &Op, pc: u32, target: u32) -> [u32; 3] {
+    let n = NO_TARGET;
+    match op {
+        Op::Slow | Op::Resolved(_) | Op::Ret => [n; 3],
+        Op::Jump(_) | Op::Call(_) => [target, n, n],
+        Op::Nop
+        | Op::MoveR { .. }
+        | Op::MoveC { .. }
+        | Op::AddRR { .. }
+        | Op::SubRR { .. }
+        | Op::AddRI { .. } => [pc + 1, n, n],
+        Op::JccRR { .. } | Op::JccRI { .. } | Op::JeqRI { .. } | Op::AddJump { .. } => {
+            [pc + 1, target, n]
+        }
+        Op::AddJccRI { .. } => [pc + 1, target, pc + 2],
+        Op::AccStepJcc { .. } => [pc + 1, target, pc + 3],
+    }
+}
+
+/// Raises each slot's `need` to the most any slot reachable from it needs (invariant 1): a
+/// fixpoint over the predecessors, each slot revisited only when its need grows (at most 256
+/// times, as needs are register counts), so loading stays linear in practice.
+fn propagate_need(ops: &[Op], slots: &[Slot], targets: &[u32], need: &mut [u16]) {
+    let n = need.len();
+    let succ = |pc: usize| -> [u32; 3] {
+        match ops.get(pc) {
+            Some(op) if slots[pc].lowered => successors(op, pc as u32, targets[pc]),
+            // An exit slot never continues.
+            _ => [NO_TARGET; 3],
+        }
+    };
+    // Predecessors in compressed rows.
+    let mut start = vec![0u32; n + 1];
+    for pc in 0..n {
+        for s in succ(pc).into_iter().filter(|&s| (s as usize) < n) {
+            start[s as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut preds = vec![0u32; start[n] as usize];
+    for pc in 0..n {
+        for s in succ(pc).into_iter().filter(|&s| (s as usize) < n) {
+            preds[fill[s as usize] as usize] = pc as u32;
+            fill[s as usize] += 1;
+        }
+    }
+    let mut work: Vec<u32> = (0..n as u32).collect();
+    while let Some(x) = work.pop() {
+        let x = x as usize;
+        for &p in &preds[start[x] as usize..start[x + 1] as usize] {
+            if need[p as usize] < need[x] {
+                need[p as usize] = need[x];
+                work.push(p);
+            }
+        }
+    }
+}
+
+const NO_TARGET: u32 = u32::MAX;
+
+// SAFETY: a `Threaded` is immutable once linked; its raw pointers only point into its own
+// `slots`, which it owns, so sharing or sending it is as safe as sharing or sending a `Vec`.
+unsafe impl Send for Threaded {}
+// SAFETY: as for `Send`: nothing is written through the pointers.
+unsafe impl Sync for Threaded {}
+
+impl Clone for Threaded {
+    fn clone(&self) -> Threaded {
+        let mut copy = Threaded {
+            slots: self.slots.clone(),
+            targets: self.targets.clone(),
+        };
+        // The copied pointers point into `self`'s slots: point them into the copy's.
+        copy.link();
+        copy
+    }
+}
+
+impl std::fmt::Debug for Threaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Threaded({} slots)", self.slots.len())
+    }
+}
+
+/// The handler of `cond` among four instances of a handler generic over it.
+macro_rules! by_cond {
+    ($cond:expr, $h:ident) => {
+        match $cond {
+            Cond::Lt => $h::<{ Cond::Lt as u8 }> as Handler,
+            Cond::Le => $h::<{ Cond::Le as u8 }> as Handler,
+            Cond::Gt => $h::<{ Cond::Gt as u8 }> as Handler,
+            Cond::Ge => $h::<{ Cond::Ge as u8 }> as Handler,
+        }
+    };
+}
+
+impl Threaded {
+    /// Threads `ops`, one slot per op and an exit slot after them.
+    pub(crate) fn new(ops: &[Op]) -> Threaded {
+        let exit_slot = Slot {
+            run: exit,
+            jump: std::ptr::null(),
+            k: 0,
+            k2: 0,
+            a: 0,
+            b: 0,
+            d: 0,
+            lowered: false,
+            need: 0,
+        };
+        let mut targets = Vec::with_capacity(ops.len() + 1);
+        // Per slot: the registers it names (one more than the highest).
+        let mut need: Vec<u16> = Vec::with_capacity(ops.len() + 1);
+        let mut slots = Vec::with_capacity(ops.len() + 1);
+        for (pc, op) in ops.iter().enumerate() {
+            // Invariant 2: a target past the exit slot makes the op exit (the verifier rules
+            // such targets out; this keeps the handlers sound without relying on it).
+            let in_range = |target: u32| (target as usize <= ops.len()).then_some(target);
+            let mut s = Slot {
+                lowered: true,
+                ..exit_slot
+            };
+            let mut jump_to = NO_TARGET;
+            let mut names = 0u16;
+            let mut uses = |regs: &[u8]| {
+                for &r in regs {
+                    names = names.max(u16::from(r) + 1);
+                }
+            };
+            let made = match *op {
+                Op::Slow | Op::Resolved(_) => None,
+                Op::Nop => {
+                    s.run = nop;
+                    Some(())
+                }
+                Op::Jump(t) => in_range(t).map(|j| {
+                    s.run = jump;
+                    jump_to = j;
+                }),
+                Op::MoveR { d, s: a } => {
+                    uses(&[d, a]);
+                    (s.run, s.d, s.a) = (move_r, d, a);
+                    Some(())
+                }
+                Op::MoveC { d, t } => {
+                    uses(&[d]);
+                    (s.run, s.d, s.k) = (move_c, d, t.raw() as i64);
+                    Some(())
+                }
+                Op::AddRR { d, a, b } => {
+                    uses(&[d, a, b]);
+                    (s.run, s.d, s.a, s.b) = (add_rr, d, a, b);
+                    Some(())
+                }
+                Op::SubRR { d, a, b } => {
+                    uses(&[d, a, b]);
+                    (s.run, s.d, s.a, s.b) = (sub_rr, d, a, b);
+                    Some(())
+                }
+                Op::AddRI { d, a, delta } => {
+                    uses(&[d, a]);
+                    (s.run, s.d, s.a, s.k) = (add_ri, d, a, delta);
+                    Some(())
+                }
+                Op::JccRR { a, b, cond, target } => in_range(target).map(|j| {
+                    uses(&[a, b]);
+                    (s.run, s.a, s.b) = (by_cond!(cond, jcc_rr), a, b);
+                    jump_to = j;
+                }),
+                Op::JccRI { a, k, cond, target } => in_range(target).map(|j| {
+                    uses(&[a]);
+                    (s.run, s.a, s.k) = (by_cond!(cond, jcc_ri), a, k);
+                    jump_to = j;
+                }),
+                Op::JeqRI { a, k, eq, target } => in_range(target).map(|j| {
+                    uses(&[a]);
+                    let run: Handler = if eq { jeq_ri::<true> } else { jeq_ri::<false> };
+                    (s.run, s.a, s.k) = (run, a, k as i64);
+                    jump_to = j;
+                }),
+                Op::AddJccRI {
+                    d,
+                    a,
+                    cond,
+                    delta,
+                    k,
+                    target,
+                } => in_range(target).map(|j| {
+                    uses(&[d, a]);
+                    s.run = by_cond!(cond, add_jcc_ri);
+                    (s.d, s.a, s.k, s.k2) = (d, a, delta.into(), k.into());
+                    jump_to = j;
+                }),
+                Op::AddJump {
+                    d,
+                    a,
+                    delta,
+                    target,
+                } => in_range(target).map(|j| {
+                    uses(&[d, a]);
+                    (s.run, s.d, s.a, s.k) = (add_jump, d, a, delta.into());
+                    jump_to = j;
+                }),
+                Op::AccStepJcc {
+                    d,
+                    a,
+                    b,
+                    cond,
+                    delta,
+                    k,
+                    target,
+                } => in_range(target).map(|j| {
+                    uses(&[d, a, b]);
+                    s.run = by_cond!(cond, acc_step_jcc);
+                    (s.d, s.a, s.b) = (d, a, b);
+                    (s.k, s.k2) = (delta.into(), k.into());
+                    jump_to = j;
+                }),
+                Op::Call(t) => in_range(t).map(|j| {
+                    (s.run, s.k) = (call, pc as i64 + 1);
+                    jump_to = j;
+                }),
+                Op::Ret => {
+                    s.run = ret;
+                    Some(())
+                }
+            };
+            slots.push(if made.is_some() { s } else { exit_slot });
+            targets.push(match made {
+                Some(()) => jump_to,
+                None => NO_TARGET,
+            });
+            need.push(if made.is_some() { names } else { 0 });
+        }
+        slots.push(exit_slot);
+        targets.push(NO_TARGET);
+        need.push(0);
+        propagate_need(ops, &slots, &targets, &mut need);
+        for (slot, &need) in slots.iter_mut().zip(&need) {
+            slot.need = need;
+        }
+        let mut threaded = Threaded { slots, targets };
+        threaded.link();
+        threaded
+    }
+
+    /// Points each slot's jump at its target's slot.
+    fn link(&mut self) {
+        let base = self.slots.as_ptr();
+        for (slot, &target) in self.slots.iter_mut().zip(&self.targets) {
+            slot.jump = if target == NO_TARGET {
+                std::ptr::null()
+            } else {
+                // `target` is at most the exit slot's index (checked in `new`), so in bounds.
+                base.wrapping_add(target as usize)
+            };
+        }
+    }
+
+    /// Runs the ops from `pc` for at most `reds` reductions, while their operands are what
+    /// they expect. Returns the pc of the first instruction not run (the general interpreter
+    /// runs it) and the reductions left.
+    ///
+    /// Most instructions of a program that sends and spawns are not lowered: the check that
+    /// the first one is, inlined in the general interpreter, keeps their cost to a load.
+    #[inline]
+    pub(crate) fn run(
+        &self,
+        regs: &mut [Term],
+        frames: &mut Vec<u32>,
+        pc: usize,
+        reds: u32,
+        frame_cap: usize,
+        catching: bool,
+    ) -> (usize, u32) {
+        match self.slots.get(pc) {
+            // Invariants 1 and 2, checked once per entry; handlers need a reduction to start.
+            Some(slot) if slot.lowered && regs.len() >= slot.need as usize && reds > 0 => {
+                // At most `CHUNK` ops per call (see "Stack"): the rest of the budget is kept
+                // here, and the general path runs the next instruction when a chunk ends.
+                let chunk = reds.min(CHUNK);
+                let (pc, left) = self.enter(regs, frames, pc, chunk, frame_cap, catching);
+                (pc, left + (reds - chunk))
+            }
+            _ => (pc, reds),
+        }
+    }
+
+    /// Calls the handler of slot `pc`, which `run` checked may run.
+    #[inline(never)]
+    fn enter(
+        &self,
+        regs: &mut [Term],
+        frames: &mut Vec<u32>,
+        pc: usize,
+        reds: u32,
+        frame_cap: usize,
+        catching: bool,
+    ) -> (usize, u32) {
+        let base = self.slots.as_ptr();
+        let mut cx = Cx {
+            frames,
+            frame_cap,
+            catching,
+            base,
+            slots: self.slots.len(),
+            registers: regs.len(),
+        };
+        // SAFETY: `run` checked that pc is a slot, that the register file meets its need
+        // (invariant 1) and that reds > 0.
+        let out = unsafe {
+            let ip = base.add(pc);
+            ((*ip).run)(ip, regs.as_mut_ptr(), reds, &mut cx)
+        };
+        (out.pc, out.reds)
+    }
+}
+
+/// Where the handlers stopped (the slot at `ip`, as a pc) and the reductions left: every way out
+/// of the handlers.
+#[inline(always)]
+fn stop(ip: *const Slot, reds: u32, cx: &Cx) -> Exit {
+    Exit {
+        pc: (ip.addr() - cx.base.addr()) / std::mem::size_of::<Slot>(),
+        reds,
+    }
+}
+
+// ---- the handlers ----
+
+/// Continues at slot `ip` with `reds` left: a tail call of its handler, or the end of the run
+/// when the budget is spent. `ip` must be a slot (invariant 2 or 3).
+macro_rules! next {
+    ($ip:expr, $regs:ident, $reds:expr, $cx:ident) => {{
+        let ip: *const Slot = $ip;
+        let reds: u32 = $reds;
+        if reds == 0 {
+            return stop(ip, reds, $cx);
+        }
+        // SAFETY: the caller of `next!` passes a slot (invariants 2 and 3).
+        return unsafe { ((*ip).run)(ip, $regs, reds, $cx) };
+    }};
+}
+
+/// The slot after `ip`.
+macro_rules! step {
+    ($ip:ident) => {
+        // SAFETY: only the exit slot is last, and it never continues (invariant 2).
+        unsafe { $ip.add(1) }
+    };
+}
+
+/// The slot `ip`'s jump names.
+macro_rules! target {
+    ($ip:ident, $s:ident) => {
+        $s.jump
+    };
+}
+
+/// Reads register `r` as a word.
+macro_rules! get {
+    ($regs:ident, $r:expr) => {
+        // SAFETY: every register operand is below the register file's length (invariant 1).
+        unsafe { (*$regs.add($r as usize)).raw() }
+    };
+}
+
+/// Writes the word `w` to register `r`.
+macro_rules! set {
+    ($regs:ident, $r:expr, $w:expr) => {
+        // SAFETY: as in `get!` (invariant 1).
+        unsafe { *$regs.add($r as usize) = Term::from_raw($w as u64) }
+    };
+}
+
+/// The slot's operands.
+macro_rules! slot {
+    ($ip:ident) => {
+        // SAFETY: handlers are only called on slots (invariants 2 and 3).
+        unsafe { &*$ip }
+    };
+}
+
+/// Whether the word is a small integer's.
+#[inline(always)]
+fn is_small(w: u64) -> bool {
+    w & SMALL_TAG_MASK == SMALL_TAG
+}
+
+#[inline(always)]
+fn holds<const C: u8>(a: i64, b: i64) -> bool {
+    match C {
+        c if c == Cond::Lt as u8 => a < b,
+        c if c == Cond::Le as u8 => a <= b,
+        c if c == Cond::Gt as u8 => a > b,
+        _ => a >= b,
+    }
+}
+
+/// The exit slot, and the op of every instruction the general interpreter runs.
+unsafe fn exit(ip: *const Slot, _: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    stop(ip, reds, cx)
+}
+
+unsafe fn nop(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+unsafe fn jump(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    next!(target!(ip, s), regs, reds - 1, cx)
+}
+
+unsafe fn move_r(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let w = get!(regs, s.a);
+    set!(regs, s.d, w);
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+unsafe fn move_c(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    set!(regs, s.d, s.k);
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// `d := a + delta` (`delta` is `k << 4`: adding it to the word keeps the tag).
+unsafe fn add_ri(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let w = get!(regs, s.a);
+    if !is_small(w) {
+        return stop(ip, reds, cx);
+    }
+    let Some(sum) = (w as i64).checked_add(s.k) else {
+        return stop(ip, reds, cx);
+    };
+    set!(regs, s.d, sum);
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// `d := a + b`: the words' sum less one tag.
+unsafe fn add_rr(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let (x, y) = (get!(regs, s.a), get!(regs, s.b));
+    // y - tag is b's value shifted left: its low bits are zero exactly when b is small.
+    let y = y.wrapping_sub(SMALL_TAG);
+    if (x.wrapping_sub(SMALL_TAG) | y) & SMALL_TAG_MASK != 0 {
+        return stop(ip, reds, cx);
+    }
+    let Some(sum) = (x as i64).checked_add(y as i64) else {
+        return stop(ip, reds, cx);
+    };
+    set!(regs, s.d, sum);
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// `d := a - b`: the words' difference plus one tag.
+unsafe fn sub_rr(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let (x, y) = (get!(regs, s.a), get!(regs, s.b));
+    let y = y.wrapping_sub(SMALL_TAG);
+    if (x.wrapping_sub(SMALL_TAG) | y) & SMALL_TAG_MASK != 0 {
+        return stop(ip, reds, cx);
+    }
+    let Some(diff) = (x as i64).checked_sub(y as i64) else {
+        return stop(ip, reds, cx);
+    };
+    set!(regs, s.d, diff);
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// Jump if `a C b`, both small (tagged words keep their order).
+unsafe fn jcc_rr<const C: u8>(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let (x, y) = (get!(regs, s.a), get!(regs, s.b));
+    if (x.wrapping_sub(SMALL_TAG) | y.wrapping_sub(SMALL_TAG)) & SMALL_TAG_MASK != 0 {
+        return stop(ip, reds, cx);
+    }
+    if holds::<C>(x as i64, y as i64) {
+        next!(target!(ip, s), regs, reds - 1, cx)
+    }
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// Jump if `a C k`, `k` a small constant's word.
+unsafe fn jcc_ri<const C: u8>(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let x = get!(regs, s.a);
+    if !is_small(x) {
+        return stop(ip, reds, cx);
+    }
+    if holds::<C>(x as i64, s.k) {
+        next!(target!(ip, s), regs, reds - 1, cx)
+    }
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// `jeq`/`jne` (`EQ`) against an immediate constant's word `k`.
+unsafe fn jeq_ri<const EQ: bool>(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let w = get!(regs, s.a);
+    let k = s.k as u64;
+    // A float may equal a small integer constant (Erlang's `==`): the general path decides.
+    if w != k && !Term::from_raw(w).is_immediate() && is_small(k) {
+        return stop(ip, reds, cx);
+    }
+    if (w == k) == EQ {
+        next!(target!(ip, s), regs, reds - 1, cx)
+    }
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// `add`/`sub d, a, k` then `jcc d, k2, L`: two instructions, two reductions. With one left it
+/// runs the first only, and the next slot (the plain jump) runs in the next slice.
+unsafe fn add_jcc_ri<const C: u8>(
+    ip: *const Slot,
+    regs: *mut Term,
+    reds: u32,
+    cx: &mut Cx,
+) -> Exit {
+    let s = slot!(ip);
+    let w = get!(regs, s.a);
+    if !is_small(w) {
+        return stop(ip, reds, cx);
+    }
+    let Some(sum) = (w as i64).checked_add(s.k) else {
+        return stop(ip, reds, cx);
+    };
+    set!(regs, s.d, sum);
+    // With two left the pair ends the slice: the plain path, so the fused one needs no check.
+    if reds <= 2 {
+        next!(step!(ip), regs, reds - 1, cx)
+    }
+    if holds::<C>(sum, s.k2) {
+        next!(target!(ip, s), regs, reds - 2, cx)
+    }
+    // SAFETY: the fused pair's second op is not the exit slot, so the one after it is a slot.
+    next!(unsafe { ip.add(2) }, regs, reds - 2, cx)
+}
+
+/// `add`/`sub d, a, k` then `jump L`: two reductions, or the first alone with one left.
+unsafe fn add_jump(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let w = get!(regs, s.a);
+    if !is_small(w) {
+        return stop(ip, reds, cx);
+    }
+    let Some(sum) = (w as i64).checked_add(s.k) else {
+        return stop(ip, reds, cx);
+    };
+    set!(regs, s.d, sum);
+    if reds <= 2 {
+        next!(step!(ip), regs, reds - 1, cx)
+    }
+    next!(target!(ip, s), regs, reds - 2, cx)
+}
+
+/// `add d, a, b`, then `add`/`sub b, b, k` and `jcc b, k2, L` (the body of a counting loop
+/// that accumulates: `acc += i; i -= 1; while i > 0`), three reductions. `b` is checked small
+/// once and read once (the lowering made sure `d` is not `b`). With three reductions or fewer
+/// left, or a step that overflows, the plain `add` runs and its slot's successors go on.
+unsafe fn acc_step_jcc<const C: u8>(
+    ip: *const Slot,
+    regs: *mut Term,
+    reds: u32,
+    cx: &mut Cx,
+) -> Exit {
+    if reds <= 3 {
+        // SAFETY: the same slot, whose first op is this `add`.
+        return unsafe { add_rr(ip, regs, reds, cx) };
+    }
+    let s = slot!(ip);
+    let (x, i) = (get!(regs, s.a), get!(regs, s.b));
+    let i_untagged = i.wrapping_sub(SMALL_TAG);
+    if (x.wrapping_sub(SMALL_TAG) | i_untagged) & SMALL_TAG_MASK != 0 {
+        return stop(ip, reds, cx);
+    }
+    let (Some(acc), Some(stepped)) = (
+        (x as i64).checked_add(i_untagged as i64),
+        (i as i64).checked_add(s.k),
+    ) else {
+        // SAFETY: as above.
+        return unsafe { add_rr(ip, regs, reds, cx) };
+    };
+    set!(regs, s.d, acc);
+    set!(regs, s.b, stepped);
+    if holds::<C>(stepped, s.k2) {
+        next!(target!(ip, s), regs, reds - 3, cx)
+    }
+    // SAFETY: the triple's last op is not the exit slot, so the one after it is a slot.
+    next!(unsafe { ip.add(3) }, regs, reds - 3, cx)
+}
+
+/// A call that passes no arguments: push the return position, jump.
+unsafe fn call(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    if cx.frames.len() >= cx.frame_cap {
+        return stop(ip, reds, cx);
+    }
+    cx.frames.push(s.k as u32);
+    next!(target!(ip, s), regs, reds - 1, cx)
+}
+
+unsafe fn ret(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    match cx.frames.last() {
+        // Invariant 3: the return position is checked against the slots, and what the code
+        // there needs against the register file (invariant 1).
+        Some(&r) if !cx.catching && (r as usize) < cx.slots => {
+            // SAFETY: r < slots, checked just above.
+            let to = unsafe { cx.base.add(r as usize) };
+            // SAFETY: as above.
+            if unsafe { (*to).need } as usize > cx.registers {
+                return stop(ip, reds, cx);
+            }
+            cx.frames.pop();
+            next!(to, regs, reds - 1, cx)
+        }
+        _ => stop(ip, reds, cx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(v: i64) -> Term {
+        Term::small_int(v).unwrap()
+    }
+
+    /// `r1 += r2; r2 -= 1; jgt r2, 0, 0` then an instruction the general path runs, lowered
+    /// as the VM lowers it (the three fused, the last two fused).
+    fn counting_loop() -> Vec<Op> {
+        use crate::isa::{Instr, Label, Reg, Src};
+        let consts = [small(1), small(0)];
+        let code = [
+            Instr::Add {
+                d: Reg(1),
+                a: Src::reg(1),
+                b: Src::reg(2),
+            },
+            Instr::Sub {
+                d: Reg(2),
+                a: Src::reg(2),
+                b: Src::constant(0),
+            },
+            Instr::Jgt {
+                a: Src::reg(2),
+                b: Src::constant(1),
+                target: Label(0),
+            },
+            Instr::End {},
+        ];
+        let ops = crate::lower::lower(&code, &consts, &[]);
+        assert!(matches!(ops[0], Op::AccStepJcc { .. }), "{ops:?}");
+        assert!(matches!(ops[1], Op::AddJccRI { .. }), "{ops:?}");
+        ops
+    }
+
+    #[test]
+    fn a_slot_is_forty_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 40);
+    }
+
+    #[test]
+    fn a_loop_runs_to_its_exit_and_counts_every_instruction() {
+        let code = Threaded::new(&counting_loop());
+        let mut regs = vec![small(0), small(0), small(100)];
+        let mut frames = Vec::new();
+        // 100 iterations of three instructions, then the exit.
+        let (pc, left) = code.run(&mut regs, &mut frames, 0, 1000, 0, false);
+        assert_eq!((pc, left), (3, 1000 - 300));
+        assert_eq!(regs[1], small(5050));
+        assert_eq!(regs[2], small(0));
+    }
+
+    #[test]
+    fn a_budget_ends_at_the_exact_instruction() {
+        let code = Threaded::new(&counting_loop());
+        for budget in 1..=10u32 {
+            let mut regs = vec![small(0), small(0), small(100)];
+            let (pc, left) = code.run(&mut regs, &mut Vec::new(), 0, budget, 0, false);
+            assert_eq!(left, 0);
+            // Instructions run: budget; the pc is the next of the three.
+            assert_eq!(pc, budget as usize % 3, "budget {budget}");
+            let iterations = budget as i64 / 3;
+            let acc: i64 = (0..iterations + i64::from(budget % 3 > 0))
+                .map(|i| 100 - i)
+                .sum();
+            assert_eq!(regs[1], small(acc), "budget {budget}");
+        }
+    }
+
+    #[test]
+    fn unexpected_operands_exit_before_the_instruction() {
+        let code = Threaded::new(&counting_loop());
+        let mut regs = vec![small(0), Term::atom(0), small(100)];
+        let (pc, left) = code.run(&mut regs, &mut Vec::new(), 0, 50, 0, false);
+        assert_eq!((pc, left), (0, 50));
+        // An overflow leaves the small range: exit, register untouched.
+        let max = small(crate::word::SMALL_MAX);
+        let mut regs = vec![small(0), max, small(1)];
+        let (pc, left) = code.run(&mut regs, &mut Vec::new(), 0, 50, 0, false);
+        assert_eq!((pc, left, regs[1]), (0, 50, max));
+    }
+
+    #[test]
+    fn a_short_register_file_or_a_stray_pc_runs_nothing() {
+        let code = Threaded::new(&counting_loop());
+        let mut regs = vec![small(0), small(0)];
+        assert_eq!(code.run(&mut regs, &mut Vec::new(), 0, 9, 0, false), (0, 9));
+        let mut regs = vec![small(0); 3];
+        assert_eq!(
+            code.run(&mut regs, &mut Vec::new(), 99, 9, 0, false),
+            (99, 9)
+        );
+    }
+
+    #[test]
+    fn calls_and_returns_use_the_frames() {
+        // 0: call 2; 1: exit; 2: r0 += 1; 3: ret
+        let ops = [
+            Op::Call(2),
+            Op::Slow,
+            Op::AddRI {
+                d: 0,
+                a: 0,
+                delta: 16,
+            },
+            Op::Ret,
+        ];
+        let code = Threaded::new(&ops);
+        let mut regs = vec![small(1)];
+        let mut frames = vec![];
+        let (pc, left) = code.run(&mut regs, &mut frames, 0, 10, 8, false);
+        assert_eq!((pc, left, regs[0]), (1, 7, small(2)));
+        assert!(frames.is_empty());
+        // No room for a frame, or a `ret` with handlers installed: the general path.
+        assert_eq!(code.run(&mut regs, &mut frames, 0, 10, 0, false), (0, 10));
+        let mut frames = vec![1];
+        assert_eq!(code.run(&mut regs, &mut frames, 3, 10, 8, true), (3, 10));
+        // A return position past the code is not followed.
+        let mut frames = vec![1000];
+        assert_eq!(code.run(&mut regs, &mut frames, 3, 10, 8, false), (3, 10));
+        assert_eq!(frames, [1000]);
+    }
+
+    #[test]
+    fn a_slot_needs_the_registers_of_all_it_reaches() {
+        // 0: r0 := r0; 1: jump 3; 2: r9 := r9 (unreachable from 0); 3: r5 += 1; 4: exit
+        let ops = [
+            Op::MoveR { d: 0, s: 0 },
+            Op::Jump(3),
+            Op::MoveR { d: 9, s: 9 },
+            Op::AddRI {
+                d: 5,
+                a: 5,
+                delta: 16,
+            },
+            Op::Slow,
+        ];
+        let code = Threaded::new(&ops);
+        let need: Vec<u16> = code.slots.iter().map(|s| s.need).collect();
+        assert_eq!(need, [6, 6, 10, 6, 0, 0]);
+        // Five registers are one short of what slot 0 reaches: nothing runs.
+        let mut regs = vec![small(0); 5];
+        assert_eq!(code.run(&mut regs, &mut Vec::new(), 0, 9, 0, false), (0, 9));
+        let mut regs = vec![small(0); 6];
+        assert_eq!(code.run(&mut regs, &mut Vec::new(), 0, 9, 0, false), (4, 6));
+        assert_eq!(regs[5], small(1));
+    }
+
+    #[test]
+    fn a_ret_to_code_that_needs_more_registers_exits() {
+        // 0: ret; 1: r7 := r7; 2: exit
+        let ops = [Op::Ret, Op::MoveR { d: 7, s: 7 }, Op::Slow];
+        let code = Threaded::new(&ops);
+        let mut regs = vec![small(0); 2];
+        let mut frames = vec![1];
+        assert_eq!(code.run(&mut regs, &mut frames, 0, 9, 8, false), (0, 9));
+        assert_eq!(frames, [1]);
+        let mut regs = vec![small(0); 8];
+        assert_eq!(code.run(&mut regs, &mut frames, 0, 9, 8, false), (2, 7));
+    }
+
+    #[test]
+    fn a_clone_jumps_within_itself() {
+        let original = Threaded::new(&counting_loop());
+        let copy = original.clone();
+        drop(original);
+        let mut regs = vec![small(0), small(0), small(10)];
+        assert_eq!(copy.run(&mut regs, &mut Vec::new(), 0, 100, 0, false), (3, 70));
+        assert_eq!(regs[1], small(55));
+    }
+
+    #[test]
+    fn targets_out_of_range_exit() {
+        let code = Threaded::new(&[Op::Jump(7), Op::Nop]);
+        assert_eq!(code.run(&mut [], &mut Vec::new(), 0, 5, 0, false), (0, 5));
+        let code = Threaded::new(&[Op::Nop, Op::Jump(0)]);
+        assert_eq!(code.run(&mut [], &mut Vec::new(), 0, 5, 0, false), (1, 0));
+    }
+
+    /// Each op's handler continues to the next by a jump, not a call: ten million ops in one
+    /// call into the handlers would need far more than 64 KiB of stack otherwise. (Miri, which
+    /// makes no tail calls, runs a short version with `CHUNK` bounding the depth.)
+    #[test]
+    fn ten_million_ops_run_in_a_small_stack() {
+        let n: i64 = if cfg!(miri) { 3_000 } else { 10_000_000 };
+        let ops = counting_loop();
+        let code = Threaded::new(&ops);
+        let run = move || {
+            let code = code; // the whole `Threaded` (it is `Send`), not its fields
+            let mut regs = vec![small(0), small(0), small(n / 3)];
+            let mut frames = Vec::new();
+            // Past the chunking: straight into the handlers, as `run` does per chunk.
+            let mut cx = Cx {
+                frames: &mut frames,
+                frame_cap: 0,
+                catching: false,
+                base: code.slots.as_ptr(),
+                slots: code.slots.len(),
+                registers: 3,
+            };
+            let ip = code.slots.as_ptr();
+            // SAFETY: the register file has the 3 registers the slots name; ip is slot 0.
+            let out = unsafe { ((*ip).run)(ip, regs.as_mut_ptr(), u32::MAX, &mut cx) };
+            (out.pc, u32::MAX - out.reds, regs[2])
+        };
+        let stack = if cfg!(miri) { 8 << 20 } else { 64 << 10 };
+        let (pc, spent, i) = std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!((pc, spent as i64, i), (3usize, n / 3 * 3, small(0)));
+    }
+}
