@@ -159,3 +159,25 @@ fn folded_weights_add_up_through_calls_crashes_closures_and_processes() {
         assert_eq!(sum, field(&err, "total"), "{program}:\n{text}\n{err}");
     }
 }
+
+/// The adjacent pairs: how often an instruction ran straight after the one before it in the
+/// code (what a superinstruction fusing the two would run), most frequent first.
+#[test]
+fn prof_counts_adjacent_pairs() {
+    let (_, err, status) = ember(&["prof", "--schedulers", "1", "bench/count.basm", "1000"]);
+    assert_eq!(status, 0, "{err}");
+    let pairs: Vec<(String, u64)> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("== adjacent pairs"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("=="))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (format!("{} {}", w[0], w[1]), w[2].parse().unwrap())
+        })
+        .collect();
+    // The loop `add; sub; jgt` ran 1000 times: `add sub` and `sub jgt` each time, `jgt add`
+    // (the jump back is taken, not the next in the code) never.
+    assert_eq!(pairs[..2], [("add sub".into(), 1000), ("sub jgt".into(), 1000)]);
+    assert!(pairs.iter().all(|(p, _)| p != "jgt add"), "{err}");
+}

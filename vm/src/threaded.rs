@@ -900,7 +900,10 @@ mod tests {
         let copy = original.clone();
         drop(original);
         let mut regs = vec![small(0), small(0), small(10)];
-        assert_eq!(copy.run(&mut regs, &mut Vec::new(), 0, 100, 0, false), (3, 70));
+        assert_eq!(
+            copy.run(&mut regs, &mut Vec::new(), 0, 100, 0, false),
+            (3, 70)
+        );
         assert_eq!(regs[1], small(55));
     }
 
