@@ -44,6 +44,9 @@
 //!    only while its `Literals` lives. A heap's objects point only into that heap or into the
 //!    literal area: terms move between heaps only through [`Heap::copy_into`], or with the
 //!    whole heap they live in through [`Heap::adopt`] (a message built for another process).
+//!    Since objects are immutable (3) and written when allocated, an object only points to
+//!    objects older than itself: the old generation (below) never points into the young one,
+//!    which is what lets a minor collection leave the old generation unread.
 //! 5. **One thread.** Heaps, the terms into them and the `Literals` are used by one thread at a
 //!    time (a heap may move to another thread with all its terms, between instructions).
 //!
@@ -247,25 +250,35 @@ pub(crate) fn read_cons(t: Term) -> Option<(Term, Term)> {
 /// Memory is reclaimed only by [`Heap::collect`] (or by dropping the heap when the process
 /// exits).
 ///
-/// GC policy: [`Heap::needs_gc`] says yes once the bytes of objects in the arena
-/// ([`Heap::used_bytes`]) pass the limit. The limit starts at [`MIN_GC_LIMIT`]; after a
-/// collection it is `max(MIN_GC_LIMIT, 2 × live bytes)`, so the work of collecting (proportional
-/// to what survives) is paid for by at least as many bytes allocated since: amortised O(1) per
-/// allocated word whatever the heap grows to.
+/// GC policy (generational, as the BEAM's): objects are allocated young, in `arena`; a
+/// collection copies what survives into the old generation. Most collections are *minor*: they
+/// copy only the young objects reachable from the roots, and leave the old generation as it
+/// is, unread (it cannot point to young objects: invariant 4). A collection is *major*, and
+/// copies everything live into a fresh old generation, once the old generation has doubled
+/// since the last major one, when the heap passed its cap, or for a purge.
+///
+/// [`Heap::needs_gc`] says yes once the young bytes pass the limit, `max(MIN_GC_LIMIT, live
+/// bytes after the last collection)`: the heap holds at most about twice its live data, as a
+/// semispace collector's would, and a large live set is copied once per doubling of the old
+/// generation, not at every collection. Both kinds of work are paid for by at least as many
+/// bytes allocated since: amortised O(1) per allocated word whatever the heap grows to.
 pub struct Heap {
-    /// Created empty: `Bump::new()` allocates nothing until the first object.
+    /// The young generation. Created empty: `Bump::new()` allocates nothing until the first
+    /// object.
     arena: Bump,
     /// Arenas adopted with [`Heap::adopt`]: messages another scheduler built for this process.
     /// They belong to this heap like `arena` does, and are from-space at the next collection.
     /// Boxed: one word for the many heaps that never adopt anything.
     #[allow(clippy::box_collection)]
     fragments: Option<Box<Vec<Bump>>>,
-    /// Bytes of objects in `arena` and the fragments: live after the last collection plus
+    /// The old generation: what survived a collection. `None` until the first (one word for
+    /// the many heaps that never collect).
+    old: Option<Box<Old>>,
+    /// Bytes of objects in the heap, both generations: live after the last collection plus
     /// allocated or adopted since.
     used: usize,
-    /// Bytes that survived the last collection.
-    live: usize,
-    /// `needs_gc` once `used` passes this.
+    /// `needs_gc` once `used` passes this: the old generation's bytes plus what the young
+    /// generation may take.
     limit: usize,
     /// `needs_gc` also once `used` passes this: the most the owner may hold before its limits
     /// are checked (see [`Heap::set_cap`]).
@@ -277,6 +290,52 @@ impl Default for Heap {
     fn default() -> Heap {
         Heap::new()
     }
+}
+
+/// A heap's old generation.
+#[derive(Default)]
+struct Old {
+    arena: Bump,
+    /// The address ranges of `arena`'s chunks (the allocated part of each), for a minor
+    /// collection's "is this object old?": a chunk or two, as bumpalo doubles chunk sizes.
+    ranges: SmallVec<[(u64, u64); 2]>,
+    /// Bytes of objects in `arena`.
+    used: usize,
+    /// The next collection is major once `used` passes this: twice what the last major one
+    /// left (or `MIN_GC_LIMIT`).
+    limit: usize,
+    /// Minor collections since the last major one: after `FULLSWEEP_AFTER` of them the next is
+    /// major, so that old objects that died are freed even when the old generation stops
+    /// growing.
+    minors: u32,
+}
+
+/// See [`Old::minors`] (the BEAM's `fullsweep_after`, smaller than its default: a process's
+/// old garbage is bounded by time as well as by size).
+const FULLSWEEP_AFTER: u32 = 16;
+
+impl Old {
+    fn contains(&self, addr: u64) -> bool {
+        in_ranges(&self.ranges, addr)
+    }
+}
+
+/// Is `addr` in one of the `(start, length)` ranges?
+#[inline]
+fn in_ranges(ranges: &[(u64, u64)], addr: u64) -> bool {
+    ranges
+        .iter()
+        .any(|&(start, len)| addr.wrapping_sub(start) < len)
+}
+
+/// The `(start, length)` ranges of the allocated part of `arena`'s chunks.
+fn chunk_ranges(arena: &Bump) -> SmallVec<[(u64, u64); 2]> {
+    // SAFETY: nothing is allocated in `arena` while the iterator lives; no chunk memory is
+    // read through the pointers (we keep addresses only).
+    let chunks = unsafe { arena.iter_allocated_chunks_raw() };
+    chunks
+        .map(|(start, len)| (start.addr() as u64, len as u64))
+        .collect()
 }
 
 /// Allocates `words` uninitialised, 8-aligned words in `arena` and counts them in `used`.
@@ -293,8 +352,8 @@ impl Heap {
         Heap {
             arena: Bump::new(),
             fragments: None,
+            old: None,
             used: 0,
-            live: 0,
             limit: MIN_GC_LIMIT,
             cap: usize::MAX,
             collections: 0,
@@ -566,6 +625,7 @@ impl Heap {
         // take. (What a stopped copy allocated is unreachable garbage for the next collection.)
         let mut copier: Copier<'_, TREE> = Copier {
             lits,
+            old: SmallVec::new(),
             pending: SmallVec::new(),
             copies: AddrMap::default(),
             budget: src_words.min(max_words),
@@ -581,6 +641,7 @@ impl Heap {
         }
         let mut copier: Copier<'_, DAG> = Copier {
             lits,
+            old: SmallVec::new(),
             pending: SmallVec::new(),
             copies: AddrMap::with_capacity_and_hasher(seen.len(), Default::default()),
             budget: usize::MAX,
@@ -675,6 +736,9 @@ impl Heap {
         let fragments = self.fragments.get_or_insert_with(Default::default);
         fragments.push(frag.arena);
         fragments.extend(frag.fragments.into_iter().flat_map(|f| f.into_iter()));
+        // (A message heap is never collected, so it has no old generation; if it had one, its
+        // objects would be young here like the rest.)
+        fragments.extend(frag.old.map(|o| o.arena));
     }
 
     /// Words of objects in the arena ([`Heap::used_bytes`] in words).
@@ -691,6 +755,7 @@ impl Heap {
     /// Bytes the arena holds from the system allocator (its chunks, footers excluded).
     pub fn arena_bytes(&self) -> usize {
         self.arena.allocated_bytes()
+            + self.old.as_ref().map_or(0, |o| o.arena.allocated_bytes())
             + self
                 .fragments
                 .iter()
@@ -715,11 +780,16 @@ impl Heap {
     /// allocation would copy a large live set each time, quadratic in the program's run, so the
     /// normal policy applies).
     pub fn needs_gc(&self) -> bool {
-        if cfg!(feature = "gc-stress") && self.live < STRESS_LIVE_LIMIT {
-            self.used > self.live
+        if cfg!(feature = "gc-stress") && self.old_bytes() < STRESS_LIVE_LIMIT {
+            self.used > self.old_bytes()
         } else {
             self.used > self.limit.min(self.cap)
         }
+    }
+
+    /// Bytes of objects in the old generation.
+    pub fn old_bytes(&self) -> usize {
+        self.old.as_ref().map_or(0, |o| o.used)
     }
 
     /// Makes [`Heap::needs_gc`] say yes once the heap holds more than `bytes`, whatever the
@@ -752,14 +822,29 @@ impl Heap {
         lits: &'a Literals,
         purge: Option<&'a Purge<'a>>,
     ) -> Collector<'a, MODE> {
-        let first_chunk = self.live;
+        // Minor, unless the old generation doubled, the heap passed its cap, or a purge (which
+        // must see every object).
+        let minor = MODE == COLLECT
+            && self.used <= self.cap
+            && self
+                .old
+                .as_ref()
+                .is_some_and(|o| o.used <= o.limit && o.minors < FULLSWEEP_AFTER);
+        let (to, first_chunk, old) = match self.old.as_mut().filter(|_| minor) {
+            // Survivors go to the end of the old generation; the old objects stay where they
+            // are and are not read.
+            Some(old) => (std::mem::take(&mut old.arena), 0, old.ranges.clone()),
+            None => (Bump::new(), self.old_bytes(), SmallVec::new()),
+        };
         Collector {
             heap: self,
-            to: Bump::new(),
+            to,
             first_chunk,
             live: 0,
+            minor,
             copier: Copier {
                 lits,
+                old,
                 pending: SmallVec::new(),
                 copies: AddrMap::default(),
                 budget: usize::MAX,
@@ -792,6 +877,8 @@ pub struct Collector<'a, const MODE: u8 = COLLECT> {
     first_chunk: usize,
     /// Bytes copied to `to`.
     live: usize,
+    /// A minor collection: `to` is the old generation, and old objects are left alone.
+    minor: bool,
     copier: Copier<'a, MODE>,
 }
 
@@ -823,12 +910,25 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
     /// Installs to-space as the heap's arena. Done on drop, so that a collector that is not
     /// finished (a panic half-way) still leaves the heap consistent for the roots it copied.
     fn drop(&mut self) {
-        self.heap.arena = std::mem::take(&mut self.to); // drops from-space
-        self.heap.fragments = None; // the rest of from-space
-        self.heap.used = self.live;
-        self.heap.live = self.live;
-        self.heap.limit = MIN_GC_LIMIT.max(2 * self.live);
-        self.heap.collections += 1;
+        let heap = &mut *self.heap;
+        heap.arena = Bump::new(); // drops the young from-space
+        heap.fragments = None; // the rest of it
+        let old = heap.old.get_or_insert_with(Default::default);
+        // A minor collection's `to` is the old generation, grown; a major one's replaces it
+        // (dropping the old from-space).
+        old.arena = std::mem::take(&mut self.to);
+        if self.minor {
+            old.used += self.live;
+            old.minors += 1;
+        } else {
+            old.used = self.live;
+            old.limit = MIN_GC_LIMIT.max(2 * self.live);
+            old.minors = 0;
+        }
+        old.ranges = chunk_ranges(&old.arena);
+        heap.used = old.used;
+        heap.limit = old.used + MIN_GC_LIMIT.max(old.used);
+        heap.collections += 1;
     }
 }
 
@@ -1016,6 +1116,9 @@ const PURGE: u8 = 3;
 /// `copy_into` (the source is only read).
 struct Copier<'l, const MODE: u8> {
     lits: &'l Literals,
+    /// A minor collection: the old generation's ranges, whose objects stay as they are (like
+    /// literals). Empty otherwise.
+    old: SmallVec<[(u64, u64); 2]>,
     /// Fields (words inside copies this copier made) still holding a pointer to an original.
     /// Fields still to copy; inline for small terms, so a typical send allocates nothing.
     pending: SmallVec<[*mut u64; 16]>,
@@ -1082,7 +1185,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
         if MODE == PURGE {
             return self.copy_purging(arena, used, from, t);
         }
-        if !t.is_pointer() || self.lits.contains(t.addr()) {
+        if !t.is_pointer() || self.lits.contains(t.addr()) || in_ranges(&self.old, t.addr()) {
             return Some(t);
         }
         if cfg!(debug_assertions) {
@@ -1172,7 +1275,8 @@ impl<const MODE: u8> Copier<'_, MODE> {
             // SAFETY: `at` is a cell of from-space not copied yet (checked for the first by the
             // caller, for the others below): two initialised words (invariant 1).
             let tail = Term::from_raw(unsafe { ptr_at(at.addr()).add(1).read() });
-            if !tail.is_cons() || self.lits.contains(tail.addr()) {
+            if !tail.is_cons() || self.lits.contains(tail.addr()) || in_ranges(&self.old, tail.addr())
+            {
                 break;
             }
             // SAFETY: as above, a cell of from-space (or a marker over its first word).
@@ -1295,6 +1399,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
 /// Is `addr` inside the heap's arena or one of its fragments? (Debug checks.)
 fn heap_contains(heap: &Heap, addr: u64) -> bool {
     arena_contains(&heap.arena, addr)
+        || heap.old.as_ref().is_some_and(|o| arena_contains(&o.arena, addr))
         || heap
             .fragments
             .iter()
@@ -1994,11 +2099,54 @@ mod tests {
         assert_eq!(show(keep), "{:ok, 9999}");
         assert_eq!(h.used_bytes(), 24);
         assert!(h.arena_bytes() <= 512, "{}", h.arena_bytes());
-        // Nothing live at all: the arena holds no memory.
-        let c = h.collect(&lits);
-        c.finish();
+        // Nothing live at all: a minor collection frees the young generation but leaves the
+        // old one (the dead tuple) unread; the major one `FULLSWEEP_AFTER` collections later
+        // frees it, and the heap holds no memory.
+        for _ in 0..FULLSWEEP_AFTER {
+            h.collect(&lits).finish();
+            assert_eq!(h.used_bytes(), 24);
+        }
+        h.collect(&lits).finish();
         assert_eq!(h.arena_bytes(), 0);
         assert_eq!(h.used_bytes(), 0);
+    }
+
+    /// A minor collection copies only the young objects the roots reach, into the old
+    /// generation; old objects stay where they are, and the young ones they were built on top
+    /// of point to them unchanged.
+    #[test]
+    fn minor_collections_promote_the_young_and_leave_the_old() {
+        let lits = Literals::empty();
+        let mut h = Heap::new();
+        let mut list = Term::NIL;
+        for i in 0..100 {
+            list = h.cons(int(i), list);
+        }
+        // The first collection is major: everything live goes old.
+        let mut c = h.collect(&lits);
+        list = c.copy(list);
+        c.finish();
+        let old_list = list;
+        let old_bytes = h.old_bytes();
+        assert_eq!(old_bytes, 100 * 16);
+        // Young cells on top of the old list, and young garbage.
+        for i in 100..110 {
+            list = h.cons(int(i), list);
+            h.tuple(&[int(i); 8]);
+        }
+        let mut c = h.collect(&lits);
+        list = c.copy(list);
+        c.finish();
+        // Promoted: the ten young cells; the old hundred were not copied again.
+        assert_eq!(h.old_bytes(), old_bytes + 10 * 16);
+        assert_eq!(h.used_bytes(), h.old_bytes());
+        let mut tail = list;
+        for _ in 0..10 {
+            tail = read_cons(tail).unwrap().1;
+        }
+        assert_eq!(tail, old_list, "the old list is shared, not copied");
+        assert_eq!(show(list).matches(',').count(), 109);
+        assert_eq!(list_len(list), Some(110));
     }
 
     #[test]
