@@ -178,6 +178,9 @@ fn prof_counts_adjacent_pairs() {
         .collect();
     // The loop `add; sub; jgt` ran 1000 times: `add sub` and `sub jgt` each time, `jgt add`
     // (the jump back is taken, not the next in the code) never.
-    assert_eq!(pairs[..2], [("add sub".into(), 1000), ("sub jgt".into(), 1000)]);
+    assert_eq!(
+        pairs[..2],
+        [("add sub".into(), 1000), ("sub jgt".into(), 1000)]
+    );
     assert!(pairs.iter().all(|(p, _)| p != "jgt add"), "{err}");
 }

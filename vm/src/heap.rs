@@ -787,6 +787,15 @@ impl Heap {
         }
     }
 
+    /// Would [`Heap::needs_gc`] still say no after `bytes` more were allocated? (What the
+    /// threaded fast path asks before it builds a term, so that it never leaves a collection
+    /// due: the general path collects right after an allocation that calls for it.)
+    #[inline]
+    pub(crate) fn fits_without_gc(&self, bytes: usize) -> bool {
+        !(cfg!(feature = "gc-stress") && self.old_bytes() < STRESS_LIVE_LIMIT)
+            && self.used + bytes <= self.limit.min(self.cap)
+    }
+
     /// Bytes of objects in the old generation.
     pub fn old_bytes(&self) -> usize {
         self.old.as_ref().map_or(0, |o| o.used)
@@ -960,6 +969,22 @@ pub(crate) struct Image {
     regs: Box<[(u32, u8)]>,
     /// The root is a list cell (else a tuple).
     cons: bool,
+}
+
+impl Image {
+    /// The bytes a build of it allocates.
+    pub(crate) fn bytes(&self) -> usize {
+        self.words.len() * WORD
+    }
+
+    /// One more than the highest register it reads (0 if none).
+    pub(crate) fn registers(&self) -> u16 {
+        self.regs
+            .iter()
+            .map(|&(_, r)| u16::from(r) + 1)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// What a template is made of, for [`Image::of`].
@@ -1275,7 +1300,9 @@ impl<const MODE: u8> Copier<'_, MODE> {
             // SAFETY: `at` is a cell of from-space not copied yet (checked for the first by the
             // caller, for the others below): two initialised words (invariant 1).
             let tail = Term::from_raw(unsafe { ptr_at(at.addr()).add(1).read() });
-            if !tail.is_cons() || self.lits.contains(tail.addr()) || in_ranges(&self.old, tail.addr())
+            if !tail.is_cons()
+                || self.lits.contains(tail.addr())
+                || in_ranges(&self.old, tail.addr())
             {
                 break;
             }
@@ -1399,7 +1426,10 @@ impl<const MODE: u8> Copier<'_, MODE> {
 /// Is `addr` inside the heap's arena or one of its fragments? (Debug checks.)
 fn heap_contains(heap: &Heap, addr: u64) -> bool {
     arena_contains(&heap.arena, addr)
-        || heap.old.as_ref().is_some_and(|o| arena_contains(&o.arena, addr))
+        || heap
+            .old
+            .as_ref()
+            .is_some_and(|o| arena_contains(&o.arena, addr))
         || heap
             .fragments
             .iter()

@@ -657,6 +657,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             (pc, reds) = prog.threaded.run(
                 &mut p.regs,
                 &mut p.frames,
+                &mut p.heap,
                 pc,
                 reds,
                 frame_cap,

@@ -129,6 +129,12 @@ pub enum Op {
         k: i32,
         target: u32,
     },
+    /// `move d, TEMPLATE` of a template of a fixed shape: built from its image (`heap::Image`,
+    /// index `image` of the program's). Set by `Program::build`, which has the images.
+    MoveImage {
+        d: u8,
+        image: u32,
+    },
     /// A superinstruction: `add`/`sub d, a, k` then `jump L` (a loop's step back to its head),
     /// two reductions, or the `add` alone with one left, as `AddJccRI`.
     AddJump {

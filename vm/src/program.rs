@@ -563,7 +563,7 @@ impl Program {
     /// This program with the lowered fast path off (see [`Program::without_lowering`]).
     pub fn lowering_off(mut self) -> Program {
         self.ops = vec![Op::Slow; self.code.len()];
-        self.threaded = crate::threaded::Threaded::new(&self.ops);
+        self.threaded = crate::threaded::Threaded::new(&self.ops, &self.images);
         self.lowered = false;
         self
     }
@@ -666,6 +666,7 @@ impl Program {
         let entry_registers = entry_registers(&module);
         let (exports, export_slots) = export_table(m, &versions);
         let mut ops = crate::lower::lower(&m.code, &consts, &m.args);
+        let images = images(&templates);
         // A call through the export table with no arguments to copy is lowered to the plain
         // call of its slot's target. Others keep their slot's target for the general
         // interpreter, as does a call whose module no longer exports its label (`:undef`).
@@ -692,6 +693,13 @@ impl Program {
                 | Instr::SpawnLinkExt { target, .. } => {
                     ops[pc] = Op::Resolved(resolve_export(&exports, &export_slots, target.0));
                 }
+                Instr::Move { d, v } => {
+                    if let crate::isa::SrcKind::Template(k) = v.kind() {
+                        if images.get(k as usize).is_some_and(Option::is_some) {
+                            ops[pc] = Op::MoveImage { d: d.0, image: k };
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -703,11 +711,11 @@ impl Program {
             fun_of,
             entry_registers,
             sites,
-            threaded: crate::threaded::Threaded::new(&ops),
+            threaded: crate::threaded::Threaded::new(&ops, &images),
             ops,
             code: m.code.clone(),
             consts,
-            images: images(&templates),
+            images,
             templates,
             patterns,
             clauses: m.clauses.clone(),
@@ -859,15 +867,16 @@ impl Program {
         for op in &mut ops[u.start as usize..u.end as usize] {
             *op = Op::Slow;
         }
+        let images = images(&templates);
         Some((
             Program {
                 literal_terms: self.literal_terms.iter().copied().filter(keep).collect(),
                 literals,
                 consts,
-                images: images(&templates),
+                threaded: crate::threaded::Threaded::new(&ops, &images),
+                images,
                 templates,
                 patterns,
-                threaded: crate::threaded::Threaded::new(&ops),
                 ops,
                 versions,
                 ..self.clone()

@@ -45,6 +45,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::heap::{Heap, Image};
 use crate::lower::{Cond, Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::term::Term;
 
@@ -84,8 +85,11 @@ struct Exit {
     reds: u32,
 }
 
-/// What `call` and `ret` need besides the registers.
+/// What `call`, `ret` and the builds need besides the registers.
 struct Cx<'a> {
+    /// The process's heap, for terms built from images.
+    heap: &'a mut Heap,
+    images: &'a [Image],
     frames: &'a mut Vec<u32>,
     frame_cap: usize,
     /// With `try` handlers installed a `ret` may end one: the general path does that.
@@ -103,6 +107,8 @@ pub(crate) struct Threaded {
     /// Per slot, the index of its jump target, or `NO_TARGET`: what `link` makes the pointers
     /// from (in a clone too).
     targets: Vec<u32>,
+    /// The images the `move_image` slots build, by the index in their `k`.
+    images: Box<[Image]>,
 }
 
 /// The slots control may go to from slot `pc` without leaving the handlers, besides a `ret`'s
@@ -117,7 +123,8 @@ fn successors(op: &Op, pc: u32, target: u32) -> [u32; 3] {
         | Op::MoveC { .. }
         | Op::AddRR { .. }
         | Op::SubRR { .. }
-        | Op::AddRI { .. } => [pc + 1, n, n],
+        | Op::AddRI { .. }
+        | Op::MoveImage { .. } => [pc + 1, n, n],
         Op::JccRR { .. } | Op::JccRI { .. } | Op::JeqRI { .. } | Op::AddJump { .. } => {
             [pc + 1, target, n]
         }
@@ -181,6 +188,7 @@ impl Clone for Threaded {
         let mut copy = Threaded {
             slots: self.slots.clone(),
             targets: self.targets.clone(),
+            images: self.images.clone(),
         };
         // The copied pointers point into `self`'s slots: point them into the copy's.
         copy.link();
@@ -207,8 +215,10 @@ macro_rules! by_cond {
 }
 
 impl Threaded {
-    /// Threads `ops`, one slot per op and an exit slot after them.
-    pub(crate) fn new(ops: &[Op]) -> Threaded {
+    /// Threads `ops`, one slot per op and an exit slot after them; `images` are the program's
+    /// template images, by template (what `Op::MoveImage` names).
+    pub(crate) fn new(ops: &[Op], images: &[Option<Image>]) -> Threaded {
+        let mut own_images = Vec::new();
         let exit_slot = Slot {
             run: exit,
             jump: std::ptr::null(),
@@ -328,6 +338,16 @@ impl Threaded {
                     (s.k, s.k2) = (delta.into(), k.into());
                     jump_to = j;
                 }),
+                Op::MoveImage { d, image } => match images.get(image as usize) {
+                    Some(Some(image)) => {
+                        uses(&[d]);
+                        names = names.max(image.registers());
+                        (s.run, s.d, s.k) = (move_image, d, own_images.len() as i64);
+                        own_images.push(image.clone());
+                        Some(())
+                    }
+                    _ => None,
+                },
                 Op::Call(t) => in_range(t).map(|j| {
                     (s.run, s.k) = (call, pc as i64 + 1);
                     jump_to = j;
@@ -351,7 +371,11 @@ impl Threaded {
         for (slot, &need) in slots.iter_mut().zip(&need) {
             slot.need = need;
         }
-        let mut threaded = Threaded { slots, targets };
+        let mut threaded = Threaded {
+            slots,
+            targets,
+            images: own_images.into(),
+        };
         threaded.link();
         threaded
     }
@@ -376,10 +400,12 @@ impl Threaded {
     /// Most instructions of a program that sends and spawns are not lowered: the check that
     /// the first one is, inlined in the general interpreter, keeps their cost to a load.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
         regs: &mut [Term],
         frames: &mut Vec<u32>,
+        heap: &mut Heap,
         pc: usize,
         reds: u32,
         frame_cap: usize,
@@ -391,7 +417,7 @@ impl Threaded {
                 // At most `CHUNK` ops per call (see "Stack"): the rest of the budget is kept
                 // here, and the general path runs the next instruction when a chunk ends.
                 let chunk = reds.min(CHUNK);
-                let (pc, left) = self.enter(regs, frames, pc, chunk, frame_cap, catching);
+                let (pc, left) = self.enter(regs, frames, heap, pc, chunk, frame_cap, catching);
                 (pc, left + (reds - chunk))
             }
             _ => (pc, reds),
@@ -400,10 +426,12 @@ impl Threaded {
 
     /// Calls the handler of slot `pc`, which `run` checked may run.
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn enter(
         &self,
         regs: &mut [Term],
         frames: &mut Vec<u32>,
+        heap: &mut Heap,
         pc: usize,
         reds: u32,
         frame_cap: usize,
@@ -411,6 +439,8 @@ impl Threaded {
     ) -> (usize, u32) {
         let base = self.slots.as_ptr();
         let mut cx = Cx {
+            heap,
+            images: &self.images,
             frames,
             frame_cap,
             catching,
@@ -703,6 +733,27 @@ unsafe fn acc_step_jcc<const C: u8>(
     next!(unsafe { ip.add(3) }, regs, reds - 3, cx)
 }
 
+/// `move d, TEMPLATE` built from the template's image, unless the allocation would call for a
+/// collection: the general path runs it then, and collects right after, as it always does.
+unsafe fn move_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let images = cx.images;
+    let Some(image) = images.get(s.k as usize) else {
+        return stop(ip, reds, cx);
+    };
+    if !cx.heap.fits_without_gc(image.bytes()) {
+        return stop(ip, reds, cx);
+    }
+    let built = {
+        // SAFETY: `regs` is the register file `enter` was given, `cx.registers` long; no other
+        // reference to it lives while this one does (the handlers only use the raw pointer).
+        let file = unsafe { std::slice::from_raw_parts(regs, cx.registers) };
+        cx.heap.build_image(image, file)
+    };
+    set!(regs, s.d, built.raw());
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
 /// A call that passes no arguments: push the return position, jump.
 unsafe fn call(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
     let s = slot!(ip);
@@ -775,11 +826,11 @@ mod tests {
 
     #[test]
     fn a_loop_runs_to_its_exit_and_counts_every_instruction() {
-        let code = Threaded::new(&counting_loop());
+        let code = Threaded::new(&counting_loop(), &[]);
         let mut regs = vec![small(0), small(0), small(100)];
         let mut frames = Vec::new();
         // 100 iterations of three instructions, then the exit.
-        let (pc, left) = code.run(&mut regs, &mut frames, 0, 1000, 0, false);
+        let (pc, left) = code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 1000, 0, false);
         assert_eq!((pc, left), (3, 1000 - 300));
         assert_eq!(regs[1], small(5050));
         assert_eq!(regs[2], small(0));
@@ -787,10 +838,18 @@ mod tests {
 
     #[test]
     fn a_budget_ends_at_the_exact_instruction() {
-        let code = Threaded::new(&counting_loop());
+        let code = Threaded::new(&counting_loop(), &[]);
         for budget in 1..=10u32 {
             let mut regs = vec![small(0), small(0), small(100)];
-            let (pc, left) = code.run(&mut regs, &mut Vec::new(), 0, budget, 0, false);
+            let (pc, left) = code.run(
+                &mut regs,
+                &mut Vec::new(),
+                &mut Heap::new(),
+                0,
+                budget,
+                0,
+                false,
+            );
             assert_eq!(left, 0);
             // Instructions run: budget; the pc is the next of the three.
             assert_eq!(pc, budget as usize % 3, "budget {budget}");
@@ -804,25 +863,52 @@ mod tests {
 
     #[test]
     fn unexpected_operands_exit_before_the_instruction() {
-        let code = Threaded::new(&counting_loop());
+        let code = Threaded::new(&counting_loop(), &[]);
         let mut regs = vec![small(0), Term::atom(0), small(100)];
-        let (pc, left) = code.run(&mut regs, &mut Vec::new(), 0, 50, 0, false);
+        let (pc, left) = code.run(
+            &mut regs,
+            &mut Vec::new(),
+            &mut Heap::new(),
+            0,
+            50,
+            0,
+            false,
+        );
         assert_eq!((pc, left), (0, 50));
         // An overflow leaves the small range: exit, register untouched.
         let max = small(crate::word::SMALL_MAX);
         let mut regs = vec![small(0), max, small(1)];
-        let (pc, left) = code.run(&mut regs, &mut Vec::new(), 0, 50, 0, false);
+        let (pc, left) = code.run(
+            &mut regs,
+            &mut Vec::new(),
+            &mut Heap::new(),
+            0,
+            50,
+            0,
+            false,
+        );
         assert_eq!((pc, left, regs[1]), (0, 50, max));
     }
 
     #[test]
     fn a_short_register_file_or_a_stray_pc_runs_nothing() {
-        let code = Threaded::new(&counting_loop());
+        let code = Threaded::new(&counting_loop(), &[]);
         let mut regs = vec![small(0), small(0)];
-        assert_eq!(code.run(&mut regs, &mut Vec::new(), 0, 9, 0, false), (0, 9));
+        assert_eq!(
+            code.run(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
+            (0, 9)
+        );
         let mut regs = vec![small(0); 3];
         assert_eq!(
-            code.run(&mut regs, &mut Vec::new(), 99, 9, 0, false),
+            code.run(
+                &mut regs,
+                &mut Vec::new(),
+                &mut Heap::new(),
+                99,
+                9,
+                0,
+                false
+            ),
             (99, 9)
         );
     }
@@ -840,19 +926,28 @@ mod tests {
             },
             Op::Ret,
         ];
-        let code = Threaded::new(&ops);
+        let code = Threaded::new(&ops, &[]);
         let mut regs = vec![small(1)];
         let mut frames = vec![];
-        let (pc, left) = code.run(&mut regs, &mut frames, 0, 10, 8, false);
+        let (pc, left) = code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 10, 8, false);
         assert_eq!((pc, left, regs[0]), (1, 7, small(2)));
         assert!(frames.is_empty());
         // No room for a frame, or a `ret` with handlers installed: the general path.
-        assert_eq!(code.run(&mut regs, &mut frames, 0, 10, 0, false), (0, 10));
+        assert_eq!(
+            code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 10, 0, false),
+            (0, 10)
+        );
         let mut frames = vec![1];
-        assert_eq!(code.run(&mut regs, &mut frames, 3, 10, 8, true), (3, 10));
+        assert_eq!(
+            code.run(&mut regs, &mut frames, &mut Heap::new(), 3, 10, 8, true),
+            (3, 10)
+        );
         // A return position past the code is not followed.
         let mut frames = vec![1000];
-        assert_eq!(code.run(&mut regs, &mut frames, 3, 10, 8, false), (3, 10));
+        assert_eq!(
+            code.run(&mut regs, &mut frames, &mut Heap::new(), 3, 10, 8, false),
+            (3, 10)
+        );
         assert_eq!(frames, [1000]);
     }
 
@@ -870,14 +965,20 @@ mod tests {
             },
             Op::Slow,
         ];
-        let code = Threaded::new(&ops);
+        let code = Threaded::new(&ops, &[]);
         let need: Vec<u16> = code.slots.iter().map(|s| s.need).collect();
         assert_eq!(need, [6, 6, 10, 6, 0, 0]);
         // Five registers are one short of what slot 0 reaches: nothing runs.
         let mut regs = vec![small(0); 5];
-        assert_eq!(code.run(&mut regs, &mut Vec::new(), 0, 9, 0, false), (0, 9));
+        assert_eq!(
+            code.run(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
+            (0, 9)
+        );
         let mut regs = vec![small(0); 6];
-        assert_eq!(code.run(&mut regs, &mut Vec::new(), 0, 9, 0, false), (4, 6));
+        assert_eq!(
+            code.run(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
+            (4, 6)
+        );
         assert_eq!(regs[5], small(1));
     }
 
@@ -885,23 +986,37 @@ mod tests {
     fn a_ret_to_code_that_needs_more_registers_exits() {
         // 0: ret; 1: r7 := r7; 2: exit
         let ops = [Op::Ret, Op::MoveR { d: 7, s: 7 }, Op::Slow];
-        let code = Threaded::new(&ops);
+        let code = Threaded::new(&ops, &[]);
         let mut regs = vec![small(0); 2];
         let mut frames = vec![1];
-        assert_eq!(code.run(&mut regs, &mut frames, 0, 9, 8, false), (0, 9));
+        assert_eq!(
+            code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 9, 8, false),
+            (0, 9)
+        );
         assert_eq!(frames, [1]);
         let mut regs = vec![small(0); 8];
-        assert_eq!(code.run(&mut regs, &mut frames, 0, 9, 8, false), (2, 7));
+        assert_eq!(
+            code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 9, 8, false),
+            (2, 7)
+        );
     }
 
     #[test]
     fn a_clone_jumps_within_itself() {
-        let original = Threaded::new(&counting_loop());
+        let original = Threaded::new(&counting_loop(), &[]);
         let copy = original.clone();
         drop(original);
         let mut regs = vec![small(0), small(0), small(10)];
         assert_eq!(
-            copy.run(&mut regs, &mut Vec::new(), 0, 100, 0, false),
+            copy.run(
+                &mut regs,
+                &mut Vec::new(),
+                &mut Heap::new(),
+                0,
+                100,
+                0,
+                false
+            ),
             (3, 70)
         );
         assert_eq!(regs[1], small(55));
@@ -909,10 +1024,16 @@ mod tests {
 
     #[test]
     fn targets_out_of_range_exit() {
-        let code = Threaded::new(&[Op::Jump(7), Op::Nop]);
-        assert_eq!(code.run(&mut [], &mut Vec::new(), 0, 5, 0, false), (0, 5));
-        let code = Threaded::new(&[Op::Nop, Op::Jump(0)]);
-        assert_eq!(code.run(&mut [], &mut Vec::new(), 0, 5, 0, false), (1, 0));
+        let code = Threaded::new(&[Op::Jump(7), Op::Nop], &[]);
+        assert_eq!(
+            code.run(&mut [], &mut Vec::new(), &mut Heap::new(), 0, 5, 0, false),
+            (0, 5)
+        );
+        let code = Threaded::new(&[Op::Nop, Op::Jump(0)], &[]);
+        assert_eq!(
+            code.run(&mut [], &mut Vec::new(), &mut Heap::new(), 0, 5, 0, false),
+            (1, 0)
+        );
     }
 
     /// Each op's handler continues to the next by a jump, not a call: ten million ops in one
@@ -922,13 +1043,16 @@ mod tests {
     fn ten_million_ops_run_in_a_small_stack() {
         let n: i64 = if cfg!(miri) { 3_000 } else { 10_000_000 };
         let ops = counting_loop();
-        let code = Threaded::new(&ops);
+        let code = Threaded::new(&ops, &[]);
         let run = move || {
             let code = code; // the whole `Threaded` (it is `Send`), not its fields
             let mut regs = vec![small(0), small(0), small(n / 3)];
             let mut frames = Vec::new();
             // Past the chunking: straight into the handlers, as `run` does per chunk.
+            let mut heap = Heap::new();
             let mut cx = Cx {
+                heap: &mut heap,
+                images: &[],
                 frames: &mut frames,
                 frame_cap: 0,
                 catching: false,
