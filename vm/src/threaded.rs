@@ -309,7 +309,13 @@ impl Threaded {
                     target,
                 } => in_range(target).map(|j| {
                     uses(&[d, a]);
-                    s.run = by_cond!(cond, add_jcc_ri);
+                    // A loop that is this pair alone (`L: sub r, r, 1; jgt r, 0, L`) runs in
+                    // its handler, the register in a machine register.
+                    s.run = if target as usize == pc && a == d {
+                        by_cond!(cond, add_jcc_loop)
+                    } else {
+                        by_cond!(cond, add_jcc_ri)
+                    };
                     (s.d, s.a, s.k, s.k2) = (d, a, delta.into(), k.into());
                     jump_to = j;
                 }),
@@ -333,7 +339,12 @@ impl Threaded {
                     target,
                 } => in_range(target).map(|j| {
                     uses(&[d, a, b]);
-                    s.run = by_cond!(cond, acc_step_jcc);
+                    // As for the pair: a loop that is this triple alone, accumulating in place.
+                    s.run = if target as usize == pc && a == d {
+                        by_cond!(cond, acc_step_loop)
+                    } else {
+                        by_cond!(cond, acc_step_jcc)
+                    };
                     (s.d, s.a, s.b) = (d, a, b);
                     (s.k, s.k2) = (delta.into(), k.into());
                     jump_to = j;
@@ -733,6 +744,91 @@ unsafe fn acc_step_jcc<const C: u8>(
     next!(unsafe { ip.add(3) }, regs, reds - 3, cx)
 }
 
+/// `add_jcc_ri` of a loop that is the pair alone, `d` its own source: it goes round inside the
+/// handler with the register in a machine register (a memory round trip per iteration would
+/// bound it by store-to-load latency), writing it back whenever it leaves. Two reductions per
+/// iteration, as the pair's; the last one or two, and an overflow, go through `add_jcc_ri`.
+unsafe fn add_jcc_loop<const C: u8>(
+    ip: *const Slot,
+    regs: *mut Term,
+    mut reds: u32,
+    cx: &mut Cx,
+) -> Exit {
+    if reds <= 2 {
+        // SAFETY: the same slot, whose op `add_jcc_ri` runs.
+        return unsafe { add_jcc_ri::<C>(ip, regs, reds, cx) };
+    }
+    let s = slot!(ip);
+    let mut w = get!(regs, s.a);
+    if !is_small(w) {
+        return stop(ip, reds, cx);
+    }
+    loop {
+        // The register holds `w` in memory only once the loop leaves.
+        let Some(sum) = (w as i64).checked_add(s.k) else {
+            set!(regs, s.d, w);
+            return stop(ip, reds, cx);
+        };
+        w = sum as u64;
+        reds -= 2;
+        if !holds::<C>(sum, s.k2) {
+            set!(regs, s.d, w);
+            // SAFETY: as in `add_jcc_ri`.
+            next!(unsafe { ip.add(2) }, regs, reds, cx)
+        }
+        if reds <= 2 {
+            set!(regs, s.d, w);
+            next!(ip, regs, reds, cx)
+        }
+    }
+}
+
+/// `acc_step_jcc` of a loop that is the triple alone, accumulating in place (`d` is `a`): it
+/// goes round inside the handler with both registers in machine registers (both are small
+/// after the first check, as sums of small integers that did not overflow), writing them back
+/// whenever it leaves. Three reductions per iteration; the last ones, and an overflow, go
+/// through `add_rr` and the slots after it.
+unsafe fn acc_step_loop<const C: u8>(
+    ip: *const Slot,
+    regs: *mut Term,
+    mut reds: u32,
+    cx: &mut Cx,
+) -> Exit {
+    if reds <= 3 {
+        // SAFETY: the same slot, whose first op is this `add`.
+        return unsafe { add_rr(ip, regs, reds, cx) };
+    }
+    let s = slot!(ip);
+    let (mut acc, mut i) = (get!(regs, s.a), get!(regs, s.b));
+    if (acc.wrapping_sub(SMALL_TAG) | i.wrapping_sub(SMALL_TAG)) & SMALL_TAG_MASK != 0 {
+        return stop(ip, reds, cx);
+    }
+    loop {
+        let (Some(sum), Some(stepped)) = (
+            (acc as i64).checked_add(i.wrapping_sub(SMALL_TAG) as i64),
+            (i as i64).checked_add(s.k),
+        ) else {
+            set!(regs, s.d, acc);
+            set!(regs, s.b, i);
+            // SAFETY: as above.
+            return unsafe { add_rr(ip, regs, reds, cx) };
+        };
+        (acc, i) = (sum as u64, stepped as u64);
+        reds -= 3;
+        if !holds::<C>(stepped, s.k2) {
+            set!(regs, s.d, acc);
+            set!(regs, s.b, i);
+            // SAFETY: as in `acc_step_jcc`.
+            next!(unsafe { ip.add(3) }, regs, reds, cx)
+        }
+        if reds <= 3 {
+            set!(regs, s.d, acc);
+            set!(regs, s.b, i);
+            next!(ip, regs, reds, cx)
+        }
+    }
+}
+
 /// `move d, TEMPLATE` built from the template's image, unless the allocation would call for a
 /// collection: the general path runs it then, and collects right after, as it always does.
 unsafe fn move_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
@@ -858,6 +954,98 @@ mod tests {
                 .map(|i| 100 - i)
                 .sum();
             assert_eq!(regs[1], small(acc), "budget {budget}");
+        }
+    }
+
+    /// The loop `L: r1 -= 1; jgt r1, 0, L` (the pair alone: it goes round in its handler), and
+    /// the triple of `counting_loop` behind a `nop` (its jump leaves it: the plain handler),
+    /// both stopped at every budget: each ends at the exact instruction with the state the
+    /// instructions before it left.
+    #[test]
+    fn loops_in_a_handler_and_out_of_it_end_at_the_exact_instruction() {
+        use crate::isa::{Instr, Label, Reg, Src};
+        let consts = [small(1), small(0)];
+        let down = [
+            Instr::Sub {
+                d: Reg(1),
+                a: Src::reg(1),
+                b: Src::constant(0),
+            },
+            Instr::Jgt {
+                a: Src::reg(1),
+                b: Src::constant(1),
+                target: Label(0),
+            },
+            Instr::End {},
+        ];
+        let code = Threaded::new(&crate::lower::lower(&down, &consts, &[]), &[]);
+        for budget in 1..=9u32 {
+            let mut regs = vec![small(0), small(100)];
+            let (pc, left) = code.run(
+                &mut regs,
+                &mut Vec::new(),
+                &mut Heap::new(),
+                0,
+                budget,
+                0,
+                false,
+            );
+            assert_eq!((pc, left), (budget as usize % 2, 0), "budget {budget}");
+            assert_eq!(regs[1], small(100 - i64::from(budget.div_ceil(2))));
+        }
+        let mut regs = vec![small(0), small(100)];
+        let (pc, left) = code.run(
+            &mut regs,
+            &mut Vec::new(),
+            &mut Heap::new(),
+            0,
+            1000,
+            0,
+            false,
+        );
+        assert_eq!((pc, left, regs[1]), (2, 800, small(0)));
+
+        let mut ops = vec![Op::Nop];
+        ops.extend(counting_loop().into_iter().map(|op| match op {
+            Op::AccStepJcc {
+                d,
+                a,
+                b,
+                cond,
+                delta,
+                k,
+                ..
+            } => Op::AccStepJcc {
+                d,
+                a,
+                b,
+                cond,
+                delta,
+                k,
+                target: 0,
+            },
+            other => other,
+        }));
+        let code = Threaded::new(&ops, &[]);
+        for budget in 1..=12u32 {
+            let mut regs = vec![small(0), small(0), small(100)];
+            let (pc, left) = code.run(
+                &mut regs,
+                &mut Vec::new(),
+                &mut Heap::new(),
+                0,
+                budget,
+                0,
+                false,
+            );
+            // nop, add, sub, jgt, nop, add, ...
+            assert_eq!((pc, left), (budget as usize % 4, 0), "budget {budget}");
+            let adds = i64::from((budget + 2) / 4);
+            assert_eq!(
+                regs[1],
+                small((0..adds).map(|k| 100 - k).sum()),
+                "budget {budget}"
+            );
         }
     }
 
