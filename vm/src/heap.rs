@@ -1235,6 +1235,9 @@ impl<const MODE: u8> Copier<'_, MODE> {
         if MODE == COLLECT && t.is_cons() {
             return Some(self.collect_list(arena, used, t));
         }
+        if MODE == TREE && t.is_cons() {
+            return self.tree_list(arena, used, t);
+        }
         if MODE == DAG {
             if let Some(&copy) = self.copies.get(&t.addr()) {
                 return Some(t.same_kind_at(copy));
@@ -1341,6 +1344,52 @@ impl<const MODE: u8> Copier<'_, MODE> {
             }
         }
         Term::cons_at(addr_of(dst))
+    }
+
+    /// The tree copy (copy-on-send) of list cell `t` and of the cells after it along the tail,
+    /// up to the first that is a literal or not a cell: one block for the run, filled in one
+    /// loop, the source only read. The heads that are pointers, and the run's last tail, go on
+    /// `pending`. `None` when the run does not fit the budget.
+    fn tree_list(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Option<Term> {
+        let mut cells = 1usize;
+        let mut at = t;
+        loop {
+            // SAFETY: `at` is a cell (the caller's `t`, then tails checked below): two
+            // initialised words (invariant 1), alive (invariant 4).
+            let tail = Term::from_raw(unsafe { ptr_at(at.addr()).add(1).read() });
+            if !tail.is_cons() || self.lits.contains(tail.addr()) {
+                break;
+            }
+            cells += 1;
+            at = tail;
+        }
+        self.budget = self.budget.checked_sub(2 * cells)?;
+        let dst = alloc_words(arena, used, 2 * cells);
+        let mut at = t;
+        for k in 0..cells {
+            let src = ptr_at(at.addr());
+            // SAFETY: `src` is cell k of the run counted above; `dst` has 2 * cells fresh
+            // words, cell k at 2k and 2k + 1.
+            unsafe {
+                let head = src.read();
+                let tail = Term::from_raw(src.add(1).read());
+                let cell = dst.add(2 * k);
+                cell.write(head);
+                if Term::from_raw(head).is_pointer() {
+                    self.pending.push(cell);
+                }
+                if k + 1 < cells {
+                    cell.add(1).write(Term::cons_at(addr_of(cell.add(2))).raw());
+                } else {
+                    cell.add(1).write(tail.raw());
+                    if tail.is_pointer() {
+                        self.pending.push(cell.add(1));
+                    }
+                }
+                at = tail;
+            }
+        }
+        Some(Term::cons_at(addr_of(dst)))
     }
 
     /// `copy_one` of a purge: a term naming the purged code is noted; an object of the purged
@@ -2244,6 +2293,49 @@ mod tests {
         let copied = c.copy_into(shared, &lits, usize::MAX, usize::MAX).unwrap();
         assert!(eq(copied, shared));
         assert_eq!(c.used_bytes(), (3 + 4 + 4) * 8);
+    }
+
+    /// Copy-on-send of a list inside a tuple copies each run of cells as one block: heads that
+    /// are objects, a list in a head, an improper tail.
+    #[test]
+    fn copy_into_copies_runs_of_list_cells() {
+        let lits = Literals::empty();
+        let mut a = Heap::new();
+        let tail = a.tuple(&[int(-1)]);
+        let mut list = tail;
+        for i in (0..50).rev() {
+            let inner = a.list_from(&[int(i)], Term::NIL);
+            let head = a.tuple(&[int(i), inner]);
+            list = a.cons(head, list);
+        }
+        let t = a.tuple(&[Term::atom(0), list]);
+        let want = show(t);
+        let source_bytes = a.used_bytes();
+        let mut b = Heap::new();
+        let copy = b.copy_into(t, &lits, a.used_words(), usize::MAX).unwrap();
+        drop(a);
+        assert_eq!(show(copy), want);
+        assert!(want.ends_with("{49, [49]} | {-1}]}"), "{want}");
+        // A tree copy of a tree: exactly the source's words.
+        assert_eq!(b.used_bytes(), source_bytes);
+        // The top-level run is one block: cell k + 1 follows cell k.
+        let Some(Boxed::Tuple(elems)) = read_boxed(copy) else {
+            panic!("a tuple")
+        };
+        let (mut at, mut cells) = (elems[1], 0);
+        while let Some((_, next)) = read_cons(at) {
+            if next.is_cons() {
+                assert_eq!(next.addr(), at.addr() + 16);
+            }
+            at = next;
+            cells += 1;
+        }
+        assert_eq!(cells, 50);
+        // Past the room, no more than the room is built (the run is not: its budget is taken
+        // before its block).
+        let mut c = Heap::new();
+        assert!(c.copy_into(copy, &lits, usize::MAX, 100).is_err());
+        assert!(c.used_bytes() <= 100 * 8, "{}", c.used_bytes());
     }
 
     /// `{r1, r1}` nested: a tree form of 2^depth leaves in `depth` tuples.
