@@ -393,7 +393,13 @@ pub fn report(
             sc.idle_nanos as f64 / 1e6
         );
     }
-    let _ = writeln!(r, "  GC runs             {}", st.gc_runs);
+    let _ = writeln!(
+        r,
+        "  GC runs             {} ({} major, {} minor)",
+        st.gc_runs,
+        st.gc_major_runs,
+        st.gc_runs - st.gc_major_runs
+    );
     let _ = writeln!(
         r,
         "  time in GC          {:.3} ms",

@@ -184,3 +184,32 @@ fn prof_counts_adjacent_pairs() {
     );
     assert!(pairs.iter().all(|(p, _)| p != "jgt add"), "{err}");
 }
+
+/// Collections are generational: a process that keeps a large list while it churns garbage is
+/// collected minor many times (the list, promoted, is not copied again) and major rarely.
+#[test]
+fn prof_reports_minor_and_major_collections() {
+    let (_, err, status) = ember(&[
+        "prof",
+        "--schedulers",
+        "1",
+        "bench/gc.basm",
+        "10000",
+        "300000",
+    ]);
+    assert_eq!(status, 0, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("GC runs"))
+        .unwrap_or_else(|| panic!("no GC runs line:\n{err}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let [runs, major, minor] = n[..] else {
+        panic!("{line}")
+    };
+    assert_eq!(runs, major + minor, "{line}");
+    assert!(major >= 1 && minor > 4 * major, "{line}");
+}

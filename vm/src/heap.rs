@@ -304,6 +304,8 @@ struct Old {
     /// The next collection is major once `used` passes this: twice what the last major one
     /// left (or `MIN_GC_LIMIT`).
     limit: usize,
+    /// Major collections so far.
+    majors: u64,
     /// Minor collections since the last major one: after `FULLSWEEP_AFTER` of them the next is
     /// major, so that old objects that died are freed even when the old generation stops
     /// growing.
@@ -312,7 +314,7 @@ struct Old {
 
 /// See [`Old::minors`] (the BEAM's `fullsweep_after`, smaller than its default: a process's
 /// old garbage is bounded by time as well as by size).
-const FULLSWEEP_AFTER: u32 = 16;
+const FULLSWEEP_AFTER: u32 = 64;
 
 impl Old {
     fn contains(&self, addr: u64) -> bool {
@@ -769,6 +771,11 @@ impl Heap {
         self.collections
     }
 
+    /// How many of them were major (see the policy on [`Heap`]).
+    pub fn major_collections(&self) -> u64 {
+        self.old.as_ref().map_or(0, |o| o.majors)
+    }
+
     /// The current collection threshold in bytes (see the policy on [`Heap`]).
     pub fn gc_limit(&self) -> usize {
         self.limit
@@ -933,6 +940,7 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
             old.used = self.live;
             old.limit = MIN_GC_LIMIT.max(2 * self.live);
             old.minors = 0;
+            old.majors += 1;
         }
         old.ranges = chunk_ranges(&old.arena);
         heap.used = old.used;
@@ -975,6 +983,11 @@ impl Image {
     /// The bytes a build of it allocates.
     pub(crate) fn bytes(&self) -> usize {
         self.words.len() * WORD
+    }
+
+    /// The registers it reads, once per word that holds one.
+    pub(crate) fn registers_read(&self) -> impl Iterator<Item = u8> + '_ {
+        self.regs.iter().map(|&(_, r)| r)
     }
 
     /// One more than the highest register it reads (0 if none).

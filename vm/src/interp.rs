@@ -1500,7 +1500,10 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Send { p: to, v: value } => {
                 let to = read!(to);
                 let msg = match value.kind() {
-                    SrcKind::Template(k) => Outgoing::Template(&prog.templates[k as usize]),
+                    SrcKind::Template(k) => Outgoing::Template(
+                        &prog.templates[k as usize],
+                        prog.images[k as usize].as_ref(),
+                    ),
                     _ => Outgoing::Term(read!(value)),
                 };
                 pc += 1;

@@ -38,16 +38,41 @@ impl Tpl {
         self.build_with(heap, &|_, r| regs[r as usize])
     }
 
+    /// [`Tpl::build`], from the template's image when it has one.
+    pub(crate) fn build_from(
+        &self,
+        image: Option<&crate::heap::Image>,
+        regs: &[Term],
+        heap: &mut Heap,
+    ) -> Term {
+        match image {
+            Some(image) => heap.build_image(image, regs),
+            None => self.build(regs, heap),
+        }
+    }
+
     /// Builds the template's term in another process's heap: register values (terms of a heap
-    /// of `src_words` words) are deep-copied there, within `room` words in all.
+    /// of `src_words` words) are deep-copied there, within `room` words in all. From its image
+    /// when it has one and the registers it reads hold immediates or literals (nothing to copy:
+    /// a message such as `{:token, r5}` is one block written at once).
     pub(crate) fn build_into(
         &self,
         regs: &[Term],
+        image: Option<&crate::heap::Image>,
         dest: &mut Heap,
         lits: &Literals,
         src_words: usize,
         room: usize,
     ) -> Result<Term, TooBig> {
+        if let Some(image) = image {
+            let shared = |t: Term| !t.is_pointer() || lits.contains_term(t);
+            if image.registers_read().all(|r| shared(regs[r as usize])) {
+                if image.bytes() > room.saturating_mul(8) {
+                    return Err(TooBig);
+                }
+                return Ok(dest.build_image(image, regs));
+            }
+        }
         let start = dest.used_words();
         let failed = std::cell::Cell::new(false);
         let msg = self.build_with(dest, &|heap, r| {
@@ -249,7 +274,7 @@ pub struct Program {
     pub(crate) consts: Vec<Term>,
     pub(crate) templates: Vec<Tpl>,
     /// Parallel to `templates`: the image of each whose shape is fixed (see `heap::Image`).
-    images: Vec<Option<crate::heap::Image>>,
+    pub(crate) images: Vec<Option<crate::heap::Image>>,
     pub(crate) patterns: Vec<Pat>,
     pub clauses: Vec<ClauseTable>,
     /// Parallel to `clauses`.

@@ -35,7 +35,8 @@ pub(crate) type Effect<T = ()> = Result<T, Exit>;
 #[derive(Clone, Copy)]
 pub(crate) enum Outgoing<'t> {
     Term(Term),
-    Template(&'t Tpl),
+    /// A template, with its image when its shape is fixed.
+    Template(&'t Tpl, Option<&'t crate::heap::Image>),
 }
 
 pub(crate) trait Runtime {

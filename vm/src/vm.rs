@@ -151,6 +151,8 @@ pub struct Stats {
     /// Messages a `receive` tested against its clauses (each at most once per receive).
     pub messages_tested: u64,
     pub gc_runs: u64,
+    /// How many of the collections were major (the others minor: see the heap's policy).
+    pub gc_major_runs: u64,
     pub gc_nanos: u64,
     pub reductions: u64,
     /// The most live processes at once.
@@ -945,11 +947,11 @@ impl Vm {
         // A template sent to another process is built straight in the receiver's heap: the
         // copy-on-send without a first copy in the sender's. (With tracing on, the message is
         // built first, so the send event can show it.)
-        if let Outgoing::Template(t) = msg {
+        if let Outgoing::Template(t, image) = msg {
             if target != p.pid && self.trace.is_none() {
                 let regs = &p.regs;
                 let delivered = self.try_deliver(target, |heap, lits, room| {
-                    t.build_into(regs, heap, lits, src_words, room)
+                    t.build_into(regs, image, heap, lits, src_words, room)
                 });
                 if delivered {
                     return Ok(());
@@ -961,7 +963,7 @@ impl Vm {
         }
         let v = match msg {
             Outgoing::Term(v) => v,
-            Outgoing::Template(t) => t.build(&p.regs, &mut p.heap),
+            Outgoing::Template(t, image) => t.build_from(image, &p.regs, &mut p.heap),
         };
         // Traced after delivery, naming the message as the receive will: receiver and arrival
         // number.
@@ -1178,9 +1180,11 @@ impl Vm {
     pub(crate) fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
         let t0 = Instant::now();
         let before = p.heap.used_bytes();
+        let majors = p.heap.major_collections();
         p.collect(&self.prog.literals, roots);
         let took = t0.elapsed();
         self.stats.gc_runs += 1;
+        self.stats.gc_major_runs += p.heap.major_collections() - majors;
         self.stats.gc_nanos += took.as_nanos() as u64;
         if let Some(t) = self.trace.as_mut().filter(|t| t.gc) {
             t.gc(p.pid, before, p.heap.used_bytes(), took.as_micros() as u64);
@@ -1288,8 +1292,10 @@ impl Vm {
                 }
                 Err(TooBig) if attempt == 0 => {
                     let t0 = Instant::now();
+                    let majors = p.heap.major_collections();
                     p.collect(lits, &mut []);
                     self.stats.gc_runs += 1;
+                    self.stats.gc_major_runs += p.heap.major_collections() - majors;
                     self.stats.gc_nanos += t0.elapsed().as_nanos() as u64;
                 }
                 Err(TooBig) => {}

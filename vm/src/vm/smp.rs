@@ -699,6 +699,7 @@ impl Stats {
         self.messages_received += s.messages_received;
         self.messages_tested += s.messages_tested;
         self.gc_runs += s.gc_runs;
+        self.gc_major_runs += s.gc_major_runs;
         self.gc_nanos += s.gc_nanos;
         self.reductions += s.reductions;
         self.peak_processes = self.peak_processes.max(s.peak_processes);
@@ -1396,7 +1397,7 @@ impl Runtime for Sched<'_> {
         if target == p.pid {
             let v = match msg {
                 Outgoing::Term(v) => v,
-                Outgoing::Template(t) => t.build(&p.regs, &mut p.heap),
+                Outgoing::Template(t, image) => t.build_from(image, &p.regs, &mut p.heap),
             };
             let effect = self.deliver_local(p, v);
             let seq = p.mailbox.newest_seq();
@@ -1647,9 +1648,11 @@ impl Runtime for Sched<'_> {
     fn collect(&mut self, p: &mut Process, roots: &mut [Term]) {
         let t0 = Instant::now();
         let before = p.heap.used_bytes();
+        let majors = p.heap.major_collections();
         p.collect(&self.sh.prog.literals, roots);
         let took = t0.elapsed();
         self.stats.gc_runs += 1;
+        self.stats.gc_major_runs += p.heap.major_collections() - majors;
         self.stats.gc_nanos += took.as_nanos() as u64;
         if self.sh.tracing {
             if let Some(t) = self.sh.trace.lock().as_mut().filter(|t| t.gc) {
@@ -1873,7 +1876,7 @@ impl Sched<'_> {
                 let lits = &self.sh.prog.literals;
                 let small = match msg {
                     Outgoing::Term(v) => flatten(v, lits, &mut flat),
-                    Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
+                    Outgoing::Template(t, _) => t.flatten(&p.regs, lits, &mut flat),
                 };
                 if small {
                     let id = self.msg_id();
@@ -1913,7 +1916,9 @@ impl Sched<'_> {
         let room = self.room_for(to).saturating_sub(MAILBOX_SLOT_BYTES) / 8;
         let built = match msg {
             Outgoing::Term(v) => to.heap.copy_into(v, lits, src_words, room),
-            Outgoing::Template(t) => t.build_into(&p.regs, &mut to.heap, lits, src_words, room),
+            Outgoing::Template(t, image) => {
+                t.build_into(&p.regs, image, &mut to.heap, lits, src_words, room)
+            }
         };
         let Ok(v) = built else {
             return false;
@@ -1950,7 +1955,7 @@ impl Sched<'_> {
         let mut flat = Flat::new();
         let small = match msg {
             Outgoing::Term(v) => flatten(v, lits, &mut flat),
-            Outgoing::Template(t) => t.flatten(&p.regs, lits, &mut flat),
+            Outgoing::Template(t, _) => t.flatten(&p.regs, lits, &mut flat),
         };
         if small {
             if self.sh.tracing {
@@ -1963,7 +1968,9 @@ impl Sched<'_> {
         let max = self.sh.config.max_heap_bytes / 8;
         let built = match msg {
             Outgoing::Term(v) => frag.copy_into(v, lits, src_words, max),
-            Outgoing::Template(t) => t.build_into(&p.regs, &mut frag, lits, src_words, max),
+            Outgoing::Template(t, image) => {
+                t.build_into(&p.regs, image, &mut frag, lits, src_words, max)
+            }
         };
         match built {
             Ok(v) => {
