@@ -1,7 +1,8 @@
 //! Process heaps, the literal area, copy-on-send and the copying garbage collector.
 //!
-//! This is the only module of the VM with `unsafe` code. Everything that dereferences a term
-//! is here, behind safe functions; `term.rs` builds on them.
+//! This module holds the VM's `unsafe` code for memory (the other module with `unsafe` code is
+//! `threaded.rs`, the interpreter's dispatch). Everything that dereferences a term is here,
+//! behind safe functions; `term.rs` builds on them.
 //!
 //! # Object layout
 //!
@@ -816,8 +817,10 @@ impl Heap {
     }
 
     /// Starts a collection: objects reachable from the terms given to [`Collector::copy`] are
-    /// copied to a new arena; when the collector is finished (or dropped) the old arena is
-    /// freed, so every term not passed through `copy` is dead from then on. See [`Collector`].
+    /// copied into the old generation (the young ones only, in a minor collection; all of them,
+    /// into a fresh one, in a major collection: see the policy on [`Heap`]); when the collector
+    /// is finished (or dropped) what was copied from is freed, so every term not passed through
+    /// `copy` is dead from then on. See [`Collector`].
     pub fn collect<'a>(&'a mut self, lits: &'a Literals) -> Collector<'a> {
         self.collector(lits, None)
     }
