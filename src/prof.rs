@@ -133,9 +133,12 @@ impl Stacks {
     /// is `entered`, where it began, when known.
     #[inline(always)]
     fn callee(&self, ret: u32, entered: u32) -> u32 {
-        match self.callees[ret as usize] {
-            DYNAMIC => entered,
-            f => f,
+        // Code loaded while the profile runs (`code:load`) is past the table: its calls are
+        // not known, so its frames are named by where they return to.
+        match self.callees.get(ret as usize).copied() {
+            Some(DYNAMIC) => entered,
+            Some(f) => f,
+            None => ret.wrapping_sub(1),
         }
     }
 
@@ -192,6 +195,9 @@ impl Stacks {
 impl<const STACKS: bool> Probe for Profiler<STACKS> {
     #[inline(always)]
     fn instr(&mut self, pc: u32) {
+        if pc as usize >= self.counts.len() {
+            self.grow(pc);
+        }
         self.counts[pc as usize] += 1;
         if pc == self.after_last {
             self.pairs[pc as usize - 1] += 1;
@@ -201,6 +207,9 @@ impl<const STACKS: bool> Probe for Profiler<STACKS> {
 
     #[inline(always)]
     fn work(&mut self, pc: u32, n: u64) {
+        if pc as usize >= self.counts.len() {
+            self.grow(pc);
+        }
         self.counts[pc as usize] += n;
     }
 
@@ -257,6 +266,14 @@ impl<const STACKS: bool> Profiler<STACKS> {
             after_last: NO_PID,
             stacks: Stacks::new(if STACKS { code } else { &[] }),
         }
+    }
+
+    /// Makes room for the counts of code loaded while the profile runs (`code:load`).
+    #[cold]
+    fn grow(&mut self, pc: u32) {
+        let len = pc as usize + 1;
+        self.counts.resize(len, 0);
+        self.pairs.resize(len, 0);
     }
 
     /// Reductions by opcode.

@@ -213,3 +213,20 @@ fn prof_reports_minor_and_major_collections() {
     assert_eq!(runs, major + minor, "{line}");
     assert!(major >= 1 && minor > 4 * major, "{line}");
 }
+
+/// Code loaded while the profile runs (`code:load`, the hot upgrade example) is counted like
+/// the rest, stacks included.
+#[test]
+fn prof_counts_code_loaded_while_it_runs() {
+    let folded = std::env::temp_dir().join(format!("ember-folded-up-{}.txt", std::process::id()));
+    let (out, err, status) = ember(&[
+        "prof",
+        "examples/upgrade/main.basm",
+        "--folded",
+        folded.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&folded);
+    assert_eq!(status, 0, "{err}");
+    assert!(!out.is_empty(), "the program's output");
+    assert_eq!(field(&err, "total"), field(&err, "reductions"), "{err}");
+}

@@ -1189,6 +1189,53 @@ mod tests {
         );
     }
 
+    /// `move r2, {r0, [r1]}` from its image, in the handlers; not when the allocation would
+    /// call for a collection (the general path builds it then, and collects).
+    #[test]
+    fn a_template_builds_from_its_image_unless_a_collection_is_due() {
+        use crate::heap::{read_boxed, read_cons, Boxed, Image, Shape};
+        enum T {
+            R(u8),
+            Tup(Vec<T>),
+            L(Vec<T>),
+        }
+        fn shape(t: &T) -> Shape<'_, T> {
+            static NIL: T = T::L(Vec::new());
+            match t {
+                T::R(r) => Shape::Reg(*r),
+                T::Tup(items) => Shape::Tuple(items),
+                T::L(items) if items.is_empty() => Shape::Const(Term::NIL),
+                T::L(items) => Shape::List(items, &NIL),
+            }
+        }
+        let t = T::Tup(vec![T::R(0), T::L(vec![T::R(1)])]);
+        let image = Image::of(&t, &shape).expect("a fixed shape");
+        let code = Threaded::new(
+            &[Op::MoveImage { d: 2, image: 0 }, Op::Slow],
+            &[Some(image)],
+        );
+        assert_eq!(code.slots[0].need, 3);
+        let mut regs = vec![small(5), small(6), Term::NIL];
+        let mut heap = Heap::new();
+        let out = code.run(&mut regs, &mut Vec::new(), &mut heap, 0, 10, 0, false);
+        if cfg!(feature = "gc-stress") {
+            // Every allocation calls for a collection there: the general path's.
+            assert_eq!((out, regs[2]), ((0, 10), Term::NIL));
+            return;
+        }
+        assert_eq!(out, (1, 9));
+        let Some(Boxed::Tuple(elems)) = read_boxed(regs[2]) else {
+            panic!("a tuple")
+        };
+        assert_eq!(elems[0], small(5));
+        assert_eq!(read_cons(elems[1]), Some((small(6), Term::NIL)));
+        // No room left under the cap: nothing is built, the general path runs it.
+        heap.set_cap(heap.used_bytes());
+        regs[2] = Term::NIL;
+        let out = code.run(&mut regs, &mut Vec::new(), &mut heap, 0, 10, 0, false);
+        assert_eq!((out, regs[2]), ((0, 10), Term::NIL));
+    }
+
     #[test]
     fn a_clone_jumps_within_itself() {
         let original = Threaded::new(&counting_loop(), &[]);
