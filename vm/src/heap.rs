@@ -1248,11 +1248,8 @@ impl<const MODE: u8> Copier<'_, MODE> {
         if (MODE == COLLECT || MODE == PURGE) && first & LOW3 == FORWARD_TAG {
             return Some(t.same_kind_at(first & !LOW3));
         }
-        if MODE == COLLECT && t.is_cons() {
-            return Some(self.collect_list(arena, used, t));
-        }
-        if MODE == TREE && t.is_cons() {
-            return self.tree_list(arena, used, t);
+        if (MODE == COLLECT || MODE == TREE) && t.is_cons() {
+            return self.list_run(arena, used, t);
         }
         if MODE == DAG {
             if let Some(&copy) = self.copies.get(&t.addr()) {
@@ -1308,29 +1305,34 @@ impl<const MODE: u8> Copier<'_, MODE> {
 }
 
 impl<const MODE: u8> Copier<'_, MODE> {
-    /// The collector's copy of list cell `t` (not copied yet) and of the cells after it along
-    /// the tail, up to the first one that is a literal, copied already, or not a cell: one
-    /// block for the run, filled in one loop, a forwarding marker left in each original. The
-    /// heads that are pointers, and the run's last tail, go on `pending`.
-    fn collect_list(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Term {
+    /// The copy of list cell `t` and of the cells after it along the tail, up to the first one
+    /// that is a literal or not a cell (or, when collecting, old or copied already): one block
+    /// for the run, filled in one loop. The heads that are pointers, and the run's last tail,
+    /// go on `pending`. The collector (`COLLECT`) leaves a forwarding marker in each original;
+    /// a tree copy (`TREE`, copy-on-send) only reads them, and gives `None` when the run does
+    /// not fit its budget.
+    fn list_run(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Option<Term> {
         let mut cells = 1usize;
         let mut at = t;
         loop {
-            // SAFETY: `at` is a cell of from-space not copied yet (checked for the first by the
-            // caller, for the others below): two initialised words (invariant 1).
+            // SAFETY: `at` is a cell not copied yet (checked for the first by the caller, for
+            // the others below): two initialised words (invariant 1), alive (invariant 4).
             let tail = Term::from_raw(unsafe { ptr_at(at.addr()).add(1).read() });
             if !tail.is_cons()
                 || self.lits.contains(tail.addr())
-                || in_ranges(&self.old, tail.addr())
+                || (MODE == COLLECT && in_ranges(&self.old, tail.addr()))
             {
                 break;
             }
-            // SAFETY: as above, a cell of from-space (or a marker over its first word).
-            if unsafe { ptr_at(tail.addr()).read() } & LOW3 == FORWARD_TAG {
+            // SAFETY: as above, a cell (or, when collecting, a marker over its first word).
+            if MODE == COLLECT && unsafe { ptr_at(tail.addr()).read() } & LOW3 == FORWARD_TAG {
                 break;
             }
             cells += 1;
             at = tail;
+        }
+        if MODE == TREE {
+            self.budget = self.budget.checked_sub(2 * cells)?;
         }
         let dst = alloc_words(arena, used, 2 * cells);
         let mut at = t;
@@ -1354,53 +1356,9 @@ impl<const MODE: u8> Copier<'_, MODE> {
                         self.pending.push(cell.add(1));
                     }
                 }
-                // The marker, as `copy_one` leaves one (invariant 3).
-                src.write(addr_of(cell) | FORWARD_TAG);
-                at = tail;
-            }
-        }
-        Term::cons_at(addr_of(dst))
-    }
-
-    /// The tree copy (copy-on-send) of list cell `t` and of the cells after it along the tail,
-    /// up to the first that is a literal or not a cell: one block for the run, filled in one
-    /// loop, the source only read. The heads that are pointers, and the run's last tail, go on
-    /// `pending`. `None` when the run does not fit the budget.
-    fn tree_list(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Option<Term> {
-        let mut cells = 1usize;
-        let mut at = t;
-        loop {
-            // SAFETY: `at` is a cell (the caller's `t`, then tails checked below): two
-            // initialised words (invariant 1), alive (invariant 4).
-            let tail = Term::from_raw(unsafe { ptr_at(at.addr()).add(1).read() });
-            if !tail.is_cons() || self.lits.contains(tail.addr()) {
-                break;
-            }
-            cells += 1;
-            at = tail;
-        }
-        self.budget = self.budget.checked_sub(2 * cells)?;
-        let dst = alloc_words(arena, used, 2 * cells);
-        let mut at = t;
-        for k in 0..cells {
-            let src = ptr_at(at.addr());
-            // SAFETY: `src` is cell k of the run counted above; `dst` has 2 * cells fresh
-            // words, cell k at 2k and 2k + 1.
-            unsafe {
-                let head = src.read();
-                let tail = Term::from_raw(src.add(1).read());
-                let cell = dst.add(2 * k);
-                cell.write(head);
-                if Term::from_raw(head).is_pointer() {
-                    self.pending.push(cell);
-                }
-                if k + 1 < cells {
-                    cell.add(1).write(Term::cons_at(addr_of(cell.add(2))).raw());
-                } else {
-                    cell.add(1).write(tail.raw());
-                    if tail.is_pointer() {
-                        self.pending.push(cell.add(1));
-                    }
+                if MODE == COLLECT {
+                    // The marker, as `copy_one` leaves one (invariant 3).
+                    src.write(addr_of(cell) | FORWARD_TAG);
                 }
                 at = tail;
             }

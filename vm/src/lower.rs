@@ -18,21 +18,23 @@ pub const SMALL_TAG: u64 = 0b0011;
 
 /// A comparison for the conditional jumps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
+#[repr(u8)] // the threaded handlers are instances of a const generic over `Cond as u8`
 pub enum Cond {
-    // Each is the set of orderings it holds for: bit 0 less, bit 1 equal, bit 2 greater, so
-    // that testing it is a shift, not a branch on the condition.
-    Lt = 0b001,
-    Le = 0b011,
-    Gt = 0b100,
-    Ge = 0b110,
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 impl Cond {
     #[cfg(test)]
     pub fn holds(self, a: i64, b: i64) -> bool {
-        let ordering = u8::from(a >= b) + u8::from(a > b);
-        (self as u8 >> ordering) & 1 != 0
+        match self {
+            Cond::Lt => a < b,
+            Cond::Le => a <= b,
+            Cond::Gt => a > b,
+            Cond::Ge => a >= b,
+        }
     }
     /// The condition with its operands swapped (`a < b` is `b > a`).
     fn flip(self) -> Cond {

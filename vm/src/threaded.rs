@@ -271,12 +271,12 @@ impl Threaded {
                 }
                 Op::AddRR { d, a, b } => {
                     uses(&[d, a, b]);
-                    (s.run, s.d, s.a, s.b) = (add_rr, d, a, b);
+                    (s.run, s.d, s.a, s.b) = (arith_rr::<false>, d, a, b);
                     Some(())
                 }
                 Op::SubRR { d, a, b } => {
                     uses(&[d, a, b]);
-                    (s.run, s.d, s.a, s.b) = (sub_rr, d, a, b);
+                    (s.run, s.d, s.a, s.b) = (arith_rr::<true>, d, a, b);
                     Some(())
                 }
                 Op::AddRI { d, a, delta } => {
@@ -591,8 +591,14 @@ unsafe fn add_ri(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Ex
     next!(step!(ip), regs, reds - 1, cx)
 }
 
-/// `d := a + b`: the words' sum less one tag.
-unsafe fn add_rr(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+/// `d := a + b` (the words' sum less one tag) or, with `SUB`, `d := a - b` (their difference
+/// plus one tag).
+unsafe fn arith_rr<const SUB: bool>(
+    ip: *const Slot,
+    regs: *mut Term,
+    reds: u32,
+    cx: &mut Cx,
+) -> Exit {
     let s = slot!(ip);
     let (x, y) = (get!(regs, s.a), get!(regs, s.b));
     // y - tag is b's value shifted left: its low bits are zero exactly when b is small.
@@ -600,28 +606,17 @@ unsafe fn add_rr(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Ex
     if (x.wrapping_sub(SMALL_TAG) | y) & SMALL_TAG_MASK != 0 {
         return stop(ip, reds, cx);
     }
-    let Some(sum) = (x as i64).checked_add(y as i64) else {
+    let result = if SUB {
+        (x as i64).checked_sub(y as i64)
+    } else {
+        (x as i64).checked_add(y as i64)
+    };
+    let Some(result) = result else {
         return stop(ip, reds, cx);
     };
-    set!(regs, s.d, sum);
+    set!(regs, s.d, result);
     next!(step!(ip), regs, reds - 1, cx)
 }
-
-/// `d := a - b`: the words' difference plus one tag.
-unsafe fn sub_rr(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
-    let s = slot!(ip);
-    let (x, y) = (get!(regs, s.a), get!(regs, s.b));
-    let y = y.wrapping_sub(SMALL_TAG);
-    if (x.wrapping_sub(SMALL_TAG) | y) & SMALL_TAG_MASK != 0 {
-        return stop(ip, reds, cx);
-    }
-    let Some(diff) = (x as i64).checked_sub(y as i64) else {
-        return stop(ip, reds, cx);
-    };
-    set!(regs, s.d, diff);
-    next!(step!(ip), regs, reds - 1, cx)
-}
-
 /// Jump if `a C b`, both small (tagged words keep their order).
 unsafe fn jcc_rr<const C: u8>(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
     let s = slot!(ip);
@@ -720,7 +715,7 @@ unsafe fn acc_step_jcc<const C: u8>(
 ) -> Exit {
     if reds <= 3 {
         // SAFETY: the same slot, whose first op is this `add`.
-        return unsafe { add_rr(ip, regs, reds, cx) };
+        return unsafe { arith_rr::<false>(ip, regs, reds, cx) };
     }
     let s = slot!(ip);
     let (x, i) = (get!(regs, s.a), get!(regs, s.b));
@@ -733,7 +728,7 @@ unsafe fn acc_step_jcc<const C: u8>(
         (i as i64).checked_add(s.k),
     ) else {
         // SAFETY: as above.
-        return unsafe { add_rr(ip, regs, reds, cx) };
+        return unsafe { arith_rr::<false>(ip, regs, reds, cx) };
     };
     set!(regs, s.d, acc);
     set!(regs, s.b, stepped);
@@ -787,7 +782,7 @@ unsafe fn add_jcc_loop<const C: u8>(
 /// goes round inside the handler with both registers in machine registers (both are small
 /// after the first check, as sums of small integers that did not overflow), writing them back
 /// whenever it leaves. Three reductions per iteration; the last ones, and an overflow, go
-/// through `add_rr` and the slots after it.
+/// through the plain `add` (`arith_rr`) and the slots after it.
 unsafe fn acc_step_loop<const C: u8>(
     ip: *const Slot,
     regs: *mut Term,
@@ -796,7 +791,7 @@ unsafe fn acc_step_loop<const C: u8>(
 ) -> Exit {
     if reds <= 3 {
         // SAFETY: the same slot, whose first op is this `add`.
-        return unsafe { add_rr(ip, regs, reds, cx) };
+        return unsafe { arith_rr::<false>(ip, regs, reds, cx) };
     }
     let s = slot!(ip);
     let (mut acc, mut i) = (get!(regs, s.a), get!(regs, s.b));
@@ -811,7 +806,7 @@ unsafe fn acc_step_loop<const C: u8>(
             set!(regs, s.d, acc);
             set!(regs, s.b, i);
             // SAFETY: as above.
-            return unsafe { add_rr(ip, regs, reds, cx) };
+            return unsafe { arith_rr::<false>(ip, regs, reds, cx) };
         };
         (acc, i) = (sum as u64, stepped as u64);
         reds -= 3;
