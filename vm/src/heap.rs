@@ -264,9 +264,8 @@ pub(crate) fn read_cons(t: Term) -> Option<(Term, Term)> {
 /// generation, not at every collection. Both kinds of work are paid for by at least as many
 /// bytes allocated since: amortised O(1) per allocated word whatever the heap grows to.
 pub struct Heap {
-    /// The young generation. Created empty: `Bump::new()` allocates nothing until the first
-    /// object.
-    arena: Bump,
+    /// The young generation, with its bump pointer here rather than in bumpalo's chunk footer.
+    young: Young,
     /// Arenas adopted with [`Heap::adopt`]: messages another scheduler built for this process.
     /// They belong to this heap like `arena` does, and are from-space at the next collection.
     /// Boxed: one word for the many heaps that never adopt anything.
@@ -284,12 +283,58 @@ pub struct Heap {
     /// `needs_gc` also once `used` passes this: the most the owner may hold before its limits
     /// are checked (see [`Heap::set_cap`]).
     cap: usize,
-    collections: u64,
 }
 
 impl Default for Heap {
     fn default() -> Heap {
         Heap::new()
+    }
+}
+
+/// A heap's young generation: a bumpalo arena, and the block of it that objects are bumped
+/// into. The bump pointer lives in the heap, that is in the first cache lines of the process
+/// (see `Process`): a message to a process at 10,000 processes costs no read of the chunk's
+/// footer, a cache miss of its own at every send. A block is the rest of bumpalo's current
+/// chunk, carved out whole when an object does not fit the block before; what is left at the
+/// end of a block is never used (the collection that frees the young generation frees it too).
+/// Created empty: `Bump::new()` allocates nothing until the first object.
+#[derive(Default)]
+struct Young {
+    arena: Bump,
+    /// The block: the next free address and the end (exposed addresses; `0, 0`: none).
+    top: usize,
+    end: usize,
+}
+
+impl Young {
+    /// `words` uninitialised, 8-aligned words, counted in `used`.
+    #[inline]
+    fn alloc(&mut self, used: &mut usize, words: usize) -> *mut u64 {
+        debug_assert!(words > 0);
+        // (In words, so that no size can overflow.)
+        if words <= (self.end - self.top) / WORD {
+            let p = self.top;
+            self.top += words * WORD;
+            *used += words * WORD;
+            return ptr_at(p as u64);
+        }
+        self.alloc_slow(used, words)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&mut self, used: &mut usize, words: usize) -> *mut u64 {
+        let p = alloc_words(&self.arena, used, words);
+        // The rest of the chunk the object went to (bumpalo makes a larger one when it does not
+        // fit) becomes the block, unless it is too small to be worth it.
+        let rest = self.arena.chunk_capacity() / WORD;
+        if rest >= 8 {
+            let mut carved = 0;
+            let block = alloc_words(&self.arena, &mut carved, rest);
+            self.top = addr_of(block) as usize;
+            self.end = self.top + carved;
+        }
+        p
     }
 }
 
@@ -305,6 +350,9 @@ struct Old {
     /// The next collection is major once `used` passes this: twice what the last major one
     /// left (or `MIN_GC_LIMIT`).
     limit: usize,
+    /// Collections so far, minor and major (the heap's, kept here: one word less in every
+    /// process, which has no old generation until it first collects).
+    collections: u64,
     /// Major collections so far.
     majors: u64,
     /// Minor collections since the last major one: after `FULLSWEEP_AFTER` of them the next is
@@ -349,22 +397,42 @@ fn alloc_words(arena: &Bump, used: &mut usize, words: usize) -> *mut u64 {
     arena.alloc_layout(layout).as_ptr().cast()
 }
 
+/// Where a copier allocates: a heap's young generation (a message copied into its receiver's
+/// heap), or a collection's to-space. Either counts the bytes it gives out.
+trait Space {
+    fn alloc(&mut self, words: usize) -> *mut u64;
+}
+
+impl Space for (&mut Young, &mut usize) {
+    #[inline]
+    fn alloc(&mut self, words: usize) -> *mut u64 {
+        self.0.alloc(self.1, words)
+    }
+}
+
+impl Space for (&Bump, &mut usize) {
+    #[inline]
+    fn alloc(&mut self, words: usize) -> *mut u64 {
+        alloc_words(self.0, self.1, words)
+    }
+}
+
 impl Heap {
     /// An empty heap. Allocates nothing (a VM may hold a million of them).
     pub fn new() -> Heap {
         Heap {
-            arena: Bump::new(),
+            young: Young::default(),
             fragments: None,
             old: None,
             used: 0,
             limit: MIN_GC_LIMIT,
             cap: usize::MAX,
-            collections: 0,
         }
     }
 
+    #[inline]
     fn alloc(&mut self, words: usize) -> *mut u64 {
-        alloc_words(&self.arena, &mut self.used, words)
+        self.young.alloc(&mut self.used, words)
     }
 
     /// A tuple of the given elements.
@@ -634,7 +702,7 @@ impl Heap {
             budget: src_words.min(max_words),
             purge: None,
         };
-        if let Some(copy) = copier.copy(&self.arena, &mut self.used, None, t) {
+        if let Some(copy) = copier.copy(&mut (&mut self.young, &mut self.used), None, t) {
             return Ok(copy);
         }
         // Too large for a tree: a DAG, or too large altogether.
@@ -651,7 +719,7 @@ impl Heap {
             purge: None,
         };
         copier
-            .copy(&self.arena, &mut self.used, None, t)
+            .copy(&mut (&mut self.young, &mut self.used), None, t)
             .ok_or(TooBig)
     }
 
@@ -708,7 +776,10 @@ impl Heap {
     /// allocator's default first chunk would be many times a small message).
     pub fn with_capacity(bytes: usize) -> Heap {
         Heap {
-            arena: Bump::with_capacity(bytes),
+            young: Young {
+                arena: Bump::with_capacity(bytes),
+                ..Young::default()
+            },
             ..Heap::new()
         }
     }
@@ -737,7 +808,7 @@ impl Heap {
         // message in a chunk of its own must still bring the next collection closer.
         self.used += frag.used.max(frag.arena_bytes());
         let fragments = self.fragments.get_or_insert_with(Default::default);
-        fragments.push(frag.arena);
+        fragments.push(frag.young.arena);
         fragments.extend(frag.fragments.into_iter().flat_map(|f| f.into_iter()));
         // (A message heap is never collected, so it has no old generation; if it had one, its
         // objects would be young here like the rest.)
@@ -757,7 +828,7 @@ impl Heap {
 
     /// Bytes the arena holds from the system allocator (its chunks, footers excluded).
     pub fn arena_bytes(&self) -> usize {
-        self.arena.allocated_bytes()
+        self.young.arena.allocated_bytes()
             + self.old.as_ref().map_or(0, |o| o.arena.allocated_bytes())
             + self
                 .fragments
@@ -769,7 +840,7 @@ impl Heap {
 
     /// How many collections this heap has been through.
     pub fn collections(&self) -> u64 {
-        self.collections
+        self.old.as_ref().map_or(0, |o| o.collections)
     }
 
     /// How many of them were major (see the policy on [`Heap`]).
@@ -910,7 +981,7 @@ impl<const MODE: u8> Collector<'_, MODE> {
             self.to = Bump::with_capacity(std::mem::take(&mut self.first_chunk));
         }
         self.copier
-            .copy(&self.to, &mut self.live, Some(&*self.heap), t)
+            .copy(&mut (&self.to, &mut self.live), Some(&*self.heap), t)
             .expect("a collection has no budget")
     }
 
@@ -930,7 +1001,7 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
     /// finished (a panic half-way) still leaves the heap consistent for the roots it copied.
     fn drop(&mut self) {
         let heap = &mut *self.heap;
-        heap.arena = Bump::new(); // drops the young from-space
+        heap.young = Young::default(); // drops the young from-space
         heap.fragments = None; // the rest of it
         let old = heap.old.get_or_insert_with(Default::default);
         // A minor collection's `to` is the old generation, grown; a major one's replaces it
@@ -948,7 +1019,7 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
         old.ranges = chunk_ranges(&old.arena);
         heap.used = old.used;
         heap.limit = old.used + MIN_GC_LIMIT.max(old.used);
-        heap.collections += 1;
+        old.collections += 1;
     }
 }
 
@@ -1191,19 +1262,13 @@ impl<const MODE: u8> Copier<'_, MODE> {
     /// Copies everything reachable from `t` into `arena`; the term for the copy. `from` is
     /// from-space when collecting, used by a debug-build check.
     /// `None` when the budget ran out (what was copied is then unreachable garbage).
-    fn copy(
-        &mut self,
-        arena: &Bump,
-        used: &mut usize,
-        from: Option<&Heap>,
-        t: Term,
-    ) -> Option<Term> {
-        let new = self.copy_one(arena, used, from, t)?;
+    fn copy(&mut self, space: &mut impl Space, from: Option<&Heap>, t: Term) -> Option<Term> {
+        let new = self.copy_one(space, from, t)?;
         while let Some(field) = self.pending.pop() {
             // SAFETY: `field` is a word of a copy made by this copier in `arena`, which is alive
             // (borrowed by us) and which no one else can see yet.
             let old = Term::from_raw(unsafe { field.read() });
-            let Some(copied) = self.copy_one(arena, used, from, old) else {
+            let Some(copied) = self.copy_one(space, from, old) else {
                 self.pending.clear();
                 return None;
             };
@@ -1216,15 +1281,9 @@ impl<const MODE: u8> Copier<'_, MODE> {
     /// Copies the one object `t` points to (not what it points to: its pointer fields go on
     /// `pending`) and returns the term for the copy. Immediates and literals are returned as
     /// they are; when collecting, an object already copied is found through its marker.
-    fn copy_one(
-        &mut self,
-        arena: &Bump,
-        used: &mut usize,
-        from: Option<&Heap>,
-        t: Term,
-    ) -> Option<Term> {
+    fn copy_one(&mut self, space: &mut impl Space, from: Option<&Heap>, t: Term) -> Option<Term> {
         if MODE == PURGE {
-            return self.copy_purging(arena, used, from, t);
+            return self.copy_purging(space, from, t);
         }
         if !t.is_pointer() || self.lits.contains(t.addr()) || in_ranges(&self.old, t.addr()) {
             return Some(t);
@@ -1249,7 +1308,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
             return Some(t.same_kind_at(first & !LOW3));
         }
         if (MODE == COLLECT || MODE == TREE) && t.is_cons() {
-            return self.list_run(arena, used, t);
+            return self.list_run(space, t);
         }
         if MODE == DAG {
             if let Some(&copy) = self.copies.get(&t.addr()) {
@@ -1274,7 +1333,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
         if MODE == TREE {
             self.budget = self.budget.checked_sub(words)?;
         }
-        let dst = alloc_words(arena, used, words);
+        let dst = space.alloc(words);
         // SAFETY: `src` has `words` initialised words (invariant 1; for a boxed object
         // `object_words` of its header); `dst` is a fresh allocation of `words` words, so they
         // don't overlap. The forwarding marker goes over the first word of a from-space object
@@ -1311,7 +1370,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
     /// go on `pending`. The collector (`COLLECT`) leaves a forwarding marker in each original;
     /// a tree copy (`TREE`, copy-on-send) only reads them, and gives `None` when the run does
     /// not fit its budget.
-    fn list_run(&mut self, arena: &Bump, used: &mut usize, t: Term) -> Option<Term> {
+    fn list_run(&mut self, space: &mut impl Space, t: Term) -> Option<Term> {
         let mut cells = 1usize;
         let mut at = t;
         loop {
@@ -1334,7 +1393,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
         if MODE == TREE {
             self.budget = self.budget.checked_sub(2 * cells)?;
         }
-        let dst = alloc_words(arena, used, 2 * cells);
+        let dst = space.alloc(2 * cells);
         let mut at = t;
         for k in 0..cells {
             let src = ptr_at(at.addr());
@@ -1371,8 +1430,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
     /// collector copies them.
     fn copy_purging(
         &mut self,
-        arena: &Bump,
-        used: &mut usize,
+        space: &mut impl Space,
         from: Option<&Heap>,
         t: Term,
     ) -> Option<Term> {
@@ -1419,7 +1477,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
                 },
             )
         };
-        let dst = alloc_words(arena, used, words);
+        let dst = space.alloc(words);
         // SAFETY: as in `copy_one`. The marker goes only into from-space objects of this heap,
         // never into the shared literal area.
         unsafe {
@@ -1448,7 +1506,7 @@ impl<const MODE: u8> Copier<'_, MODE> {
 
 /// Is `addr` inside the heap's arena or one of its fragments? (Debug checks.)
 fn heap_contains(heap: &Heap, addr: u64) -> bool {
-    arena_contains(&heap.arena, addr)
+    arena_contains(&heap.young.arena, addr)
         || heap
             .old
             .as_ref()
@@ -2013,9 +2071,10 @@ mod tests {
 
     #[test]
     fn new_heap_is_small_and_allocates_nothing() {
-        // (72: the fragments pointer of N schedulers, spec §9.)
+        // (72: the fragments pointer of N schedulers, spec §9; 80: the young generation's bump
+        // pointer, less the collection count, now in the old generation.)
         assert!(
-            std::mem::size_of::<Heap>() <= 72,
+            std::mem::size_of::<Heap>() <= 80,
             "{}",
             std::mem::size_of::<Heap>()
         );

@@ -269,6 +269,11 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
     budget: u32,
     probe: &mut P,
 ) -> (Outcome, u32) {
+    // Opaque to the optimiser: otherwise it loads some forty fields of the program that the
+    // instructions use into the function's prologue (they are invariant in the loop), and
+    // spills them to the stack, about 150 instructions at every slice, which in a ring of
+    // processes runs two or three instructions.
+    let prog: &Program = std::hint::black_box(prog);
     let code = &prog.code[..];
     let mut pc = p.pc as usize;
     let mut reds = budget;
