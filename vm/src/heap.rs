@@ -529,6 +529,18 @@ impl Heap {
     /// Builds a template's image (see [`Image`]) in one block: each word written once, in
     /// order, the registers' values read from `regs`.
     pub(crate) fn build_image(&mut self, image: &Image, regs: &[Term]) -> Term {
+        assert!(usize::from(image.registers()) <= regs.len());
+        // SAFETY: checked just above.
+        unsafe { self.build_image_from(image, regs.as_ptr()) }
+    }
+
+    /// [`Heap::build_image`] with the registers read through `regs` unchecked (the threaded
+    /// path, whose register file is proven long enough).
+    ///
+    /// # Safety
+    /// `regs` points to at least `image.registers()` initialised terms.
+    #[inline(always)]
+    pub(crate) unsafe fn build_image_from(&mut self, image: &Image, regs: *const Term) -> Term {
         let words = image.words.len();
         let p = self.alloc(words);
         let base = addr_of(p);
@@ -538,12 +550,33 @@ impl Heap {
         // absolute and its register words filled (every index below < words, by
         // construction), the block holds initialised objects (invariant 1).
         unsafe {
-            ptr::copy_nonoverlapping(image.words.as_ptr(), p, words);
-            for &i in image.relative.iter() {
-                *p.add(i as usize) += base;
-            }
-            for &(i, r) in image.regs.iter() {
-                p.add(i as usize).write(regs[r as usize].raw());
+            if words <= 64 {
+                // A small image (all of them but the largest literal-laden templates): the
+                // words to patch as bitmasks, walked bit by bit, and a register's number in
+                // its word. No loop set-up, no unrolled remainder: GC churn's template of 9
+                // words, 3 pointers and 4 registers takes about half the instructions.
+                copy_words(image.words.as_ptr(), p, words);
+                let mut m = image.rel_mask;
+                while m != 0 {
+                    *p.add(m.trailing_zeros() as usize) += base;
+                    m &= m - 1;
+                }
+                let mut m = image.reg_mask;
+                while m != 0 {
+                    let w = p.add(m.trailing_zeros() as usize);
+                    // (*w < image.registers(): the caller's guarantee.)
+                    *w = (*regs.add(*w as usize)).raw();
+                    m &= m - 1;
+                }
+            } else {
+                ptr::copy_nonoverlapping(image.words.as_ptr(), p, words);
+                for &i in image.relative.iter() {
+                    *p.add(i as usize) += base;
+                }
+                for &(i, r) in image.regs.iter() {
+                    // (r < image.registers(): the caller's guarantee.)
+                    p.add(i as usize).write((*regs.add(r as usize)).raw());
+                }
             }
         }
         if image.cons {
@@ -753,21 +786,21 @@ impl Heap {
             at = tail;
         }
         let dst = self.alloc(2 * cells);
-        let mut at = t;
-        for k in 0..cells {
-            let (head, tail) = read_cons(at).expect("counted above");
-            let next = if k + 1 < cells {
-                // SAFETY: cell k + 1 (words 2k + 2, 2k + 3) lies in the block of 2 * cells words.
-                Term::cons_at(addr_of(unsafe { dst.add(2 * k + 2) }))
-            } else {
-                tail
-            };
-            // SAFETY: cell k is words 2k and 2k + 1 < 2 * cells of the fresh block.
-            unsafe {
-                dst.add(2 * k).write(head.raw());
-                dst.add(2 * k + 1).write(next.raw());
+        // SAFETY: the loop above walked `cells` cells from `t`, so `src` is a cell each time
+        // round (two initialised words, invariant 1) and the last one's tail is what it found;
+        // `cell` is cell k of the fresh block of 2 * cells words, and the next one (k + 1 <
+        // cells) lies in it. (No tag is checked again: about half the instructions per cell.)
+        unsafe {
+            let mut src = ptr_at(t.addr());
+            let mut cell = dst;
+            for _ in 1..cells {
+                cell.write(src.read());
+                cell.add(1).write(Term::cons_at(addr_of(cell.add(2))).raw());
+                src = ptr_at(Term::from_raw(src.add(1).read()).addr());
+                cell = cell.add(2);
             }
-            at = tail;
+            cell.write(src.read());
+            cell.add(1).write(src.add(1).read());
         }
         Some(Ok(Term::cons_at(addr_of(dst))))
     }
@@ -1049,6 +1082,12 @@ pub(crate) struct Image {
     relative: Box<[u32]>,
     /// (word, register): the words that hold a register's value.
     regs: Box<[(u32, u8)]>,
+    /// For an image of at most 64 words: bit i set when word i points inside the block, or
+    /// holds a register (whose number is then the word). The same as `relative` and `regs`.
+    rel_mask: u64,
+    reg_mask: u64,
+    /// One more than the highest register it reads (0 if none).
+    registers: u16,
     /// The root is a list cell (else a tuple).
     cons: bool,
 }
@@ -1066,11 +1105,7 @@ impl Image {
 
     /// One more than the highest register it reads (0 if none).
     pub(crate) fn registers(&self) -> u16 {
-        self.regs
-            .iter()
-            .map(|&(_, r)| u16::from(r) + 1)
-            .max()
-            .unwrap_or(0)
+        self.registers
     }
 }
 
@@ -1135,8 +1170,12 @@ impl Image {
             words: slots.iter().map(|_| 0).collect(),
             relative: Box::default(),
             regs: Box::default(),
+            registers: 0,
+            rel_mask: 0,
+            reg_mask: 0,
             cons,
         };
+        let small = image.words.len() <= 64;
         let (mut relative, mut regs) = (Vec::new(), Vec::new());
         for (i, slot) in slots.into_iter().enumerate() {
             let offset = |at: u32| u64::from(at) * WORD as u64;
@@ -1144,22 +1183,56 @@ impl Image {
                 Slot::Word(w) => w,
                 Slot::Reg(r) => {
                     regs.push((i as u32, r));
-                    0
+                    if small {
+                        image.reg_mask |= 1 << i;
+                    }
+                    u64::from(r)
                 }
                 Slot::Cons(at) => {
                     relative.push(i as u32);
+                    if small {
+                        image.rel_mask |= 1 << i;
+                    }
                     Term::cons_at(offset(at)).raw()
                 }
                 Slot::Boxed(at) => {
                     relative.push(i as u32);
+                    if small {
+                        image.rel_mask |= 1 << i;
+                    }
                     Term::boxed_at(offset(at)).raw()
                 }
             };
         }
         image.relative = relative.into();
+        image.registers = regs
+            .iter()
+            .map(|&(_, r)| u16::from(r) + 1)
+            .max()
+            .unwrap_or(0);
         image.regs = regs.into();
         Some(image)
     }
+}
+
+/// Copies `n` words from `src` to `dst`: a few moves inline for up to 16 (a call of `memcpy`
+/// costs more than the copy at these sizes), `memcpy` beyond.
+///
+/// # Safety
+/// As [`ptr::copy_nonoverlapping`] of `n` words.
+#[inline(always)]
+unsafe fn copy_words(src: *const u64, dst: *mut u64, n: usize) {
+    macro_rules! sizes {
+        ($($k:literal)*) => {
+            match n {
+                // SAFETY: the caller's guarantee, for n = $k.
+                $($k => unsafe { ptr::copy_nonoverlapping(src, dst, $k) },)*
+                // SAFETY: the caller's guarantee.
+                _ => unsafe { ptr::copy_nonoverlapping(src, dst, n) },
+            }
+        };
+    }
+    sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
 }
 
 /// A copy that does not fit the room it was given.
@@ -1394,32 +1467,40 @@ impl<const MODE: u8> Copier<'_, MODE> {
             self.budget = self.budget.checked_sub(2 * cells)?;
         }
         let dst = space.alloc(2 * cells);
-        let mut at = t;
-        for k in 0..cells {
-            let src = ptr_at(at.addr());
-            // SAFETY: `src` is cell k of the run counted above, unchanged since (only the cells
-            // before it got markers); `dst` has 2 * cells fresh words, cell k at 2k and 2k + 1.
-            unsafe {
+        // SAFETY: `src` is cell k of the run counted above, unchanged since (only the cells
+        // before it got markers, and its tail is read before its own is written); `dst` has
+        // 2 * cells fresh words, cell k at 2k and 2k + 1, and the next cell (k + 1 < cells) in
+        // the block. The last cell is done after the loop: its tail is the run's.
+        unsafe {
+            let mut src = ptr_at(t.addr());
+            let mut cell = dst;
+            for _ in 1..cells {
                 let head = src.read();
                 let tail = Term::from_raw(src.add(1).read());
-                let cell = dst.add(2 * k);
                 cell.write(head);
                 if Term::from_raw(head).is_pointer() {
                     self.pending.push(cell);
                 }
-                if k + 1 < cells {
-                    cell.add(1).write(Term::cons_at(addr_of(cell.add(2))).raw());
-                } else {
-                    cell.add(1).write(tail.raw());
-                    if tail.is_pointer() {
-                        self.pending.push(cell.add(1));
-                    }
-                }
+                cell.add(1).write(Term::cons_at(addr_of(cell.add(2))).raw());
                 if MODE == COLLECT {
                     // The marker, as `copy_one` leaves one (invariant 3).
                     src.write(addr_of(cell) | FORWARD_TAG);
                 }
-                at = tail;
+                src = ptr_at(tail.addr());
+                cell = cell.add(2);
+            }
+            let head = src.read();
+            let tail = Term::from_raw(src.add(1).read());
+            cell.write(head);
+            if Term::from_raw(head).is_pointer() {
+                self.pending.push(cell);
+            }
+            cell.add(1).write(tail.raw());
+            if tail.is_pointer() {
+                self.pending.push(cell.add(1));
+            }
+            if MODE == COLLECT {
+                src.write(addr_of(cell) | FORWARD_TAG);
             }
         }
         Some(Term::cons_at(addr_of(dst)))
@@ -2371,6 +2452,30 @@ mod tests {
         assert!(c.used_bytes() <= 100 * 8, "{}", c.used_bytes());
     }
 
+    #[test]
+    fn lists_of_immediates_copy_in_one_block_of_any_length() {
+        let lits = Literals::empty();
+        for n in [1usize, 2, 3, 17] {
+            for tail in [Term::NIL, int(-9)] {
+                let mut a = Heap::new();
+                let items: Vec<Term> = (0..n as i64).map(int).collect();
+                let list = a.list_from(&items, tail);
+                let want = show(list);
+                let mut b = Heap::new();
+                let copy = b
+                    .copy_into(list, &lits, a.used_words(), usize::MAX)
+                    .unwrap();
+                drop(a);
+                assert_eq!(show(copy), want);
+                assert_eq!(b.used_words(), 2 * n);
+                // Too little room: nothing is copied.
+                let mut c = Heap::new();
+                assert!(c.copy_into(copy, &lits, usize::MAX, 2 * n - 1).is_err());
+                assert_eq!(c.used_words(), 0);
+            }
+        }
+    }
+
     /// `{r1, r1}` nested: a tree form of 2^depth leaves in `depth` tuples.
     fn bomb(h: &mut Heap, depth: usize) -> Term {
         let mut t = h.list_from(&[int(1), int(2)], Term::NIL);
@@ -2603,6 +2708,33 @@ mod tests {
         let image = Image::of(&list, &shape).expect("a fixed shape");
         assert_eq!(show(h.build_image(&image, &regs)), "[-1]");
         assert!(Image::of(&T::R(0), &shape).is_none());
+        // Every size class of the build: words copied inline (up to 16), by `memcpy` (up to
+        // 64, patched from bitmasks), and beyond (patched from the lists): a tuple of n
+        // elements, each a cell [r0 | r1] or a constant, has the same printed form each way.
+        for n in [1, 2, 5, 7, 15, 20, 21, 40, 63, 64, 100] {
+            let items = (0..n)
+                .map(|i| match i % 3 {
+                    0 => T::L(vec![T::R(0)], Box::new(T::R(1))),
+                    1 => T::C(Term::small_int(i).unwrap()),
+                    _ => T::Tup(vec![T::R(1), T::C(terms[0])]),
+                })
+                .collect();
+            let image = Image::of(&T::Tup(items), &shape).expect("a fixed shape");
+            let expected = (0..n)
+                .map(|i| match i % 3 {
+                    0 => "[-1 | {7}]".to_string(),
+                    1 => i.to_string(),
+                    _ => r#"{{7}, {:ok, "lit\n", -3}}"#.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let before = h.used_words();
+            assert_eq!(
+                show(h.build_image(&image, &regs)),
+                format!("{{{expected}}}")
+            );
+            assert_eq!(h.used_words() - before, image.words.len());
+        }
     }
 
     #[test]

@@ -835,12 +835,9 @@ unsafe fn move_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -
     if !cx.heap.fits_without_gc(image.bytes()) {
         return stop(ip, reds, cx);
     }
-    let built = {
-        // SAFETY: `regs` is the register file `enter` was given, `cx.registers` long; no other
-        // reference to it lives while this one does (the handlers only use the raw pointer).
-        let file = unsafe { std::slice::from_raw_parts(regs, cx.registers) };
-        cx.heap.build_image(image, file)
-    };
+    // SAFETY: the slot's `need` counts the registers the image reads (invariant 1), and `run`
+    // checked that the register file `regs` points to is that long.
+    let built = unsafe { cx.heap.build_image_from(image, regs) };
     set!(regs, s.d, built.raw());
     next!(step!(ip), regs, reds - 1, cx)
 }
