@@ -162,14 +162,9 @@ impl Mailbox {
             start = self.site_saved;
             self.scan = Scan::Site(s);
         }
-        if past_mark {
-            if self.marked {
-                let node = self.mark_node;
-                if self.seq(node) > self.seq(start) {
-                    start = node;
-                    self.scan = Scan::Plain;
-                }
-            }
+        if past_mark && self.marked && self.seq(self.mark_node) > self.seq(start) {
+            start = self.mark_node;
+            self.scan = Scan::Plain;
         }
         self.after(start)
     }
