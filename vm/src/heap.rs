@@ -311,14 +311,23 @@ impl Young {
     #[inline]
     fn alloc(&mut self, used: &mut usize, words: usize) -> *mut u64 {
         debug_assert!(words > 0);
+        match self.alloc_in_block(used, words) {
+            Some(p) => p,
+            None => self.alloc_slow(used, words),
+        }
+    }
+
+    /// [`Young::alloc`] if the block has room, else `None` (and nothing done).
+    #[inline]
+    fn alloc_in_block(&mut self, used: &mut usize, words: usize) -> Option<*mut u64> {
         // (In words, so that no size can overflow.)
         if words <= (self.end - self.top) / WORD {
             let p = self.top;
             self.top += words * WORD;
             *used += words * WORD;
-            return ptr_at(p as u64);
+            return Some(ptr_at(p as u64));
         }
-        self.alloc_slow(used, words)
+        None
     }
 
     #[cold]
@@ -539,51 +548,60 @@ impl Heap {
     ///
     /// # Safety
     /// `regs` points to at least `image.registers()` initialised terms.
-    #[inline(always)]
     pub(crate) unsafe fn build_image_from(&mut self, image: &Image, regs: *const Term) -> Term {
+        let words = image.words.len();
+        if words > SMALL_IMAGE {
+            // SAFETY: the caller's guarantee.
+            return unsafe { self.build_large_image(image, regs) };
+        }
+        let p = self.alloc(words);
+        // SAFETY: the caller's guarantee; `p` is a fresh block of the image's size.
+        unsafe { build_small_image(image, regs, p) }
+    }
+
+    /// [`Heap::build_image_from`] when it makes no call: a small image that fits the young
+    /// block as it is (`None` otherwise). The threaded path's, so that its handler saves no
+    /// register.
+    ///
+    /// # Safety
+    /// As [`Heap::build_image_from`].
+    #[inline(always)]
+    pub(crate) unsafe fn build_image_inline(
+        &mut self,
+        image: &Image,
+        regs: *const Term,
+    ) -> Option<Term> {
+        let words = image.words.len();
+        if words > SMALL_IMAGE {
+            return None;
+        }
+        let p = self.young.alloc_in_block(&mut self.used, words)?;
+        // SAFETY: the caller's guarantee; `p` is a fresh block of the image's size.
+        Some(unsafe { build_small_image(image, regs, p) })
+    }
+
+    /// [`Heap::build_image_from`] of an image of more than [`SMALL_IMAGE`] words: one copy,
+    /// then the patches from their lists. (Out of line: the small images' path stays short.)
+    ///
+    /// # Safety
+    /// As [`Heap::build_image_from`].
+    #[inline(never)]
+    unsafe fn build_large_image(&mut self, image: &Image, regs: *const Term) -> Term {
         let words = image.words.len();
         let p = self.alloc(words);
         let base = addr_of(p);
-        // SAFETY: `p` is a fresh block of `words` words, `image.words` as many, apart. The
-        // image is a valid layout (built by `Image::of`: headers with their fields, cells of
-        // two words, pointers to the objects at their offsets), so once its pointers are made
-        // absolute and its register words filled (every index below < words, by
-        // construction), the block holds initialised objects (invariant 1).
+        // SAFETY: as in `build_image_from`.
         unsafe {
-            if words <= 64 {
-                // A small image (all of them but the largest literal-laden templates): the
-                // words to patch as bitmasks, walked bit by bit, and a register's number in
-                // its word. No loop set-up, no unrolled remainder: GC churn's template of 9
-                // words, 3 pointers and 4 registers takes about half the instructions.
-                copy_words(image.words.as_ptr(), p, words);
-                let mut m = image.rel_mask;
-                while m != 0 {
-                    *p.add(m.trailing_zeros() as usize) += base;
-                    m &= m - 1;
-                }
-                let mut m = image.reg_mask;
-                while m != 0 {
-                    let w = p.add(m.trailing_zeros() as usize);
-                    // (*w < image.registers(): the caller's guarantee.)
-                    *w = (*regs.add(*w as usize)).raw();
-                    m &= m - 1;
-                }
-            } else {
-                ptr::copy_nonoverlapping(image.words.as_ptr(), p, words);
-                for &i in image.relative.iter() {
-                    *p.add(i as usize) += base;
-                }
-                for &(i, r) in image.regs.iter() {
-                    // (r < image.registers(): the caller's guarantee.)
-                    p.add(i as usize).write((*regs.add(r as usize)).raw());
-                }
+            ptr::copy_nonoverlapping(image.words.as_ptr(), p, words);
+            for &i in image.relative.iter() {
+                *p.add(i as usize) += base;
+            }
+            for &(i, r) in image.regs.iter() {
+                // (r < image.registers(): the caller's guarantee.)
+                p.add(i as usize).write((*regs.add(r as usize)).raw());
             }
         }
-        if image.cons {
-            Term::cons_at(base)
-        } else {
-            Term::boxed_at(base)
-        }
+        image.root(base)
     }
 
     /// `[items... | tail]` (a proper list when `tail` is `[]`); `tail` itself when `items` is
@@ -1082,8 +1100,9 @@ pub(crate) struct Image {
     relative: Box<[u32]>,
     /// (word, register): the words that hold a register's value.
     regs: Box<[(u32, u8)]>,
-    /// For an image of at most 64 words: bit i set when word i points inside the block, or
-    /// holds a register (whose number is then the word). The same as `relative` and `regs`.
+    /// For an image of at most [`SMALL_IMAGE`] words: bit i set when word i points inside the
+    /// block, or holds a register (whose number is then the word). The same as `relative` and
+    /// `regs`.
     rel_mask: u64,
     reg_mask: u64,
     /// One more than the highest register it reads (0 if none).
@@ -1101,6 +1120,15 @@ impl Image {
     /// The registers it reads, once per word that holds one.
     pub(crate) fn registers_read(&self) -> impl Iterator<Item = u8> + '_ {
         self.regs.iter().map(|&(_, r)| r)
+    }
+
+    /// The term of the image built at `base`.
+    fn root(&self, base: u64) -> Term {
+        if self.cons {
+            Term::cons_at(base)
+        } else {
+            Term::boxed_at(base)
+        }
     }
 
     /// One more than the highest register it reads (0 if none).
@@ -1175,7 +1203,7 @@ impl Image {
             reg_mask: 0,
             cons,
         };
-        let small = image.words.len() <= 64;
+        let small = image.words.len() <= SMALL_IMAGE;
         let (mut relative, mut regs) = (Vec::new(), Vec::new());
         for (i, slot) in slots.into_iter().enumerate() {
             let offset = |at: u32| u64::from(at) * WORD as u64;
@@ -1215,8 +1243,48 @@ impl Image {
     }
 }
 
-/// Copies `n` words from `src` to `dst`: a few moves inline for up to 16 (a call of `memcpy`
-/// costs more than the copy at these sizes), `memcpy` beyond.
+/// Builds small image `image` (at most [`SMALL_IMAGE`] words) in block `p`.
+///
+/// # Safety
+/// `p` is a fresh block of the image's size; `regs` points to at least `image.registers()`
+/// initialised terms.
+#[inline(always)]
+unsafe fn build_small_image(image: &Image, regs: *const Term, p: *mut u64) -> Term {
+    let words = image.words.len();
+    let base = addr_of(p);
+    // SAFETY: `p` is a fresh block of `words` words, `image.words` as many, apart. The
+    // image is a valid layout (built by `Image::of`: headers with their fields, cells of
+    // two words, pointers to the objects at their offsets), so once its pointers are made
+    // absolute and its register words filled (every index below < words, by
+    // construction), the block holds initialised objects (invariant 1).
+    //
+    // A small image (nearly every template): a few moves, then the words to patch as
+    // bitmasks, walked bit by bit, a register's number in its word. No call, no loop
+    // set-up: GC churn's template of 9 words, 3 pointers and 4 registers takes about half
+    // the instructions of a `memcpy` and two patch loops.
+    unsafe {
+        copy_words(image.words.as_ptr(), p, words);
+        let mut m = image.rel_mask;
+        while m != 0 {
+            *p.add(m.trailing_zeros() as usize) += base;
+            m &= m - 1;
+        }
+        let mut m = image.reg_mask;
+        while m != 0 {
+            let w = p.add(m.trailing_zeros() as usize);
+            // (*w < image.registers(): the caller's guarantee.)
+            *w = (*regs.add(*w as usize)).raw();
+            m &= m - 1;
+        }
+    }
+    image.root(base)
+}
+
+/// Images of at most this many words are built inline (see [`Heap::build_image_from`]).
+const SMALL_IMAGE: usize = 16;
+
+/// Copies `n` words (at most [`SMALL_IMAGE`]) from `src` to `dst`: a few moves inline, since
+/// a call of `memcpy` costs more than the copy at these sizes.
 ///
 /// # Safety
 /// As [`ptr::copy_nonoverlapping`] of `n` words.
@@ -1227,11 +1295,11 @@ unsafe fn copy_words(src: *const u64, dst: *mut u64, n: usize) {
             match n {
                 // SAFETY: the caller's guarantee, for n = $k.
                 $($k => unsafe { ptr::copy_nonoverlapping(src, dst, $k) },)*
-                // SAFETY: the caller's guarantee.
-                _ => unsafe { ptr::copy_nonoverlapping(src, dst, n) },
+                _ => {}
             }
         };
     }
+    debug_assert!((1..=SMALL_IMAGE).contains(&n));
     sizes!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
 }
 
@@ -2708,10 +2776,10 @@ mod tests {
         let image = Image::of(&list, &shape).expect("a fixed shape");
         assert_eq!(show(h.build_image(&image, &regs)), "[-1]");
         assert!(Image::of(&T::R(0), &shape).is_none());
-        // Every size class of the build: words copied inline (up to 16), by `memcpy` (up to
-        // 64, patched from bitmasks), and beyond (patched from the lists): a tuple of n
-        // elements, each a cell [r0 | r1] or a constant, has the same printed form each way.
-        for n in [1, 2, 5, 7, 15, 20, 21, 40, 63, 64, 100] {
+        // Both ways of building: words copied inline and patched from bitmasks (up to 16),
+        // and beyond (`memcpy`, patched from the lists): a tuple of n elements, each a cell
+        // [r0 | r1], a constant or a tuple, has the same printed form each way.
+        for n in [1, 2, 4, 5, 6, 7, 15, 20, 21, 40, 63, 64, 100] {
             let items = (0..n)
                 .map(|i| match i % 3 {
                     0 => T::L(vec![T::R(0)], Box::new(T::R(1))),

@@ -837,6 +837,21 @@ unsafe fn move_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -
     }
     // SAFETY: the slot's `need` counts the registers the image reads (invariant 1), and `run`
     // checked that the register file `regs` points to is that long.
+    let Some(built) = (unsafe { cx.heap.build_image_inline(image, regs) }) else {
+        // (A sibling call: this handler makes no other, so it saves no register.)
+        // SAFETY: as this handler's.
+        return unsafe { move_image_with_calls(ip, regs, reds, cx) };
+    };
+    set!(regs, s.d, built.raw());
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// `move_image` of a large image, or one that needs a new block of the young generation.
+#[inline(never)]
+unsafe fn move_image_with_calls(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    let image = &cx.images[s.k as usize];
+    // SAFETY: as in `move_image`.
     let built = unsafe { cx.heap.build_image_from(image, regs) };
     set!(regs, s.d, built.raw());
     next!(step!(ip), regs, reds - 1, cx)
