@@ -34,7 +34,10 @@
 //!    written) in a live [`Heap`] arena or a [`Literals`] area. (`Term::from_raw` can forge one;
 //!    it is for tests and debugging of immediates only.)
 //! 2. **Memory doesn't move while it is alive.** bumpalo never moves or frees an allocation
-//!    before its arena is dropped; a `Literals` area is one allocation, never resized.
+//!    before its arena is dropped or reset (a minor collection resets the young arena to reuse
+//!    its largest chunk: every young object is dead by then, invariant 4); the young
+//!    generation's blocks are allocations of its arena; a `Literals` area is one allocation,
+//!    never resized.
 //! 3. **Objects are immutable** once a term points to them. The only writes to an existing
 //!    object are the collector's forwarding markers, into from-space objects that nobody but the
 //!    collector reads again: from-space is freed when the collection ends.
