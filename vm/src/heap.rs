@@ -1313,7 +1313,16 @@ unsafe fn copy_words(src: *const u64, dst: *mut u64, n: usize) {
             match n {
                 // SAFETY: the caller's guarantee, for n = $k.
                 $($k => unsafe { ptr::copy_nonoverlapping(src, dst, $k) },)*
-                _ => {}
+                // Not taken (callers check the size), but copied all the same, so that a
+                // caller that did not could never leave the block uninitialised; word by word
+                // (volatile reads keep it from becoming a call of `memcpy`, which would make
+                // the threaded handler save registers on every path).
+                _ => {
+                    for i in 0..n {
+                        // SAFETY: the caller's guarantee.
+                        unsafe { dst.add(i).write(src.add(i).read_volatile()) };
+                    }
+                }
             }
         };
     }
