@@ -113,6 +113,13 @@ pub const MIN_GC_LIMIT: usize = 768;
 /// its limit (collected right after) still fits. See [`Young::alloc_slow`].
 const YOUNG_SLACK: usize = 192;
 
+/// The bytes of a young chunk for an allowance of `room`: the slack, or a quarter more for a
+/// large one, so that the chunk is still large enough, and kept, while the old generation (and
+/// with it the allowance) grows by promotions between two major collections.
+fn young_chunk_bytes(room: usize) -> usize {
+    room + YOUNG_SLACK.max(room / 4)
+}
+
 /// The next collection is major once the old generation passes this, or twice what the last
 /// major one left: larger than [`MIN_GC_LIMIT`], since a small process's old generation would
 /// otherwise double with a few promoted objects (the stdlib server, 10 clients: 6.3 times as
@@ -358,7 +365,7 @@ impl Young {
         // chunks would end at twice that): a process holds no more memory than its policy
         // allows, and its next collection keeps that one chunk for the next young objects.
         if self.arena.allocated_bytes() == 0 {
-            self.arena = Bump::with_capacity((room + YOUNG_SLACK).max(words * WORD));
+            self.arena = Bump::with_capacity(young_chunk_bytes(room).max(words * WORD));
         }
         let p = alloc_words(&self.arena, used, words);
         // The rest of the chunk the object went to (bumpalo makes a larger one when it does not
@@ -1173,7 +1180,7 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
         // object gets a chunk of the right size), and not after a major collection, which
         // leaves the process with no more than it needs.
         let room = heap.young_room();
-        if self.minor && (room..=2 * (room + YOUNG_SLACK)).contains(&young_bytes) {
+        if self.minor && (room..=2 * young_chunk_bytes(room)).contains(&young_bytes) {
             heap.young.arena.reset();
             (heap.young.top, heap.young.end) = (0, 0);
         } else {
