@@ -486,17 +486,11 @@ fn write_stdout(bytes: &[u8]) -> Result<u8, Failure> {
 }
 
 fn main() -> ExitCode {
-    // Large pages (transparent huge pages, where the system allows them when asked) for the
-    // memory mimalloc takes from the system: a ring of 10,000 processes touches a few lines in
-    // each of tens of megabytes of process structs, heaps and mailboxes, and with 4 KiB pages
-    // every hop also misses the TLB (runs of `bench/ring.basm` took 87 to 186 ns per hop; with
-    // large pages, 87 to 105). Peak memory is unchanged (1,000,000 spawned processes: 565 MB).
-    #[cfg(not(ember_tsan))]
-    // SAFETY: sets an option of mimalloc's, which it reads when it next maps memory; no
-    // allocation is in progress on another thread (none has been started).
-    unsafe {
-        libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1)
-    };
+    // (No large pages: mimalloc's `allow_large_os_pages` made runs that fault in hundreds of
+    // megabytes bimodal on this project's VM, skynet 380 or 1,500-1,900 ms, spawning a million
+    // processes 230 or 500-1,700, as 2 MiB faults land on memory the host has taken back;
+    // with 4 KiB pages they take 370-400 and 225-250, and a ring of 10,000 processes, whose
+    // young generations are now one 1 KiB chunk each, hops as fast either way.)
     let cli = Cli::parse();
     // Deeply nested terms are walked recursively in places; a big stack for the VM thread keeps
     // such programs from overflowing the native stack (pages are only touched when used).
