@@ -1022,8 +1022,8 @@ impl Vm {
         }
         let parent = parent.map(|p| {
             if link {
-                c.links.insert(p.pid);
-                p.links.insert(pid);
+                c.relations().links.insert(p.pid);
+                p.relations().links.insert(pid);
             }
             p.pid
         });
@@ -1040,9 +1040,9 @@ impl Vm {
             return Ok(());
         }
         if let Some(o) = self.procs.get_mut(other) {
-            if !p.links.contains(other) {
-                p.links.insert(other);
-                o.links.insert(p.pid);
+            if !p.linked_to(other) {
+                p.relations().links.insert(other);
+                o.relations().links.insert(p.pid);
             }
             return Ok(());
         }
@@ -1061,9 +1061,9 @@ impl Vm {
 
     /// `unlink`: both ends.
     pub(crate) fn unlink_pids(&mut self, p: &mut Process, other: u32) {
-        p.links.remove(other);
+        p.unlink_from(other);
         if let Some(o) = self.procs.get_mut(other) {
-            o.links.remove(p.pid);
+            o.unlink_from(p.pid);
         }
     }
 
@@ -1082,13 +1082,14 @@ impl Vm {
         let me = p.pid;
         match watched {
             Some(w) if w == me => {
-                p.monitors.insert(r, w);
-                p.watchers.insert(r, (me, target));
+                let rel = p.relations();
+                rel.monitors.insert(r, w);
+                rel.watchers.insert(r, (me, target));
             }
             Some(w) if self.procs.contains(w) => {
-                p.monitors.insert(r, w);
+                p.relations().monitors.insert(r, w);
                 if let Some(o) = self.procs.get_mut(w) {
-                    o.watchers.insert(r, (me, target));
+                    o.relations().watchers.insert(r, (me, target));
                 }
             }
             _ => {
@@ -1101,12 +1102,12 @@ impl Vm {
 
     /// `demonitor`: removes the monitor, or flushes its `:DOWN` if it already fired.
     pub(crate) fn demonitor_ref(&mut self, p: &mut Process, r: u64) {
-        if let Some(target) = p.monitors.remove(&r) {
+        if let Some(target) = p.drop_monitor(r) {
             // Still active: its `:DOWN` was not sent, so there is nothing to flush.
             if target == p.pid {
-                p.watchers.remove(&r);
+                p.drop_watcher(r);
             } else if let Some(t) = self.procs.get_mut(target) {
-                t.watchers.remove(&r);
+                t.drop_watcher(r);
             }
         } else {
             p.flush_down(r);
@@ -1482,19 +1483,23 @@ impl Vm {
             if p.timer != (0, 0) {
                 self.timers.remove(&p.timer);
             }
-            for link in p.links.take() {
+            let crate::process::Relations {
+                mut links,
+                monitors,
+                watchers,
+            } = p.relations.take().map(|r| *r).unwrap_or_default();
+            for link in links.take() {
                 if let Some(other) = self.proc_mut(cur, link) {
-                    other.links.remove(pid);
+                    other.unlink_from(pid);
                     self.signal(cur, pid, link, reason, true, &mut dying, scratch);
                 }
             }
             let src_words = scratch.used_words();
-            let watchers = std::mem::take(&mut p.watchers);
             for (r, (watcher, who)) in watchers {
                 let Some(w) = self.proc_mut(cur, watcher) else {
                     continue;
                 };
-                w.monitors.remove(&r);
+                w.drop_monitor(r);
                 self.deliver_built(cur, watcher, |heap, lits, room| {
                     // The tuple's 6 words, then the reason in what is left.
                     let room = room.checked_sub(6).ok_or(TooBig)?;
@@ -1502,11 +1507,9 @@ impl Vm {
                     Ok(heap.down_message(r, who, reason))
                 });
             }
-            if !p.monitors.is_empty() {
-                for (r, target) in std::mem::take(&mut p.monitors) {
-                    if let Some(t) = self.proc_mut(cur, target) {
-                        t.watchers.remove(&r);
-                    }
+            for (r, target) in monitors {
+                if let Some(t) = self.proc_mut(cur, target) {
+                    t.drop_watcher(r);
                 }
             }
             self.memory -= p.accounted;

@@ -1188,10 +1188,10 @@ impl<'s> Sched<'s> {
     ) -> Effect<bool> {
         if link {
             // Erlang's unlink rule: a signal from a partner no longer linked is ignored.
-            if !p.links.contains(from) {
+            if !p.linked_to(from) {
                 return Ok(false);
             }
-            p.links.remove(from);
+            p.unlink_from(from);
         }
         let kill = !link && reason.as_atom() == Some(atom::KILL);
         if self.sh.tracing {
@@ -1283,12 +1283,17 @@ impl<'s> Sched<'s> {
             *self.sh.main_exit.lock() = Some((normal, self.sh.format(reason)));
         }
         let src_words = p.heap.used_words();
-        for link in p.links.take() {
+        let crate::process::Relations {
+            mut links,
+            monitors,
+            watchers,
+        } = p.relations.take().map(|r| *r).unwrap_or_default();
+        for link in links.take() {
             if let Some(o) = self.sh.lookup(link) {
                 self.exit_signal_to(&o, pid, reason, src_words, true);
             }
         }
-        for (r, (watcher, who)) in std::mem::take(&mut p.watchers) {
+        for (r, (watcher, who)) in watchers {
             if watcher == pid {
                 continue;
             }
@@ -1296,7 +1301,7 @@ impl<'s> Sched<'s> {
                 self.down_to(&w, r, who, reason, src_words);
             }
         }
-        for (r, target) in std::mem::take(&mut p.monitors) {
+        for (r, target) in monitors {
             if let Some(t) = self.sh.lookup(target) {
                 self.signal(&t, Signal::Demonitor { r });
             }
@@ -1456,8 +1461,8 @@ impl Runtime for Sched<'_> {
             }
         }
         if link {
-            c.links.insert(p.pid);
-            p.links.insert(pid);
+            c.relations().links.insert(p.pid);
+            p.relations().links.insert(pid);
         }
         c.queued = true;
         // A child most often sends to its parent first: it starts with the parent as the
@@ -1485,17 +1490,17 @@ impl Runtime for Sched<'_> {
             return Ok(());
         }
         let o = self.sh.lookup(other);
-        if p.links.contains(other) && o.is_some() {
+        if p.linked_to(other) && o.is_some() {
             return Ok(());
         }
         match o {
             Some(o) if self.signal(&o, Signal::Link { from: p.pid }) => {
-                p.links.insert(other);
+                p.relations().links.insert(other);
                 Ok(())
             }
             _ => {
                 // Linking to a dead process: exit signal `:noproc`, raised by the VM.
-                p.links.insert(other);
+                p.relations().links.insert(other);
                 self.apply_exit(p, other, Term::atom(atom::NOPROC), Heap::new(), true)
                     .map(|_| ())
                     .map_err(|e| Exit { raised: true, ..e })
@@ -1504,7 +1509,7 @@ impl Runtime for Sched<'_> {
     }
 
     fn unlink(&mut self, p: &mut Process, other: u32) {
-        p.links.remove(other);
+        p.unlink_from(other);
         if let Some(o) = self.sh.lookup(other) {
             self.signal(&o, Signal::Unlink { from: p.pid });
         }
@@ -1522,8 +1527,9 @@ impl Runtime for Sched<'_> {
         let me = p.pid;
         match watched.map(|w| (w, self.sh.lookup(w))) {
             Some((w, _)) if w == me => {
-                p.monitors.insert(r, w);
-                p.watchers.insert(r, (me, target));
+                let rel = p.relations();
+                rel.monitors.insert(r, w);
+                rel.watchers.insert(r, (me, target));
             }
             Some((w, Some(h)))
                 if self.signal(
@@ -1535,7 +1541,7 @@ impl Runtime for Sched<'_> {
                     },
                 ) =>
             {
-                p.monitors.insert(r, w);
+                p.relations().monitors.insert(r, w);
             }
             _ => {
                 let msg = p.heap.down_message(r, target, Term::atom(atom::NOPROC));
@@ -1546,9 +1552,9 @@ impl Runtime for Sched<'_> {
     }
 
     fn demonitor(&mut self, p: &mut Process, r: u64) {
-        if let Some(target) = p.monitors.remove(&r) {
+        if let Some(target) = p.drop_monitor(r) {
             if target == p.pid {
-                p.watchers.remove(&r);
+                p.drop_watcher(r);
             } else if let Some(h) = self.sh.lookup(target) {
                 self.signal(&h, Signal::Demonitor { r });
             }
@@ -1797,14 +1803,12 @@ impl Sched<'_> {
                     frag,
                     link,
                 } => *got |= self.apply_exit(p, from, reason, frag, link)?,
-                Signal::Link { from } => p.links.insert(from),
-                Signal::Unlink { from } => p.links.remove(from),
+                Signal::Link { from } => p.relations().links.insert(from),
+                Signal::Unlink { from } => p.unlink_from(from),
                 Signal::Monitor { from, r, who } => {
-                    p.watchers.insert(r, (from, who));
+                    p.relations().watchers.insert(r, (from, who));
                 }
-                Signal::Demonitor { r } => {
-                    p.watchers.remove(&r);
-                }
+                Signal::Demonitor { r } => p.drop_watcher(r),
                 Signal::Down {
                     r,
                     who,
@@ -1812,7 +1816,7 @@ impl Sched<'_> {
                     frag,
                 } => {
                     // A `:DOWN` after `demonitor` is dropped.
-                    if p.monitors.remove(&r).is_some() {
+                    if p.drop_monitor(r).is_some() {
                         p.heap.adopt(frag);
                         let msg = p.heap.down_message(r, who, reason);
                         self.deliver_local(p, msg)?;
