@@ -3250,6 +3250,9 @@ mod tests {
         for i in 0..n {
             let msg = sender.tuple(&[Term::atom(0), int(i)]);
             regs[0] = h.copy_into(msg, &lits, 3, usize::MAX).unwrap();
+            if i == 0 {
+                first_young = h.young.arena.allocated_bytes();
+            }
             if h.needs_gc() {
                 let mut c = h.collect(&lits);
                 c.copy_all(&mut regs);
@@ -3261,9 +3264,6 @@ mod tests {
                 chunks <= 1,
                 "message {i}: the young generation is {chunks} chunks"
             );
-            if i == 0 {
-                first_young = h.young.arena.allocated_bytes();
-            }
             max_arena = max_arena.max(h.arena_bytes());
             if sender.used_bytes() > 1 << 16 {
                 sender = Heap::new();

@@ -587,7 +587,6 @@ impl Process {
         }
     }
 
-    /// The note `crash_note` set (`[]`: none).
     /// This process's links and monitors, made on first use.
     pub fn relations(&mut self) -> &mut Relations {
         self.relations.get_or_insert_with(Default::default)
@@ -619,6 +618,7 @@ impl Process {
         }
     }
 
+    /// The note `crash_note` set (`[]`: none).
     pub fn note(&self) -> Term {
         self.extras.as_ref().map_or(Term::NIL, |x| x.note)
     }
