@@ -592,6 +592,11 @@ impl Process {
         self.relations.get_or_insert_with(Default::default)
     }
 
+    /// Takes this process's links and monitors away (an exiting process signals them).
+    pub fn take_relations(&mut self) -> Relations {
+        self.relations.take().map(|r| *r).unwrap_or_default()
+    }
+
     /// Is this process linked to `pid`?
     pub fn linked_to(&self, pid: u32) -> bool {
         self.relations

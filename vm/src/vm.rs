@@ -1483,19 +1483,15 @@ impl Vm {
             if p.timer != (0, 0) {
                 self.timers.remove(&p.timer);
             }
-            let crate::process::Relations {
-                mut links,
-                monitors,
-                watchers,
-            } = p.relations.take().map(|r| *r).unwrap_or_default();
-            for link in links.take() {
+            let mut rel = p.take_relations();
+            for link in rel.links.take() {
                 if let Some(other) = self.proc_mut(cur, link) {
                     other.unlink_from(pid);
                     self.signal(cur, pid, link, reason, true, &mut dying, scratch);
                 }
             }
             let src_words = scratch.used_words();
-            for (r, (watcher, who)) in watchers {
+            for (r, (watcher, who)) in rel.watchers {
                 let Some(w) = self.proc_mut(cur, watcher) else {
                     continue;
                 };
@@ -1507,7 +1503,7 @@ impl Vm {
                     Ok(heap.down_message(r, who, reason))
                 });
             }
-            for (r, target) in monitors {
+            for (r, target) in rel.monitors {
                 if let Some(t) = self.proc_mut(cur, target) {
                     t.drop_watcher(r);
                 }

@@ -1283,17 +1283,13 @@ impl<'s> Sched<'s> {
             *self.sh.main_exit.lock() = Some((normal, self.sh.format(reason)));
         }
         let src_words = p.heap.used_words();
-        let crate::process::Relations {
-            mut links,
-            monitors,
-            watchers,
-        } = p.relations.take().map(|r| *r).unwrap_or_default();
-        for link in links.take() {
+        let mut rel = p.take_relations();
+        for link in rel.links.take() {
             if let Some(o) = self.sh.lookup(link) {
                 self.exit_signal_to(&o, pid, reason, src_words, true);
             }
         }
-        for (r, (watcher, who)) in watchers {
+        for (r, (watcher, who)) in rel.watchers {
             if watcher == pid {
                 continue;
             }
@@ -1301,7 +1297,7 @@ impl<'s> Sched<'s> {
                 self.down_to(&w, r, who, reason, src_words);
             }
         }
-        for (r, target) in monitors {
+        for (r, target) in rel.monitors {
             if let Some(t) = self.sh.lookup(target) {
                 self.signal(&t, Signal::Demonitor { r });
             }
