@@ -19,7 +19,7 @@ use crate::atoms::atom;
 use crate::explore::{Choice, Decision, Deviation, Point, Schedule, Strategy};
 use crate::heap::{prefetch, Heap, Literals, TooBig};
 use crate::interp::{self, Outcome, Probe};
-use crate::process::{Process, Status, HOT_BYTES, MAILBOX_SLOT_BYTES};
+use crate::process::{Process, Status, HOT_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES};
 use crate::proctable::ProcTable;
 use crate::program::Program;
 use crate::runtime::{Effect, Exit, Outgoing, Runtime};
@@ -543,16 +543,43 @@ fn output_failure(what: &str, e: &io::Error) -> RunEnd {
     }
 }
 
+/// The bytes `p` counts for in the VM's total (`--max-memory`): what counts against its own
+/// `--max-heap`, its links and monitors, and the process itself.
+#[inline]
+pub(crate) fn footprint(p: &Process) -> usize {
+    p.memory() + PROCESS_OVERHEAD + p.relations_bytes()
+}
+
+/// Bytes the VM, whose total is `memory`, may still grow by under `--max-memory` before `p`
+/// passes it, with `p`'s links and monitors as of its last accounting (cheap enough for every
+/// `monitor`: a process taking monitors without end passes the limit by one slice's at most).
+#[inline]
+pub(crate) fn memory_room(config: &Config, memory: usize, p: &Process) -> usize {
+    let now = memory.saturating_sub(p.accounted) + p.memory() + PROCESS_OVERHEAD;
+    config.max_memory_bytes.saturating_sub(now.max(memory))
+}
+
+/// Brings `p`'s share of the VM's memory up to date: its share before and now.
+#[inline]
+fn restate(p: &mut Process) -> (usize, usize) {
+    let before = p.accounted;
+    p.accounted = footprint(p);
+    (before, p.accounted)
+}
+
 /// Brings `p`'s share of the VM's `memory` up to date.
+#[inline]
 fn account(memory: &mut usize, p: &mut Process) {
-    let now = p.memory() + PROCESS_OVERHEAD;
-    *memory = *memory - p.accounted + now;
-    p.accounted = now;
+    let (before, now) = restate(p);
+    *memory = *memory - before + now;
 }
 
 /// Bytes `p` may still grow by before it passes `--max-heap` or, with the VM's `memory`,
 /// `--max-memory`.
+#[inline]
 fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
+    // (Without `p`'s links and monitors, which count for it as of its last accounting, at
+    // the end of its last slice: this runs at every slice and send, `footprint` at the end.)
     let mine = p.memory();
     let own = config.max_heap_bytes.saturating_sub(mine);
     let global = config
@@ -1078,6 +1105,11 @@ impl Vm {
         } else {
             return Err(Exit::raised(atom::BADARG));
         };
+        // A monitor is an entry in both processes (spec §10: it counts against
+        // `--max-memory`; one that would pass it crashes the monitoring process).
+        if watched.is_some() && memory_room(&self.config, self.memory, p) < 2 * MONITOR_BYTES {
+            return Err(Exit::raised(atom::HEAP_LIMIT));
+        }
         let r = self.make_ref(p);
         let me = p.pid;
         match watched {
@@ -1090,6 +1122,8 @@ impl Vm {
                 p.relations().monitors.insert(r, w);
                 if let Some(o) = self.procs.get_mut(w) {
                     o.relations().watchers.insert(r, (me, target));
+                    // (It may not run again: its share is brought up to date now.)
+                    account(&mut self.memory, o);
                 }
             }
             _ => {
@@ -1107,6 +1141,7 @@ impl Vm {
             if target == p.pid {
                 p.drop_watcher(r);
             } else if let Some(t) = self.procs.get_mut(target) {
+                // (Its share is brought up to date when it next runs, or exits.)
                 t.drop_watcher(r);
             }
         } else {
@@ -1484,6 +1519,17 @@ impl Vm {
                 self.timers.remove(&p.timer);
             }
             let mut rel = p.take_relations();
+            // What it held is given back before its signals are built, so that its `:DOWN`s
+            // and exit signals fit where it passed `--max-memory`: its own share, and what its
+            // monitors held in their targets (a target that waits for good gives it back too).
+            for (r, target) in rel.monitors {
+                if let Some(t) = self.proc_mut(cur, target) {
+                    t.drop_watcher(r);
+                    let (before, now) = restate(t);
+                    self.memory = self.memory - before + now;
+                }
+            }
+            self.memory -= p.accounted;
             for link in rel.links.take() {
                 if let Some(other) = self.proc_mut(cur, link) {
                     other.unlink_from(pid);
@@ -1503,12 +1549,6 @@ impl Vm {
                     Ok(heap.down_message(r, who, reason))
                 });
             }
-            for (r, target) in rel.monitors {
-                if let Some(t) = self.proc_mut(cur, target) {
-                    t.drop_watcher(r);
-                }
-            }
-            self.memory -= p.accounted;
             self.alive -= 1;
         }
     }

@@ -749,7 +749,7 @@ impl<'s> Sched<'s> {
     }
 
     fn account(&mut self, p: &mut Process) {
-        let now = p.memory() + PROCESS_OVERHEAD;
+        let now = footprint(p);
         self.mem_delta += now as i64 - p.accounted as i64;
         p.accounted = now;
         if self.mem_delta.abs() >= MEM_FLUSH {
@@ -1519,6 +1519,10 @@ impl Runtime for Sched<'_> {
         } else {
             return Err(Exit::raised(atom::BADARG));
         };
+        // (As with one scheduler: a monitor counts against `--max-memory` on both sides.)
+        if watched.is_some() && memory_room(&self.sh.config, self.memory(), p) < 2 * MONITOR_BYTES {
+            return Err(Exit::raised(atom::HEAP_LIMIT));
+        }
         let r = self.make_ref(p);
         let me = p.pid;
         match watched.map(|w| (w, self.sh.lookup(w))) {
