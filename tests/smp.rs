@@ -5,22 +5,27 @@
 mod common;
 use common::run_src;
 
-fn run(src: &str, schedulers: usize) -> (String, i32) {
+/// Standard output, exit status and standard error.
+fn run(src: &str, schedulers: usize) -> (String, i32, String) {
     let config = ember_vm::vm::Config {
         schedulers,
         seed: Some(1),
         ..Default::default()
     };
     let r = run_src(src, config);
-    (r.stdout, r.status)
+    (r.stdout, r.status, r.stderr)
 }
 
 /// The same output and status with 1 and with 4 schedulers, several times over.
 fn same_everywhere(src: &str, want: &str) {
     for _ in 0..5 {
         for n in [1, 4] {
-            let (out, status) = run(src, n);
-            assert_eq!((out.as_str(), status), (want, 0), "with {n} schedulers");
+            let (out, status, err) = run(src, n);
+            assert_eq!(
+                (out.as_str(), status),
+                (want, 0),
+                "with {n} schedulers; stderr: {err}"
+            );
         }
     }
 }

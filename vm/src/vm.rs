@@ -19,7 +19,7 @@ use crate::atoms::atom;
 use crate::explore::{Choice, Decision, Deviation, Point, Schedule, Strategy};
 use crate::heap::{prefetch, Heap, Literals, TooBig};
 use crate::interp::{self, Outcome, Probe};
-use crate::process::{Process, Status, HOT_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES};
+use crate::process::{Process, Status, HOT_BYTES, LINK_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES};
 use crate::proctable::ProcTable;
 use crate::program::Program;
 use crate::runtime::{Effect, Exit, Outgoing, Runtime};
@@ -1065,6 +1065,14 @@ impl Vm {
     pub(crate) fn link_pids(&mut self, p: &mut Process, other: u32) -> Effect {
         if other == p.pid {
             return Ok(());
+        }
+        if self.procs.contains(other) && !p.linked_to(other) {
+            // A link is an entry in both processes: it counts against `--max-memory`, as a
+            // monitor does (without it, processes linking to all the others grow the VM
+            // quadratically).
+            if memory_room(&self.config, self.memory, p) < 2 * LINK_BYTES {
+                return Err(Exit::raised(atom::HEAP_LIMIT));
+            }
         }
         if let Some(o) = self.procs.get_mut(other) {
             if !p.linked_to(other) {

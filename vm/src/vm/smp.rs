@@ -1284,6 +1284,10 @@ impl<'s> Sched<'s> {
         }
         let src_words = p.heap.used_words();
         let mut rel = p.take_relations();
+        // Its share is given back before its signals are built (as with one scheduler; the
+        // entries its monitors hold in their targets go when each target takes its
+        // `Demonitor`).
+        self.mem_delta -= p.accounted as i64;
         for link in rel.links.take() {
             if let Some(o) = self.sh.lookup(link) {
                 self.exit_signal_to(&o, pid, reason, src_words, true);
@@ -1319,7 +1323,6 @@ impl<'s> Sched<'s> {
                 _ => {}
             }
         }
-        self.mem_delta -= p.accounted as i64;
         self.count_exit();
     }
 
@@ -1488,6 +1491,10 @@ impl Runtime for Sched<'_> {
         let o = self.sh.lookup(other);
         if p.linked_to(other) && o.is_some() {
             return Ok(());
+        }
+        // (As with one scheduler: a link counts against `--max-memory` on both sides.)
+        if o.is_some() && memory_room(&self.sh.config, self.memory(), p) < 2 * LINK_BYTES {
+            return Err(Exit::raised(atom::HEAP_LIMIT));
         }
         match o {
             Some(o) if self.signal(&o, Signal::Link { from: p.pid }) => {
