@@ -11,7 +11,7 @@ use crate::bytecode::ClauseTable;
 use crate::isa::{Instr, Src, SrcKind};
 use crate::map;
 use crate::process::{Catch, Process};
-use crate::program::{FormatError, MapKey, Pat, Program};
+use crate::program::{FlatClause, FormatError, MapKey, Pat, Program, SiteInfo};
 use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
 use crate::value::Value;
@@ -145,14 +145,38 @@ fn commit(regs: &mut [Term], binds: &Binds) {
 fn select<'t>(
     prog: &Program,
     table: &'t ClauseTable,
+    site: &SiteInfo,
     v: Term,
     regs: &[Term],
     binds: &mut Binds,
 ) -> Option<&'t crate::bytecode::Clause> {
+    if let Some(flat) = &site.flat {
+        return select_flat(table, flat, v, binds);
+    }
     table.clauses.iter().find(|c| {
         binds.clear();
         matches(&prog.patterns[c.pattern.0 as usize], v, regs, binds)
     })
+}
+
+/// [`select`] of a site whose clauses are all flat tuples: the message's elements are compared
+/// with each clause's constants, and the first that matches binds its registers.
+#[inline(never)]
+fn select_flat<'t>(
+    table: &'t ClauseTable,
+    flat: &[FlatClause],
+    v: Term,
+    binds: &mut Binds,
+) -> Option<&'t crate::bytecode::Clause> {
+    let elems = term::tuple_elems(v)?;
+    let (c, f) = table.clauses.iter().zip(flat).find(|(_, f)| {
+        f.arity == elems.len() && f.consts.iter().all(|&(i, k)| elems[i as usize] == k)
+    })?;
+    binds.clear();
+    for &(i, r) in f.binds.iter() {
+        binds.push((r, elems[i as usize]));
+    }
+    Some(c)
 }
 
 /// A closure's code (an instruction index, through the program's function table), arity and
@@ -845,7 +869,8 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             Instr::Case { a, clauses } => {
                 let v = read!(a);
                 let table = &prog.clauses[clauses.0 as usize];
-                match select(prog, table, v, &p.regs, &mut binds) {
+                let site = &prog.sites[clauses.0 as usize];
+                match select(prog, table, site, v, &p.regs, &mut binds) {
                     Some(c) => {
                         commit(&mut p.regs, &binds);
                         pc = c.target.map_or(pc + 1, |l| l.0 as usize);
@@ -1530,7 +1555,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 loop {
                     while let Some(msg) = p.mailbox.peek(c) {
                         vm.stats().messages_tested += 1;
-                        if let Some(clause) = select(prog, table, msg, &p.regs, &mut binds) {
+                        if let Some(clause) = select(prog, table, site, msg, &p.regs, &mut binds) {
                             chosen = Some(clause.target);
                             break;
                         }
@@ -1772,6 +1797,90 @@ mod table_agrees {
                 reaches(body, "Outcome::Wait", &macros, 0),
                 "{name}: the YIELD flag and the interpreter disagree"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod flat_select {
+    use super::*;
+    use crate::bytecode::Clause;
+    use crate::heap::Heap;
+    use crate::isa::{Label, PatId};
+
+    fn int(i: i64) -> Term {
+        Term::small_int(i).expect("small")
+    }
+
+    /// The flat matcher picks the clause the general one picks, with the same bindings, for
+    /// every message: tuples of each arity with matching and clashing elements, and others.
+    #[test]
+    fn flat_clauses_match_as_the_general_matcher_does() {
+        let token = Term::atom(atom::TRUE);
+        let other = Term::atom(atom::FALSE);
+        let pats = vec![
+            Pat::Tuple(vec![Pat::Const(token), Pat::Const(int(0))].into()),
+            Pat::Tuple(vec![Pat::Const(token), Pat::Bind(1)].into()),
+            Pat::Tuple(vec![Pat::Any, Pat::Bind(2), Pat::Bind(3)].into()),
+            Pat::Tuple(vec![].into()),
+            Pat::Tuple(vec![Pat::Bind(4)].into()),
+        ];
+        let flat: Vec<FlatClause> = pats
+            .iter()
+            .map(|p| FlatClause::of(p).expect("flat"))
+            .collect();
+        let table = ClauseTable {
+            clauses: (0..pats.len())
+                .map(|i| Clause {
+                    pattern: PatId(i as u32),
+                    target: Some(Label(i as u32)),
+                })
+                .collect(),
+            after: None,
+        };
+        let mut heap = Heap::new();
+        let nested = heap.tuple(&[int(1)]);
+        let messages = [
+            heap.tuple(&[token, int(0)]),
+            heap.tuple(&[token, int(7)]),
+            heap.tuple(&[other, int(0)]),
+            heap.tuple(&[token, nested]),
+            heap.tuple(&[other, token, nested]),
+            heap.tuple(&[]),
+            heap.tuple(&[int(9)]),
+            heap.tuple(&[int(1), int(2), int(3), int(4)]),
+            heap.cons(token, Term::NIL),
+            int(5),
+            token,
+        ];
+        for &m in &messages {
+            let mut general = Binds::new();
+            let want = table.clauses.iter().zip(&pats).find(|(_, p)| {
+                general.clear();
+                matches(p, m, &[], &mut general)
+            });
+            let mut binds = Binds::new();
+            let got = select_flat(&table, &flat, m, &mut binds);
+            assert_eq!(got.map(|c| c.target), want.map(|(c, _)| c.target));
+            if got.is_some() {
+                assert_eq!(binds.as_slice(), general.as_slice());
+            }
+        }
+        // Patterns the flat matcher leaves to the general one.
+        let pinned = Pat::Tuple(vec![Pat::Pin(0)].into());
+        let repeated = Pat::Tuple(vec![Pat::Bind(0), Pat::Same(0)].into());
+        let nested = Pat::Tuple(vec![Pat::Tuple(vec![].into())].into());
+        let boxed = Pat::Const(heap.tuple(&[]));
+        let list = Pat::List(vec![Pat::Any].into(), Box::new(Pat::Any));
+        for p in [
+            pinned,
+            repeated,
+            nested,
+            Pat::Tuple(vec![boxed].into()),
+            list,
+            Pat::Any,
+        ] {
+            assert!(FlatClause::of(&p).is_none(), "{p:?}");
         }
     }
 }

@@ -260,6 +260,42 @@ pub(crate) struct SiteInfo {
     pub pure: bool,
     /// Per clause, the registers it pins (`^rN`).
     pub pins: Vec<Vec<u8>>,
+    /// The clauses as flat tuples, when every one is a tuple of `_`, first occurrences of
+    /// registers and immediate constants (`{:token, 0}`, `{:token, r1}`: most receives and
+    /// cases): matched without the general matcher's recursion.
+    pub flat: Option<Box<[FlatClause]>>,
+}
+
+/// A clause `{...}` of a [`SiteInfo::flat`] site.
+#[derive(Clone, Debug)]
+pub(crate) struct FlatClause {
+    pub arity: usize,
+    /// (element, the immediate it must be).
+    pub consts: Box<[(u8, Term)]>,
+    /// (element, the register it binds).
+    pub binds: Box<[(u8, u8)]>,
+}
+
+impl FlatClause {
+    /// The flat form of `pat`, if it has one.
+    pub(crate) fn of(pat: &Pat) -> Option<FlatClause> {
+        let Pat::Tuple(items) = pat else { return None };
+        let (mut consts, mut binds) = (Vec::new(), Vec::new());
+        for (i, item) in items.iter().enumerate() {
+            let i = u8::try_from(i).ok()?;
+            match item {
+                Pat::Any => {}
+                Pat::Bind(r) => binds.push((i, *r)),
+                Pat::Const(c) if c.is_immediate() => consts.push((i, *c)),
+                _ => return None,
+            }
+        }
+        Some(FlatClause {
+            arity: items.len(),
+            consts: consts.into(),
+            binds: binds.into(),
+        })
+    }
 }
 
 /// Everything the interpreter reads while running a program.
@@ -682,9 +718,15 @@ impl Program {
                         regs
                     })
                     .collect();
+                let flat = t
+                    .clauses
+                    .iter()
+                    .map(|c| FlatClause::of(&patterns[c.pattern.0 as usize]))
+                    .collect::<Option<Box<[FlatClause]>>>();
                 SiteInfo {
                     pure: pins.iter().all(Vec::is_empty),
                     pins,
+                    flat,
                 }
             })
             .collect();
