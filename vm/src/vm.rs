@@ -550,12 +550,20 @@ pub(crate) fn footprint(p: &Process) -> usize {
     p.memory() + PROCESS_OVERHEAD + p.relations_bytes()
 }
 
+/// The VM's total `memory` with `p`'s share brought up to date for what counts against its
+/// `--max-heap` (`mine`, [`Process::memory`]), but not for its links and monitors: they count
+/// as of its last accounting, at the end of its last slice (this runs at every slice and send).
+#[inline]
+fn total_with(memory: usize, p: &Process, mine: usize) -> usize {
+    memory.saturating_sub(p.accounted) + mine + PROCESS_OVERHEAD
+}
+
 /// Bytes the VM, whose total is `memory`, may still grow by under `--max-memory` before `p`
 /// passes it, with `p`'s links and monitors as of its last accounting (cheap enough for every
 /// `monitor`: a process taking monitors without end passes the limit by one slice's at most).
 #[inline]
 pub(crate) fn memory_room(config: &Config, memory: usize, p: &Process) -> usize {
-    let now = memory.saturating_sub(p.accounted) + p.memory() + PROCESS_OVERHEAD;
+    let now = total_with(memory, p, p.memory());
     config.max_memory_bytes.saturating_sub(now.max(memory))
 }
 
@@ -578,13 +586,11 @@ fn account(memory: &mut usize, p: &mut Process) {
 /// `--max-memory`.
 #[inline]
 fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
-    // (Without `p`'s links and monitors, which count for it as of its last accounting, at
-    // the end of its last slice: this runs at every slice and send, `footprint` at the end.)
     let mine = p.memory();
     let own = config.max_heap_bytes.saturating_sub(mine);
     let global = config
         .max_memory_bytes
-        .saturating_sub(memory.saturating_sub(p.accounted) + mine + PROCESS_OVERHEAD);
+        .saturating_sub(total_with(memory, p, mine));
     own.min(global)
 }
 
@@ -891,7 +897,7 @@ impl Vm {
     pub(crate) fn over_limit(&self, p: &Process) -> bool {
         let mine = p.memory();
         mine > self.config.max_heap_bytes
-            || self.memory - p.accounted + mine + PROCESS_OVERHEAD > self.config.max_memory_bytes
+            || total_with(self.memory, p, mine) > self.config.max_memory_bytes
     }
 
     /// Milliseconds since the VM started (virtual under `--virtual-time`); never more than

@@ -1691,8 +1691,7 @@ impl Runtime for Sched<'_> {
     fn over_limit(&self, p: &Process) -> bool {
         let mine = p.memory();
         mine > self.sh.config.max_heap_bytes
-            || self.memory().saturating_sub(p.accounted) + mine + PROCESS_OVERHEAD
-                > self.sh.config.max_memory_bytes
+            || total_with(self.memory(), p, mine) > self.sh.config.max_memory_bytes
     }
 
     fn max_stack(&self) -> usize {
