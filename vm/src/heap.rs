@@ -600,8 +600,9 @@ impl Heap {
             return unsafe { self.build_large_image(image, regs) };
         }
         let p = self.alloc(words);
-        // SAFETY: the caller's guarantee; `p` is a fresh block of the image's size.
-        unsafe { build_small_image(image, regs, p) }
+        // SAFETY: the caller's guarantee; `p` is a fresh block of the image's size;
+        // `build_small` is made for the image's counts.
+        unsafe { (image.build_small)(image, regs, p) }
     }
 
     /// [`Heap::build_image_from`] when it makes no call: a small image that fits the young
@@ -609,9 +610,9 @@ impl Heap {
     /// register.
     ///
     /// # Safety
-    /// As [`Heap::build_image_from`].
+    /// As [`Heap::build_image_from`]; `RELS` and `REGS` as [`build_small_image`]'s.
     #[inline(always)]
-    pub(crate) unsafe fn build_image_inline(
+    pub(crate) unsafe fn build_image_inline<const RELS: usize, const REGS: usize>(
         &mut self,
         image: &Image,
         regs: *const Term,
@@ -622,7 +623,7 @@ impl Heap {
         }
         let p = self.young.alloc_in_block(&mut self.used, words)?;
         // SAFETY: the caller's guarantee; `p` is a fresh block of the image's size.
-        Some(unsafe { build_small_image(image, regs, p) })
+        Some(unsafe { build_small_image::<RELS, REGS>(image, regs, p) })
     }
 
     /// [`Heap::build_image_from`] of an image of more than [`SMALL_IMAGE`] words: one copy,
@@ -1215,11 +1216,15 @@ pub(crate) struct Image {
     relative: Box<[u32]>,
     /// (word, register): the words that hold a register's value.
     regs: Box<[(u32, u8)]>,
-    /// For an image of at most [`SMALL_IMAGE`] words: bit i set when word i points inside the
-    /// block, or holds a register (whose number is then the word). The same as `relative` and
-    /// `regs`.
-    rel_mask: u64,
-    reg_mask: u64,
+    /// For an image of at most [`SMALL_IMAGE`] words, the same as `relative` and `regs`, in
+    /// bytes and inline (no pointer to follow): the first `small_rels` of `small_rel`, and the
+    /// first `small_regs` of `small_reg` as (word, register).
+    small_rel: [u8; SMALL_IMAGE],
+    small_reg: [[u8; 2]; SMALL_IMAGE],
+    small_rels: u8,
+    small_regs: u8,
+    /// `build_small_image` made for its counts (what the general path calls).
+    build_small: SmallBuilder,
     /// One more than the highest register it reads (0 if none).
     registers: u16,
     /// The root is a list cell (else a tuple).
@@ -1249,6 +1254,13 @@ impl Image {
     /// One more than the highest register it reads (0 if none).
     pub(crate) fn registers(&self) -> u16 {
         self.registers
+    }
+
+    /// For an image built inline (at most [`SMALL_IMAGE`] words): how many of its words are
+    /// pointers inside it, and how many hold registers.
+    pub(crate) fn small_patches(&self) -> Option<(usize, usize)> {
+        (self.words.len() <= SMALL_IMAGE)
+            .then_some((self.small_rels.into(), self.small_regs.into()))
     }
 }
 
@@ -1314,8 +1326,11 @@ impl Image {
             relative: Box::default(),
             regs: Box::default(),
             registers: 0,
-            rel_mask: 0,
-            reg_mask: 0,
+            small_rel: [0; SMALL_IMAGE],
+            small_reg: [[0; 2]; SMALL_IMAGE],
+            small_rels: 0,
+            small_regs: 0,
+            build_small: build_small_image::<ANY, ANY>,
             cons,
         };
         let small = image.words.len() <= SMALL_IMAGE;
@@ -1327,21 +1342,24 @@ impl Image {
                 Slot::Reg(r) => {
                     regs.push((i as u32, r));
                     if small {
-                        image.reg_mask |= 1 << i;
+                        image.small_reg[usize::from(image.small_regs)] = [i as u8, r];
+                        image.small_regs += 1;
                     }
                     u64::from(r)
                 }
                 Slot::Cons(at) => {
                     relative.push(i as u32);
                     if small {
-                        image.rel_mask |= 1 << i;
+                        image.small_rel[usize::from(image.small_rels)] = i as u8;
+                        image.small_rels += 1;
                     }
                     Term::cons_at(offset(at)).raw()
                 }
                 Slot::Boxed(at) => {
                     relative.push(i as u32);
                     if small {
-                        image.rel_mask |= 1 << i;
+                        image.small_rel[usize::from(image.small_rels)] = i as u8;
+                        image.small_rels += 1;
                     }
                     Term::boxed_at(offset(at)).raw()
                 }
@@ -1354,42 +1372,88 @@ impl Image {
             .max()
             .unwrap_or(0);
         image.regs = regs.into();
+        image.build_small =
+            by_patch_counts!(image.small_patches(), build_small_image, SmallBuilder);
         Some(image)
     }
 }
 
-/// Builds small image `image` (at most [`SMALL_IMAGE`] words) in block `p`.
+/// A count of patches that the image itself gives (see [`build_small_image`]).
+pub(crate) const ANY: usize = usize::MAX;
+
+/// `$f::<RELS, REGS>` as a `$ty`, for an image with `$rels` pointers and `$regs` registers to
+/// patch: the instance made for those counts when both are at most 4 (nearly every
+/// template), else `$f::<ANY, ANY>`. One table for every builder chosen by the counts.
+macro_rules! by_patch_counts {
+    ($counts:expr, $f:ident, $ty:ty) => {
+        by_patch_counts!(@rels $counts, $f, $ty, 0 1 2 3 4)
+    };
+    (@rels $counts:expr, $f:ident, $ty:ty, $($r:literal)*) => {
+        match $counts {
+            $(Some(($r, regs)) => match regs {
+                0 => $f::<$r, 0> as $ty,
+                1 => $f::<$r, 1> as $ty,
+                2 => $f::<$r, 2> as $ty,
+                3 => $f::<$r, 3> as $ty,
+                4 => $f::<$r, 4> as $ty,
+                _ => $f::<ANY, ANY> as $ty,
+            },)*
+            _ => $f::<ANY, ANY> as $ty,
+        }
+    };
+}
+pub(crate) use by_patch_counts;
+
+/// A builder of small images (see [`build_small_image`]).
+type SmallBuilder = unsafe fn(&Image, *const Term, *mut u64) -> Term;
+
+/// Builds small image `image` (at most [`SMALL_IMAGE`] words) in block `p`. `RELS` and `REGS`
+/// are its counts of pointers and registers to patch when known where it is built (a handler
+/// made for them: straight lines, with no count loaded and no loop), else [`ANY`].
 ///
 /// # Safety
 /// `p` is a fresh block of the image's size; `regs` points to at least `image.registers()`
-/// initialised terms.
+/// initialised terms; `RELS` and `REGS` are [`ANY`] or the image's counts.
 #[inline(always)]
-unsafe fn build_small_image(image: &Image, regs: *const Term, p: *mut u64) -> Term {
+unsafe fn build_small_image<const RELS: usize, const REGS: usize>(
+    image: &Image,
+    regs: *const Term,
+    p: *mut u64,
+) -> Term {
+    debug_assert!(RELS == ANY || RELS == usize::from(image.small_rels));
+    debug_assert!(REGS == ANY || REGS == usize::from(image.small_regs));
     let words = image.words.len();
     let base = addr_of(p);
+    let rels = if RELS == ANY {
+        usize::from(image.small_rels)
+    } else {
+        RELS
+    };
+    let nregs = if REGS == ANY {
+        usize::from(image.small_regs)
+    } else {
+        REGS
+    };
     // SAFETY: `p` is a fresh block of `words` words, `image.words` as many, apart. The
     // image is a valid layout (built by `Image::of`: headers with their fields, cells of
     // two words, pointers to the objects at their offsets), so once its pointers are made
     // absolute and its register words filled (every index below < words, by
     // construction), the block holds initialised objects (invariant 1).
     //
-    // A small image (nearly every template): a few moves, then the words to patch as
-    // bitmasks, walked bit by bit, a register's number in its word. No call, no loop
-    // set-up: GC churn's template of 9 words, 3 pointers and 4 registers takes about half
-    // the instructions of a `memcpy` and two patch loops.
+    // A small image (nearly every template): a few moves, then the words to patch, from
+    // lists inline in the image. No call, no loop set-up: GC churn's template of 9 words, 3
+    // pointers and 4 registers takes about half the instructions of a `memcpy` and two
+    // patch loops, and with its counts known (`RELS`, `REGS`) a third fewer again.
     unsafe {
         copy_words(image.words.as_ptr(), p, words);
-        let mut m = image.rel_mask;
-        while m != 0 {
-            *p.add(m.trailing_zeros() as usize) += base;
-            m &= m - 1;
+        for k in 0..rels.min(SMALL_IMAGE) {
+            *p.add(usize::from(image.small_rel[k])) += base;
         }
-        let mut m = image.reg_mask;
-        while m != 0 {
-            let w = p.add(m.trailing_zeros() as usize);
-            // (*w < image.registers(): the caller's guarantee.)
-            *w = (*regs.add(*w as usize)).raw();
-            m &= m - 1;
+        for k in 0..nregs.min(SMALL_IMAGE) {
+            let [w, r] = image.small_reg[k];
+            // (r < image.registers(): the caller's guarantee.)
+            p.add(usize::from(w))
+                .write((*regs.add(usize::from(r))).raw());
         }
     }
     image.root(base)
@@ -3024,7 +3088,7 @@ mod tests {
         let image = Image::of(&list, &shape).expect("a fixed shape");
         assert_eq!(show(h.build_image(&image, &regs)), "[-1]");
         assert!(Image::of(&T::R(0), &shape).is_none());
-        // Both ways of building: words copied inline and patched from bitmasks (up to 16),
+        // Both ways of building: words copied inline and patched from lists (up to 16),
         // and beyond (`memcpy`, patched from the lists): a tuple of n elements, each a cell
         // [r0 | r1], a constant or a tuple, has the same printed form each way.
         for n in [1, 2, 4, 5, 6, 7, 15, 20, 21, 40, 63, 64, 100] {
@@ -3050,6 +3114,36 @@ mod tests {
                 format!("{{{expected}}}")
             );
             assert_eq!(h.used_words() - before, image.words.len());
+        }
+        // Every count of pointers and registers, inside the builders made for them (up to 4
+        // each) and beyond: {r0, r1, ..., {}, {}, ...} built by the image's own builder, and
+        // by the one that reads its counts, print alike.
+        for rels in 0..=5 {
+            for nregs in 0..=5usize {
+                let items = (0..nregs)
+                    .map(|i| T::R((i % 2) as u8))
+                    .chain((0..rels).map(|_| T::Tup(vec![])))
+                    .collect();
+                let image = Image::of(&T::Tup(items), &shape).expect("a fixed shape");
+                assert_eq!(image.small_patches(), Some((rels, nregs)));
+                let expected = ["-1", "{7}"]
+                    .iter()
+                    .cycle()
+                    .take(nregs)
+                    .copied()
+                    .chain((0..rels).map(|_| "{}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                assert_eq!(
+                    show(h.build_image(&image, &regs)),
+                    format!("{{{expected}}}")
+                );
+                let p = h.alloc(image.words.len());
+                // SAFETY: `regs` holds both registers the image reads; `p` is a fresh block
+                // of its size.
+                let any = unsafe { build_small_image::<ANY, ANY>(&image, regs.as_ptr(), p) };
+                assert_eq!(show(any), format!("{{{expected}}}"));
+            }
         }
     }
 

@@ -45,7 +45,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use crate::heap::{Heap, Image};
+use crate::heap::{by_patch_counts, Heap, Image, ANY};
 use crate::lower::{Cond, Op, SMALL_TAG, SMALL_TAG_MASK};
 use crate::term::Term;
 
@@ -353,7 +353,7 @@ impl Threaded {
                     Some(Some(image)) => {
                         uses(&[d]);
                         names = names.max(image.registers());
-                        (s.run, s.d, s.k) = (move_image, d, own_images.len() as i64);
+                        (s.run, s.d, s.k) = (move_image_for(image), d, own_images.len() as i64);
                         own_images.push(image.clone());
                         Some(())
                     }
@@ -826,7 +826,14 @@ unsafe fn acc_step_loop<const C: u8>(
 
 /// `move d, TEMPLATE` built from the template's image, unless the allocation would call for a
 /// collection: the general path runs it then, and collects right after, as it always does.
-unsafe fn move_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+/// `RELS` and `REGS`: the image's counts of words to patch, when a handler is made for them
+/// (see [`move_image_for`]), else `heap::ANY`.
+unsafe fn move_image<const RELS: usize, const REGS: usize>(
+    ip: *const Slot,
+    regs: *mut Term,
+    reds: u32,
+    cx: &mut Cx,
+) -> Exit {
     let s = slot!(ip);
     let images = cx.images;
     let Some(image) = images.get(s.k as usize) else {
@@ -836,14 +843,21 @@ unsafe fn move_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -
         return stop(ip, reds, cx);
     }
     // SAFETY: the slot's `need` counts the registers the image reads (invariant 1), and `run`
-    // checked that the register file `regs` points to is that long.
-    let Some(built) = (unsafe { cx.heap.build_image_inline(image, regs) }) else {
+    // checked that the register file `regs` points to is that long; `RELS` and `REGS` are the
+    // image's counts or `ANY` (`move_image_for`).
+    let Some(built) = (unsafe { cx.heap.build_image_inline::<RELS, REGS>(image, regs) }) else {
         // (A sibling call: this handler makes no other, so it saves no register.)
         // SAFETY: as this handler's.
         return unsafe { move_image_with_calls(ip, regs, reds, cx) };
     };
     set!(regs, s.d, built.raw());
     next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// The `move_image` handler for `image`: one made for its counts of pointers and registers
+/// (up to 4 of each: nearly every template), else the one that reads them from the image.
+fn move_image_for(image: &Image) -> Handler {
+    by_patch_counts!(image.small_patches(), move_image, Handler)
 }
 
 /// `move_image` of a large image, or one that needs a new block of the young generation.

@@ -1740,10 +1740,13 @@ impl Vm {
                     self.output_failed("trace", &e);
                 }
             }
-            if let Some(end) = self.output_failure.take() {
+            // (Tested before it is taken: a take moves the whole `Option<RunEnd>` at every
+            // slice.)
+            if self.output_failure.is_some() {
+                let end = self.output_failure.take();
                 self.finish();
                 self.ended = true;
-                return Some(self.output_failure.take().unwrap_or(end));
+                return self.output_failure.take().or(end);
             }
             if self
                 .config
