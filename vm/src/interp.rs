@@ -141,40 +141,57 @@ fn commit(regs: &mut [Term], binds: &Binds) {
     }
 }
 
-/// The first clause of `table` matching `v`, with its bindings in `binds`.
+/// The first clause of `table` matching `v`, its bindings written to `regs` (`binds`: scratch
+/// space for the general matcher, which binds only once a whole pattern matched).
+#[inline(always)]
 fn select<'t>(
     prog: &Program,
     table: &'t ClauseTable,
     site: &SiteInfo,
     v: Term,
-    regs: &[Term],
+    regs: &mut [Term],
     binds: &mut Binds,
 ) -> Option<&'t crate::bytecode::Clause> {
-    if let Some(flat) = &site.flat {
-        return select_flat(table, flat, v, binds);
+    match &site.flat {
+        Some(flat) => select_flat(table, flat, v, regs),
+        None => select_general(prog, table, v, regs, binds),
     }
-    table.clauses.iter().find(|c| {
+}
+
+/// [`select`] by the general matcher.
+#[inline(never)]
+fn select_general<'t>(
+    prog: &Program,
+    table: &'t ClauseTable,
+    v: Term,
+    regs: &mut [Term],
+    binds: &mut Binds,
+) -> Option<&'t crate::bytecode::Clause> {
+    let c = table.clauses.iter().find(|c| {
         binds.clear();
         matches(&prog.patterns[c.pattern.0 as usize], v, regs, binds)
-    })
+    })?;
+    commit(regs, binds);
+    Some(c)
 }
 
 /// [`select`] of a site whose clauses are all flat tuples: the message's elements are compared
-/// with each clause's constants, and the first that matches binds its registers.
+/// with each clause's constants, and the first that matches writes its elements to its
+/// registers (first occurrences only: no clause reads a register it binds, so there is
+/// nothing to undo and no list of bindings to keep).
 #[inline(never)]
 fn select_flat<'t>(
     table: &'t ClauseTable,
     flat: &[FlatClause],
     v: Term,
-    binds: &mut Binds,
+    regs: &mut [Term],
 ) -> Option<&'t crate::bytecode::Clause> {
     let elems = term::tuple_elems(v)?;
     let (c, f) = table.clauses.iter().zip(flat).find(|(_, f)| {
         f.arity == elems.len() && f.consts.iter().all(|&(i, k)| elems[i as usize] == k)
     })?;
-    binds.clear();
     for &(i, r) in f.binds.iter() {
-        binds.push((r, elems[i as usize]));
+        regs[r as usize] = elems[i as usize];
     }
     Some(c)
 }
@@ -870,9 +887,8 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 let v = read!(a);
                 let table = &prog.clauses[clauses.0 as usize];
                 let site = &prog.sites[clauses.0 as usize];
-                match select(prog, table, site, v, &p.regs, &mut binds) {
+                match select(prog, table, site, v, &mut p.regs, &mut binds) {
                     Some(c) => {
-                        commit(&mut p.regs, &binds);
                         pc = c.target.map_or(pc + 1, |l| l.0 as usize);
                         gc_point!();
                     }
@@ -1542,6 +1558,12 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             }
             Instr::Receive { clauses } => {
                 let table = &prog.clauses[clauses.0 as usize];
+                // Nothing to test and no timeout: wait at once (a process in a ring or behind
+                // a server comes back here with an empty mailbox after every message). An
+                // empty mailbox holds no scan state to keep: the take that emptied it reset it.
+                if p.mailbox.len() == 0 && table.after.is_none() && !effect!(vm.drain(p)) {
+                    done!(Outcome::Wait);
+                }
                 let site = &prog.sites[clauses.0 as usize];
                 let past_mark = match p.mailbox.marked_ref() {
                     Some(r) if !site.pure => site.pins.iter().all(|pins| {
@@ -1555,7 +1577,9 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 loop {
                     while let Some(msg) = p.mailbox.peek(c) {
                         vm.stats().messages_tested += 1;
-                        if let Some(clause) = select(prog, table, site, msg, &p.regs, &mut binds) {
+                        if let Some(clause) =
+                            select(prog, table, site, msg, &mut p.regs, &mut binds)
+                        {
                             chosen = Some(clause.target);
                             break;
                         }
@@ -1570,7 +1594,6 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 if let Some(target) = chosen {
                     let seq = p.mailbox.seq_at(c);
                     let msg = p.mailbox.take(c);
-                    commit(&mut p.regs, &binds);
                     p.timed_out = false;
                     vm.received(p, msg, seq);
                     pc = target.map_or(pc + 1, |l| l.0 as usize);
@@ -1812,8 +1835,8 @@ mod flat_select {
         Term::small_int(i).expect("small")
     }
 
-    /// The flat matcher picks the clause the general one picks, with the same bindings, for
-    /// every message: tuples of each arity with matching and clashing elements, and others.
+    /// The flat matcher picks the clause the general one picks, and writes the same bindings
+    /// to the registers, for every message: tuples of each arity with matching and clashing elements, and others.
     #[test]
     fn flat_clauses_match_as_the_general_matcher_does() {
         let token = Term::atom(atom::TRUE);
@@ -1859,12 +1882,17 @@ mod flat_select {
                 general.clear();
                 matches(p, m, &[], &mut general)
             });
-            let mut binds = Binds::new();
-            let got = select_flat(&table, &flat, m, &mut binds);
+            // Registers the clauses bind, filled with a marker: a clause that does not match
+            // writes none of them, one that does writes exactly its bindings.
+            let marker = Term::atom(atom::UNDEFINED);
+            let mut regs = [marker; 5];
+            let got = select_flat(&table, &flat, m, &mut regs);
             assert_eq!(got.map(|c| c.target), want.map(|(c, _)| c.target));
+            let mut expected = [marker; 5];
             if got.is_some() {
-                assert_eq!(binds.as_slice(), general.as_slice());
+                commit(&mut expected, &general);
             }
+            assert_eq!(regs, expected, "{m:?}");
         }
         // Patterns the flat matcher leaves to the general one.
         let pinned = Pat::Tuple(vec![Pat::Pin(0)].into());
