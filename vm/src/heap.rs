@@ -324,27 +324,48 @@ impl Default for Heap {
 /// chunk, carved out whole when an object does not fit the block before; what is left at the
 /// end of a block is never used (the collection that frees the young generation frees it too).
 /// Created empty: `Bump::new()` allocates nothing until the first object.
+///
+/// `end` is where the block ends for an object that must leave no collection due: the block's
+/// end, or sooner where the heap would pass its collection limit (`top + limit - used`), so
+/// that one compare makes both checks (the threaded path's templates). Invariant:
+/// `top <= end <= block_end`, and `end - top` is at most the bytes the heap may take before a
+/// collection falls due; it holds while an allocation moves `top` and the heap's `used`
+/// together, and the heap calls [`Young::clamp`] whenever it changes its limit or `used`
+/// otherwise.
 #[derive(Default)]
 struct Young {
     arena: Bump,
-    /// The block: the next free address and the end (exposed addresses; `0, 0`: none).
+    /// The block: the next free address, the end for objects that leave no collection due,
+    /// and the end of the block (exposed addresses; `0, 0, 0`: none).
     top: usize,
     end: usize,
+    block_end: usize,
 }
 
 impl Young {
-    /// `words` uninitialised, 8-aligned words, counted in `used`. `room`: the bytes the young
-    /// generation may still take before the heap is collected (the size of its first chunk).
+    /// `words` uninitialised, 8-aligned words, counted in `used`. `limits`: the heap's
+    /// collection limit (what `used` may reach before a collection falls due) and the bytes the
+    /// young generation may take (the size of its first chunk).
     #[inline]
-    fn alloc(&mut self, used: &mut usize, words: usize, room: usize) -> *mut u64 {
+    fn alloc(&mut self, used: &mut usize, words: usize, limits: (usize, usize)) -> *mut u64 {
         debug_assert!(words > 0);
         match self.alloc_in_block(used, words) {
             Some(p) => p,
-            None => self.alloc_slow(used, words, room),
+            None => self.alloc_slow(used, words, limits),
         }
     }
 
-    /// [`Young::alloc`] if the block has room, else `None` (and nothing done).
+    /// Puts `end` where the heap, holding `used` bytes, would pass `limit` (or at the block's
+    /// end, if sooner).
+    #[inline]
+    fn clamp(&mut self, used: usize, limit: usize) {
+        self.end = self
+            .block_end
+            .min(self.top.saturating_add(limit.saturating_sub(used)));
+    }
+
+    /// [`Young::alloc`] if the block has room and the heap stays within its collection limit,
+    /// else `None` (and nothing done).
     #[inline]
     fn alloc_in_block(&mut self, used: &mut usize, words: usize) -> Option<*mut u64> {
         // (In words, so that no size can overflow.)
@@ -359,7 +380,21 @@ impl Young {
 
     #[cold]
     #[inline(never)]
-    fn alloc_slow(&mut self, used: &mut usize, words: usize, room: usize) -> *mut u64 {
+    fn alloc_slow(
+        &mut self,
+        used: &mut usize,
+        words: usize,
+        (limit, room): (usize, usize),
+    ) -> *mut u64 {
+        // Past the collection limit but inside the block: bumped all the same (the collection
+        // falls due, and comes right after the instruction).
+        if words <= (self.block_end - self.top) / WORD {
+            let p = self.top;
+            self.top += words * WORD;
+            *used += words * WORD;
+            self.clamp(*used, limit);
+            return ptr_at(p as u64);
+        }
         // A young generation's first chunk holds what it may take before the next collection,
         // and a little more for the object that takes it past (bumpalo's chain of doubling
         // chunks would end at twice that): a process holds no more memory than its policy
@@ -375,8 +410,9 @@ impl Young {
             let mut carved = 0;
             let block = alloc_words(&self.arena, &mut carved, rest);
             self.top = addr_of(block) as usize;
-            self.end = self.top + carved;
+            self.block_end = self.top + carved;
         }
+        self.clamp(*used, limit);
         p
     }
 }
@@ -449,8 +485,8 @@ trait Space {
     fn alloc(&mut self, words: usize) -> *mut u64;
 }
 
-/// (The young generation, the heap's `used`, and the young generation's room.)
-impl Space for (&mut Young, &mut usize, usize) {
+/// (The young generation, the heap's `used`, and its limits as [`Young::alloc`] takes them.)
+impl Space for (&mut Young, &mut usize, (usize, usize)) {
     #[inline]
     fn alloc(&mut self, words: usize) -> *mut u64 {
         self.0.alloc(self.1, words, self.2)
@@ -479,14 +515,34 @@ impl Heap {
 
     #[inline]
     fn alloc(&mut self, words: usize) -> *mut u64 {
-        let room = self.young_room();
-        self.young.alloc(&mut self.used, words, room)
+        let limits = (self.gc_limit_now(), self.young_room());
+        self.young.alloc(&mut self.used, words, limits)
     }
 
     /// The bytes the young generation may take before [`Heap::needs_gc`] says yes.
     #[inline]
     fn young_room(&self) -> usize {
         self.limit.min(self.cap).saturating_sub(self.used)
+    }
+
+    /// What `used` may reach before [`Heap::needs_gc`] says yes: the limit or the cap; with
+    /// the feature `gc-stress`, the old generation's bytes (anything allocated since the last
+    /// collection), as long as the live data is under [`STRESS_LIVE_LIMIT`].
+    #[inline]
+    fn gc_limit_now(&self) -> usize {
+        if cfg!(feature = "gc-stress") && self.old_bytes() < STRESS_LIVE_LIMIT {
+            self.old_bytes()
+        } else {
+            self.limit.min(self.cap)
+        }
+    }
+
+    /// Brings the young block's `end` up to date after the limit, the cap or `used` changed
+    /// other than by an allocation (see [`Young`]).
+    #[inline(never)]
+    fn clamp_young(&mut self) {
+        let limit = self.gc_limit_now();
+        self.young.clamp(self.used, limit);
     }
 
     /// A tuple of the given elements.
@@ -606,8 +662,8 @@ impl Heap {
     }
 
     /// [`Heap::build_image_from`] when it makes no call: a small image that fits the young
-    /// block as it is (`None` otherwise). The threaded path's, so that its handler saves no
-    /// register.
+    /// block as it is and leaves no collection due (`None` otherwise: see [`Young`]). The
+    /// threaded path's, so that its handler saves no register.
     ///
     /// # Safety
     /// As [`Heap::build_image_from`]; `RELS` and `REGS` as [`build_small_image`]'s.
@@ -799,8 +855,8 @@ impl Heap {
             budget: src_words.min(max_words),
             purge: None,
         };
-        let room = self.young_room();
-        if let Some(copy) = copier.copy(&mut (&mut self.young, &mut self.used, room), None, t) {
+        let limits = (self.gc_limit_now(), self.young_room());
+        if let Some(copy) = copier.copy(&mut (&mut self.young, &mut self.used, limits), None, t) {
             return Ok(copy);
         }
         // Too large for a tree: a DAG, or too large altogether.
@@ -817,7 +873,7 @@ impl Heap {
             purge: None,
         };
         copier
-            .copy(&mut (&mut self.young, &mut self.used, room), None, t)
+            .copy(&mut (&mut self.young, &mut self.used, limits), None, t)
             .ok_or(TooBig)
     }
 
@@ -950,6 +1006,7 @@ impl Heap {
         // What the fragment holds from the allocator counts, not just its objects: a small
         // message in a chunk of its own must still bring the next collection closer.
         self.used += frag.used.max(frag.arena_bytes());
+        self.clamp_young();
         let fragments = self.fragments.get_or_insert_with(Default::default);
         fragments.push(frag.young.arena);
         fragments.extend(frag.fragments.into_iter().flat_map(|f| f.into_iter()));
@@ -1002,20 +1059,15 @@ impl Heap {
     /// allocation would copy a large live set each time, quadratic in the program's run, so the
     /// normal policy applies).
     pub fn needs_gc(&self) -> bool {
-        if cfg!(feature = "gc-stress") && self.old_bytes() < STRESS_LIVE_LIMIT {
-            self.used > self.old_bytes()
-        } else {
-            self.used > self.limit.min(self.cap)
-        }
+        self.used > self.gc_limit_now()
     }
 
     /// Would [`Heap::needs_gc`] still say no after `bytes` more were allocated? (What the
-    /// threaded fast path asks before it builds a term, so that it never leaves a collection
-    /// due: the general path collects right after an allocation that calls for it.)
-    #[inline]
+    /// threaded path asks before it builds a term that does not fit the young block as it is,
+    /// so that it never leaves a collection due: the general path collects right after an
+    /// allocation that calls for it.)
     pub(crate) fn fits_without_gc(&self, bytes: usize) -> bool {
-        !(cfg!(feature = "gc-stress") && self.old_bytes() < STRESS_LIVE_LIMIT)
-            && self.used + bytes <= self.limit.min(self.cap)
+        self.used + bytes <= self.gc_limit_now()
     }
 
     /// Bytes of objects in the old generation.
@@ -1027,7 +1079,12 @@ impl Heap {
     /// collection policy says: the VM sets it to what the owner may still hold under its
     /// limits, so that a heap that grows past them is collected, and checked, at once.
     pub fn set_cap(&mut self, bytes: usize) {
+        let before = self.limit.min(self.cap);
         self.cap = bytes;
+        // (Set at every slice, and nearly always above the limit: then nothing moves.)
+        if self.limit.min(bytes) != before {
+            self.clamp_young();
+        }
     }
 
     /// Starts a collection: objects reachable from the terms given to [`Collector::copy`] are
@@ -1183,7 +1240,7 @@ impl<const MODE: u8> Drop for Collector<'_, MODE> {
         let room = heap.young_room();
         if self.minor && (room..=2 * young_chunk_bytes(room)).contains(&young_bytes) {
             heap.young.arena.reset();
-            (heap.young.top, heap.young.end) = (0, 0);
+            (heap.young.top, heap.young.end, heap.young.block_end) = (0, 0, 0);
         } else {
             heap.young = Young::default();
         }
@@ -2466,9 +2523,10 @@ mod tests {
     #[test]
     fn new_heap_is_small_and_allocates_nothing() {
         // (72: the fragments pointer of N schedulers, spec §9; 80: the young generation's bump
-        // pointer, less the collection count, now in the old generation.)
+        // pointer, less the collection count, now in the old generation; 88: the young block's
+        // end where the collection limit falls, beside its real end.)
         assert!(
-            std::mem::size_of::<Heap>() <= 80,
+            std::mem::size_of::<Heap>() <= 88,
             "{}",
             std::mem::size_of::<Heap>()
         );

@@ -824,8 +824,9 @@ unsafe fn acc_step_loop<const C: u8>(
     }
 }
 
-/// `move d, TEMPLATE` built from the template's image, unless the allocation would call for a
-/// collection: the general path runs it then, and collects right after, as it always does.
+/// `move d, TEMPLATE` built from the template's image, in the young block when it fits
+/// without leaving a collection due (one compare: see `heap::Young`), else by
+/// `move_image_with_calls`.
 /// `RELS` and `REGS`: the image's counts of words to patch, when a handler is made for them
 /// (see [`move_image_for`]), else `heap::ANY`.
 unsafe fn move_image<const RELS: usize, const REGS: usize>(
@@ -839,9 +840,6 @@ unsafe fn move_image<const RELS: usize, const REGS: usize>(
     let Some(image) = images.get(s.k as usize) else {
         return stop(ip, reds, cx);
     };
-    if !cx.heap.fits_without_gc(image.bytes()) {
-        return stop(ip, reds, cx);
-    }
     // SAFETY: the slot's `need` counts the registers the image reads (invariant 1), and `run`
     // checked that the register file `regs` points to is that long; `RELS` and `REGS` are the
     // image's counts or `ANY` (`move_image_for`).
@@ -860,11 +858,16 @@ fn move_image_for(image: &Image) -> Handler {
     by_patch_counts!(image.small_patches(), move_image, Handler)
 }
 
-/// `move_image` of a large image, or one that needs a new block of the young generation.
+/// `move_image` of a large image, or one that needs a new block of the young generation, or
+/// one that would leave a collection due (the general path runs it then, and collects right
+/// after, as it always does).
 #[inline(never)]
 unsafe fn move_image_with_calls(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
     let s = slot!(ip);
     let image = &cx.images[s.k as usize];
+    if !cx.heap.fits_without_gc(image.bytes()) {
+        return stop(ip, reds, cx);
+    }
     // SAFETY: as in `move_image`.
     let built = unsafe { cx.heap.build_image_from(image, regs) };
     set!(regs, s.d, built.raw());
