@@ -368,14 +368,24 @@ impl Threaded {
                     Some(())
                 }
             };
-            slots.push(if made.is_some() { s } else { exit_slot });
+            slots.push(if made.is_some() {
+                s
+            } else {
+                Slot {
+                    k: pc as i64,
+                    ..exit_slot
+                }
+            });
             targets.push(match made {
                 Some(()) => jump_to,
                 None => NO_TARGET,
             });
             need.push(if made.is_some() { names } else { 0 });
         }
-        slots.push(exit_slot);
+        slots.push(Slot {
+            k: ops.len() as i64,
+            ..exit_slot
+        });
         targets.push(NO_TARGET);
         need.push(0);
         propagate_need(ops, &slots, &targets, &mut need);
@@ -550,9 +560,12 @@ fn holds<const C: u8>(a: i64, b: i64) -> bool {
     }
 }
 
-/// The exit slot, and the op of every instruction the general interpreter runs.
+/// The exit slot, and the op of every instruction the general interpreter runs: its `k` is its
+/// own index (what `stop` computes, read rather than divided out: every run ends here).
 unsafe fn exit(ip: *const Slot, _: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
-    stop(ip, reds, cx)
+    let pc = slot!(ip).k as usize;
+    debug_assert_eq!(pc, stop(ip, reds, cx).pc);
+    Exit { pc, reds }
 }
 
 unsafe fn nop(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
