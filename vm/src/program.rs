@@ -55,6 +55,7 @@ impl Tpl {
     /// of `src_words` words) are deep-copied there, within `room` words in all. From its image
     /// when it has one and the registers it reads hold immediates or literals (nothing to copy:
     /// a message such as `{:token, r5}` is one block written at once).
+    #[inline]
     pub(crate) fn build_into(
         &self,
         regs: &[Term],
@@ -73,6 +74,20 @@ impl Tpl {
                 return Ok(dest.build_image(image, regs));
             }
         }
+        self.build_into_copying(regs, dest, lits, src_words, room)
+    }
+
+    /// [`Tpl::build_into`] with the registers' values copied (out of line: the image's path
+    /// stays short, and saves no registers for this one's).
+    #[inline(never)]
+    fn build_into_copying(
+        &self,
+        regs: &[Term],
+        dest: &mut Heap,
+        lits: &Literals,
+        src_words: usize,
+        room: usize,
+    ) -> Result<Term, TooBig> {
         let start = dest.used_words();
         let failed = std::cell::Cell::new(false);
         let msg = self.build_with(dest, &|heap, r| {
