@@ -1836,7 +1836,8 @@ mod flat_select {
     }
 
     /// The flat matcher picks the clause the general one picks, and writes the same bindings
-    /// to the registers, for every message: tuples of each arity with matching and clashing elements, and others.
+    /// to the registers, for every message: tuples of each arity with matching and clashing
+    /// elements, and others.
     #[test]
     fn flat_clauses_match_as_the_general_matcher_does() {
         let token = Term::atom(atom::TRUE);
