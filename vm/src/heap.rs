@@ -163,7 +163,7 @@ fn ptr_at(addr: u64) -> *mut u64 {
     ptr::with_exposed_provenance_mut(addr as usize)
 }
 
-/// Asks the CPU to bring the `bytes` from address `at` into its caches, without waiting for
+/// Asks the CPU to bring the lines that hold the `bytes` from address `at` into its caches, without waiting for
 /// them: schedulers use it for a process they will most likely touch some slices later. Any
 /// address will do, even one no longer allocated: nothing is read.
 #[inline]
@@ -171,8 +171,10 @@ pub(crate) fn prefetch(at: usize, bytes: usize) {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        for line in (0..bytes).step_by(64) {
-            let p: *const i8 = ptr::without_provenance(at.wrapping_add(line));
+        let first = at & !63;
+        let end = at.wrapping_add(bytes);
+        for line in (first..end).step_by(64) {
+            let p: *const i8 = ptr::without_provenance(line);
             // SAFETY: a prefetch is a hint: it never faults and reads nothing into the
             // program's state, whatever the address. SSE, which it needs, is part of the
             // x86_64 baseline.
@@ -1022,6 +1024,12 @@ impl Heap {
 
     /// Bytes of objects in the arena: what survived the last collection plus what was
     /// allocated since.
+    /// The address the next young object will most likely take (a prefetching hint).
+    #[inline]
+    pub(crate) fn next_alloc_at(&self) -> usize {
+        self.young.top
+    }
+
     pub fn used_bytes(&self) -> usize {
         self.used
     }

@@ -38,17 +38,11 @@ pub struct Mailbox {
     saved: u32,
     site: u32,
     site_saved: u32,
-    /// What the scan in progress may record in the site cache.
-    scan: Scan,
+    /// The site whose rejected prefix the scan in progress extends: one without pins that
+    /// started at the head of its prefix (`NONE`: any other scan). A `u32`, not an enum with
+    /// a payload: 8 bytes less keeps a process within its 384-byte size class.
+    scan: u32,
     marked: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Scan {
-    /// A scan that did not start at the head of a site's rejected prefix.
-    Plain,
-    /// A scan by a site without pins, contiguous from the head.
-    Site(u32),
 }
 
 struct Slot {
@@ -72,6 +66,13 @@ impl Default for Mailbox {
 }
 
 impl Mailbox {
+    /// The address of the slot the next message will most likely take, once the messages
+    /// there are taken: the first (a prefetching hint).
+    #[inline]
+    pub(crate) fn next_slot_at(&self) -> usize {
+        self.slots.as_ptr().addr()
+    }
+
     pub fn new() -> Mailbox {
         Mailbox {
             slots: Vec::new(),
@@ -81,7 +82,7 @@ impl Mailbox {
             len: 0,
             next_seq: 0,
             saved: NONE,
-            scan: Scan::Plain,
+            scan: NONE,
             site: NONE,
             site_saved: NONE,
             mark_ref: 0,
@@ -153,18 +154,18 @@ impl Mailbox {
             return self.after(self.saved);
         }
         let mut start = NONE;
-        self.scan = Scan::Plain;
+        self.scan = NONE;
         if let Some(s) = site {
             if self.site != s {
                 self.site = s;
                 self.site_saved = NONE;
             }
             start = self.site_saved;
-            self.scan = Scan::Site(s);
+            self.scan = s;
         }
         if past_mark && self.marked && self.seq(self.mark_node) > self.seq(start) {
             start = self.mark_node;
-            self.scan = Scan::Plain;
+            self.scan = NONE;
         }
         self.after(start)
     }
@@ -177,10 +178,8 @@ impl Mailbox {
     /// Marks the message under the cursor as rejected and moves on.
     pub fn skip(&mut self, c: Cursor) -> Cursor {
         self.saved = c.cur;
-        if let Scan::Site(s) = self.scan {
-            if s == self.site {
-                self.site_saved = c.cur;
-            }
+        if self.scan != NONE && self.scan == self.site {
+            self.site_saved = c.cur;
         }
         self.after(c.cur)
     }
@@ -214,7 +213,7 @@ impl Mailbox {
         }
         // A site's prefix holds only messages it rejects, so its own scans never remove one;
         // any other removal may have, and the prefix is forgotten.
-        if self.scan != Scan::Site(self.site) || self.site_saved == c.cur {
+        if self.scan == NONE || self.scan != self.site || self.site_saved == c.cur {
             self.site = NONE;
             self.site_saved = NONE;
         }
@@ -223,7 +222,7 @@ impl Mailbox {
         self.free = c.cur;
         self.len -= 1;
         self.saved = NONE;
-        self.scan = Scan::Plain;
+        self.scan = NONE;
         if self.len == 0 {
             // Every slot is free: forget them, so that the next push writes slot 0 without
             // reading the free list (at 10,000 processes, that read is a cache miss per
@@ -252,7 +251,7 @@ impl Mailbox {
     /// Ends a receive without taking a message (its timeout fired).
     pub fn reset_scan(&mut self) {
         self.saved = NONE;
-        self.scan = Scan::Plain;
+        self.scan = NONE;
     }
 
     /// Removes every message for which `f` is true.
@@ -533,9 +532,11 @@ impl Default for Extras {
 ///
 /// `repr(C)`, in this order: a message to a process that waits and its wake-up touch only its
 /// first [`HOT_BYTES`] (the run state, the registers' pointer, the receive timer a matching
-/// receive disarms, the heap's bump pointer, the mailbox, and what [`Process::memory`] reads),
-/// which the scheduler prefetches one hop ahead (see `peer_at`). Before, a ring hop at 10,000
-/// processes missed the cache on eight lines spread over the receiver's 456 bytes. The rest is
+/// receive disarms, the heap's bump pointer, the mailbox, what [`Process::memory`] reads, and
+/// where its own next message will go), which the scheduler prefetches when it wakes the
+/// process, and one hop ahead, with the young heap's next words and the mailbox's next slot
+/// (see [`PeerHint`]). Before, a ring hop at 10,000 processes missed the cache on eight lines
+/// spread over the receiver's 456 bytes. The rest is
 /// what signals, monitors, names and profiling read. (Not aligned to a cache line: that would
 /// round the struct up to 512 bytes, for one line fewer touched at most.)
 #[repr(C)]
@@ -568,9 +569,9 @@ pub struct Process {
     pub extras: Option<Box<Extras>>,
     /// The bytes this process counts for in the VM's total, as of the last accounting.
     pub accounted: usize,
-    /// The address of the body of the process this one last sent to, to prefetch when this
-    /// one is woken (a hint, never read: it may be gone).
-    pub(crate) peer_at: usize,
+    /// Where this process's next message to the process it last sent to will most likely
+    /// go, to prefetch when this one is woken.
+    pub(crate) peer_at: PeerHint,
     /// Reductions still owed by the current `work` instruction (0: none in progress).
     pub work_left: u64,
     // The rest: what signals, monitors, names, profiling and N schedulers read.
@@ -588,9 +589,39 @@ pub struct Process {
     pub(crate) me: Option<std::sync::Arc<crate::vm::smp::Handle>>,
 }
 
+/// The addresses a message to a process touches: its body, the next free word of its young
+/// heap and its mailbox's next slot, as they were after the last message to it. Hints for
+/// prefetching, never read: they may be stale or gone.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct PeerHint {
+    pub body: usize,
+    pub heap_top: usize,
+    pub slot: usize,
+}
+
+impl PeerHint {
+    /// Records where the next message to `p` will most likely go.
+    #[inline]
+    pub(crate) fn record(&mut self, p: &Process) {
+        self.body = (&raw const *p).addr();
+        self.heap_top = p.heap.next_alloc_at();
+        self.slot = p.mailbox.next_slot_at();
+    }
+
+    /// Asks the CPU for those lines (a small message is a few words).
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        if self.body != 0 {
+            crate::heap::prefetch(self.body, HOT_BYTES);
+            crate::heap::prefetch(self.heap_top, 3 * 8);
+            crate::heap::prefetch(self.slot, std::mem::size_of::<Slot>());
+        }
+    }
+}
+
 /// How many bytes at the start of a [`Process`] a message to it and its wake-up touch: what a
 /// scheduler prefetches.
-pub(crate) const HOT_BYTES: usize = 320;
+pub(crate) const HOT_BYTES: usize = 328;
 
 impl Process {
     pub fn new(pid: u32, pc: u32, registers: usize) -> Process {
@@ -617,7 +648,7 @@ impl Process {
             accounted: 0,
             rng: crate::explore::Rng::new(0),
             peer: None,
-            peer_at: 0,
+            peer_at: PeerHint::default(),
             extras: None,
             me: None,
         }

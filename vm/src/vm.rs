@@ -19,7 +19,9 @@ use crate::atoms::atom;
 use crate::explore::{Choice, Decision, Deviation, Point, Schedule, Strategy};
 use crate::heap::{prefetch, Heap, Literals, TooBig};
 use crate::interp::{self, Outcome, Probe};
-use crate::process::{Process, Status, HOT_BYTES, LINK_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES};
+use crate::process::{
+    PeerHint, Process, Status, HOT_BYTES, LINK_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES,
+};
 use crate::proctable::ProcTable;
 use crate::program::Program;
 use crate::runtime::{Effect, Exit, Outgoing, Runtime};
@@ -1308,7 +1310,7 @@ impl Vm {
             }
             return;
         }
-        let mut peer_at = 0;
+        let mut peer_at = PeerHint::default();
         let peer_at = match cur.proc.as_deref_mut() {
             Some(p) => &mut p.peer_at,
             None => &mut peer_at,
@@ -1330,20 +1332,20 @@ impl Vm {
     fn try_deliver(
         &mut self,
         to: u32,
-        peer_at: &mut usize,
+        peer_at: &mut PeerHint,
         mut build: impl FnMut(&mut Heap, &Literals, usize) -> Result<Term, TooBig>,
     ) -> bool {
         let lits = &self.prog.literals;
         let Some(p) = self.procs.get_mut(to) else {
             return true;
         };
-        *peer_at = (&raw const *p).addr();
         let mut delivered = false;
         for attempt in 0..2 {
             let room = room_of(&self.config, self.memory, p).saturating_sub(MAILBOX_SLOT_BYTES) / 8;
             match build(&mut p.heap, lits, room) {
                 Ok(msg) => {
                     p.deliver(msg);
+                    peer_at.record(p);
                     delivered = true;
                     if p.heap.used_bytes() > self.config.max_heap_bytes {
                         // A copy that began as a tree and turned out to be a DAG left garbage.
@@ -1368,8 +1370,9 @@ impl Vm {
             p.status = Status::Runnable;
             p.queued = true;
             self.queue.push_back(to);
-            prefetch(p.peer_at, HOT_BYTES + 63); // (from any alignment)
+            p.peer_at.prefetch();
             prefetch(p.regs.as_ptr().addr(), p.regs.len().min(16) * 8);
+            prefetch((&raw const *p).addr(), HOT_BYTES);
         }
         delivered
     }

@@ -1405,7 +1405,7 @@ impl Runtime for Sched<'_> {
             };
             let effect = self.deliver_local(p, v);
             let seq = p.mailbox.newest_seq();
-            self.trace_send(p.pid, target, v, seq.map(|n| format!("{target}.{n}")));
+            self.trace_send(p.pid, target, v, || seq.map(|n| format!("{target}.{n}")));
             return effect;
         }
         // The last process sent to is kept with the sender: a relay, a client or a server
@@ -1416,12 +1416,15 @@ impl Runtime for Sched<'_> {
         };
         let Some(h) = h else {
             if let Outgoing::Term(v) = msg {
-                self.trace_send(p.pid, target, v, None);
+                self.trace_send(p.pid, target, v, || None);
             }
             return Ok(()); // dead: dropped
         };
+        if p.peer_at.body != h.at {
+            p.peer_at = PeerHint::default();
+            p.peer_at.body = h.at;
+        }
         self.send_to(p, &h, msg, src_words);
-        p.peer_at = h.at;
         p.peer = Some(h);
         Ok(())
     }
@@ -1467,7 +1470,7 @@ impl Runtime for Sched<'_> {
         // A child most often sends to its parent first: it starts with the parent as the
         // process it last sent to (no table lookup for its first reply).
         c.peer = self.running.clone();
-        c.peer_at = (p as *const Process).addr();
+        c.peer_at.body = (p as *const Process).addr();
         self.account(&mut c);
         sh.table.insert(Handle::new(&mut c));
         self.stats.spawns += 1;
@@ -1853,7 +1856,7 @@ impl Sched<'_> {
             DEAD => {
                 drop(inner);
                 if let Outgoing::Term(v) = msg {
-                    self.trace_send(p.pid, h.pid, v, None);
+                    self.trace_send(p.pid, h.pid, v, || None);
                 }
             }
             WAITING => {
@@ -1864,9 +1867,11 @@ impl Sched<'_> {
                 // (a relay in a ring of many processes otherwise misses it at every send).
                 if let Some(next) = &body.peer {
                     prefetch(Arc::as_ptr(next).addr(), 128);
-                    prefetch(body.peer_at, std::mem::size_of::<Process>());
+                    body.peer_at.prefetch();
                 }
-                if !self.deliver_into(p, &mut body, msg, src_words) {
+                let delivered = self.deliver_into(p, &mut body, msg, src_words);
+                p.peer_at.record(&body);
+                if !delivered {
                     // No room in its heap as it is: it takes the message as a signal when it
                     // runs (and collects, or crashes `:heap_limit`), before any that came since.
                     let id = self.msg_id();
@@ -1898,7 +1903,7 @@ impl Sched<'_> {
                     drop(inner);
                     if let Some(id) = id {
                         let v = p.heap.unflatten(&flat);
-                        self.trace_send(p.pid, h.pid, v, Some(format!("s{id}")));
+                        self.trace_send(p.pid, h.pid, v, || Some(format!("s{id}")));
                     }
                     return;
                 }
@@ -1935,7 +1940,8 @@ impl Sched<'_> {
         };
         to.deliver(v);
         let seq = to.mailbox.newest_seq();
-        self.trace_send(p.pid, to.pid, v, seq.map(|n| format!("{}.{n}", to.pid)));
+        let to_pid = to.pid;
+        self.trace_send(p.pid, to_pid, v, || seq.map(|n| format!("{to_pid}.{n}")));
         if to.heap.used_bytes() > self.sh.config.max_heap_bytes {
             // A copy that began as a tree and turned out to be a DAG left garbage.
             self.collect(to, &mut []);
@@ -1960,7 +1966,7 @@ impl Sched<'_> {
         src_words: usize,
         id: Option<u64>,
     ) -> Signal {
-        let name = id.map(|id| format!("s{id}"));
+        let name = move || id.map(|id| format!("s{id}"));
         let lits = &self.sh.prog.literals;
         let mut flat = Flat::new();
         let small = match msg {
@@ -1991,9 +1997,11 @@ impl Sched<'_> {
         }
     }
 
-    fn trace_send(&self, from: u32, to: u32, msg: Term, id: Option<String>) {
+    /// `id` is only called under `--trace`: the message ids are text, made for the trace.
+    fn trace_send(&self, from: u32, to: u32, msg: Term, id: impl FnOnce() -> Option<String>) {
         if self.sh.tracing {
             let text = self.sh.format(msg);
+            let id = id();
             if let Some(t) = self.sh.trace.lock().as_mut() {
                 t.send(from, to, &text, id.as_deref());
             }
