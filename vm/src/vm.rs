@@ -20,7 +20,7 @@ use crate::explore::{Choice, Decision, Deviation, Point, Schedule, Strategy};
 use crate::heap::{prefetch, Heap, Literals, TooBig};
 use crate::interp::{self, Outcome, Probe};
 use crate::process::{
-    PeerHint, Process, Status, HOT_BYTES, LINK_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES,
+    PeerHint, Process, Status, HOT_LINES, LINK_BYTES, MAILBOX_SLOT_BYTES, MONITOR_BYTES,
 };
 use crate::proctable::ProcTable;
 use crate::program::Program;
@@ -1371,8 +1371,8 @@ impl Vm {
             p.queued = true;
             self.queue.push_back(to);
             p.peer_at.prefetch();
-            prefetch(p.regs.as_ptr().addr(), p.regs.len().min(16) * 8);
-            prefetch((&raw const *p).addr(), HOT_BYTES);
+            prefetch::<2>(p.regs.as_ptr().addr());
+            prefetch::<HOT_LINES>((&raw const *p).addr());
         }
         delivered
     }

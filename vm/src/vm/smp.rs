@@ -1866,7 +1866,7 @@ impl Sched<'_> {
                 // now: load that handle into this core's cache while it waits in the queue
                 // (a relay in a ring of many processes otherwise misses it at every send).
                 if let Some(next) = &body.peer {
-                    prefetch(Arc::as_ptr(next).addr(), 128);
+                    prefetch::<2>(Arc::as_ptr(next).addr());
                     body.peer_at.prefetch();
                 }
                 let delivered = self.deliver_into(p, &mut body, msg, src_words);
