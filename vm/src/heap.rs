@@ -677,7 +677,9 @@ impl Heap {
         regs: *const Term,
     ) -> Option<Term> {
         let words = image.words.len();
-        if words > SMALL_IMAGE {
+        // (Counts other than `ANY` are a small image's: see `Image::small_patches`.)
+        debug_assert!((RELS == ANY && REGS == ANY) || words <= SMALL_IMAGE);
+        if (RELS == ANY || REGS == ANY) && words > SMALL_IMAGE {
             return None;
         }
         let p = self.young.alloc_in_block(&mut self.used, words)?;

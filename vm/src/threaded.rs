@@ -62,7 +62,8 @@ type Handler = unsafe fn(*const Slot, *mut Term, u32, &mut Cx) -> Exit;
 struct Slot {
     run: Handler,
     /// A jump target: a slot of the same vector (so a taken branch is one load away from its
-    /// handler), or null.
+    /// handler); for a `move_image`, its image (in [`Threaded::images`], cast: one load, no
+    /// index to check); or null.
     jump: *const Slot,
     /// A constant word, an increment (`k << 4`), or a call's return position, by op.
     k: i64,
@@ -109,6 +110,8 @@ pub(crate) struct Threaded {
     targets: Vec<u32>,
     /// The images the `move_image` slots build, by the index in their `k`.
     images: Box<[Image]>,
+    /// The `move_image` slots: what `link` points at their images.
+    image_slots: Vec<u32>,
 }
 
 /// The slots control may go to from slot `pc` without leaving the handlers, besides a `ret`'s
@@ -189,6 +192,7 @@ impl Clone for Threaded {
             slots: self.slots.clone(),
             targets: self.targets.clone(),
             images: self.images.clone(),
+            image_slots: self.image_slots.clone(),
         };
         // The copied pointers point into `self`'s slots: point them into the copy's.
         copy.link();
@@ -219,6 +223,7 @@ impl Threaded {
     /// template images, by template (what `Op::MoveImage` names).
     pub(crate) fn new(ops: &[Op], images: &[Option<Image>]) -> Threaded {
         let mut own_images = Vec::new();
+        let mut image_slots = Vec::new();
         let exit_slot = Slot {
             run: exit,
             jump: std::ptr::null(),
@@ -355,6 +360,7 @@ impl Threaded {
                         names = names.max(image.registers());
                         (s.run, s.d, s.k) = (move_image_for(image), d, own_images.len() as i64);
                         own_images.push(image.clone());
+                        image_slots.push(pc as u32);
                         Some(())
                     }
                     _ => None,
@@ -396,6 +402,7 @@ impl Threaded {
             slots,
             targets,
             images: own_images.into(),
+            image_slots,
         };
         threaded.link();
         threaded
@@ -411,6 +418,11 @@ impl Threaded {
                 // `target` is at most the exit slot's index (checked in `new`), so in bounds.
                 base.wrapping_add(target as usize)
             };
+        }
+        for &at in &self.image_slots {
+            let slot = &mut self.slots[at as usize];
+            // `k` is an index into `images` (made with it in `new`).
+            slot.jump = (&raw const self.images[slot.k as usize]).cast();
         }
     }
 
@@ -849,10 +861,9 @@ unsafe fn move_image<const RELS: usize, const REGS: usize>(
     cx: &mut Cx,
 ) -> Exit {
     let s = slot!(ip);
-    let images = cx.images;
-    let Some(image) = images.get(s.k as usize) else {
-        return stop(ip, reds, cx);
-    };
+    // SAFETY: `link` pointed a `move_image` slot's `jump` at its image, in the `Threaded`
+    // whose slots run (and which the caller borrows for the run).
+    let image = unsafe { &*s.jump.cast::<Image>() };
     // SAFETY: the slot's `need` counts the registers the image reads (invariant 1), and `run`
     // checked that the register file `regs` points to is that long; `RELS` and `REGS` are the
     // image's counts or `ANY` (`move_image_for`).
