@@ -108,8 +108,10 @@ pub(crate) struct Threaded {
     /// Per slot, the index of its jump target, or `NO_TARGET`: what `link` makes the pointers
     /// from (in a clone too).
     targets: Vec<u32>,
-    /// The images the `move_image` slots build, by the index in their `k`.
-    images: Box<[Image]>,
+    /// The images the `move_image` slots build, by the index in their `k`. A vector, never
+    /// resized after `link`, rather than a box: the slots point into it, and moving a box
+    /// asserts unique access to what it holds (Stacked Borrows), which would void them.
+    images: Vec<Image>,
     /// The `move_image` slots: what `link` points at their images.
     image_slots: Vec<u32>,
 }
@@ -401,7 +403,7 @@ impl Threaded {
         let mut threaded = Threaded {
             slots,
             targets,
-            images: own_images.into(),
+            images: own_images,
             image_slots,
         };
         threaded.link();
