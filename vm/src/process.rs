@@ -67,10 +67,10 @@ impl Default for Mailbox {
 }
 
 impl Mailbox {
-    /// The address of the slot the next message will most likely take, once the messages
-    /// there are taken: the first (a prefetching hint).
+    /// The address of the first slot: the one the next message takes once the messages there
+    /// are taken (a prefetching hint).
     #[inline]
-    pub(crate) fn next_slot_at(&self) -> usize {
+    pub(crate) fn first_slot_at(&self) -> usize {
         self.slots.as_ptr().addr()
     }
 
@@ -597,12 +597,25 @@ pub struct Process {
 /// bytes and a process stays within its size class.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct PeerHint {
-    pub body: usize,
+    body: usize,
     heap_top: i32,
     slot: i32,
 }
 
 impl PeerHint {
+    /// A hint of a process's body alone (where nothing was sent to it yet).
+    pub(crate) fn body(at: usize) -> PeerHint {
+        PeerHint {
+            body: at,
+            ..PeerHint::default()
+        }
+    }
+
+    /// Whether this is a hint of the process whose body is at `at`.
+    pub(crate) fn is_of(&self, at: usize) -> bool {
+        self.body == at
+    }
+
     /// Records where the next message to `p` will most likely go.
     #[inline]
     pub(crate) fn record(&mut self, p: &Process) {
@@ -610,7 +623,7 @@ impl PeerHint {
         let offset = |at: usize| i32::try_from(at.wrapping_sub(body) as isize).unwrap_or(0);
         self.body = body;
         self.heap_top = offset(p.heap.next_alloc_at());
-        self.slot = offset(p.mailbox.next_slot_at());
+        self.slot = offset(p.mailbox.first_slot_at());
     }
 
     /// Asks the CPU for those lines (a small message is a few words).

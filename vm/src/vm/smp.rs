@@ -1420,9 +1420,8 @@ impl Runtime for Sched<'_> {
             }
             return Ok(()); // dead: dropped
         };
-        if p.peer_at.body != h.at {
-            p.peer_at = PeerHint::default();
-            p.peer_at.body = h.at;
+        if !p.peer_at.is_of(h.at) {
+            p.peer_at = PeerHint::body(h.at);
         }
         self.send_to(p, &h, msg, src_words);
         p.peer = Some(h);
@@ -1470,7 +1469,7 @@ impl Runtime for Sched<'_> {
         // A child most often sends to its parent first: it starts with the parent as the
         // process it last sent to (no table lookup for its first reply).
         c.peer = self.running.clone();
-        c.peer_at.body = (p as *const Process).addr();
+        c.peer_at = PeerHint::body((p as *const Process).addr());
         self.account(&mut c);
         sh.table.insert(Handle::new(&mut c));
         self.stats.spawns += 1;
