@@ -8,12 +8,14 @@
 
 use crate::atoms::atom;
 use crate::bytecode::ClauseTable;
+use crate::heap::Image;
 use crate::isa::{Instr, Src, SrcKind};
 use crate::map;
-use crate::process::{Catch, Process};
+use crate::process::{Catch, PeerHint, Process};
 use crate::program::{FlatClause, FormatError, MapKey, Pat, Program, SiteInfo};
 use crate::runtime::{Exit, Outgoing, Runtime};
 use crate::term::{self, Term, View};
+use crate::threaded::{Messages, Receiving};
 use crate::value::Value;
 use smallvec::SmallVec;
 use std::cmp::Ordering;
@@ -187,9 +189,11 @@ fn select_flat<'t>(
     regs: &mut [Term],
 ) -> Option<&'t crate::bytecode::Clause> {
     let elems = term::tuple_elems(v)?;
-    let (c, f) = table.clauses.iter().zip(flat).find(|(_, f)| {
-        f.arity == elems.len() && f.consts.iter().all(|&(i, k)| elems[i as usize] == k)
-    })?;
+    let (c, f) = table
+        .clauses
+        .iter()
+        .zip(flat)
+        .find(|(_, f)| f.matches(elems))?;
     for &(i, r) in f.binds.iter() {
         regs[r as usize] = elems[i as usize];
     }
@@ -299,6 +303,25 @@ fn parse_int(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     s.parse().ok()
+}
+
+/// The runtime and the running process as the threaded `receive` and `send` see them.
+struct ThreadedMessages<'a, R> {
+    vm: &'a mut R,
+    pid: u32,
+    peer_at: &'a mut PeerHint,
+}
+
+impl<R: Runtime> Messages for ThreadedMessages<'_, R> {
+    fn took_first(&mut self) {
+        let stats = self.vm.stats();
+        stats.messages_tested += 1;
+        stats.messages_received += 1;
+    }
+
+    fn send_image(&mut self, to: Term, image: &Image, regs: &[Term]) -> bool {
+        self.vm.send_image(self.pid, self.peer_at, to, image, regs)
+    }
 }
 
 /// Runs `p` for at most `budget` reductions. Returns how the slice ended and the reductions
@@ -700,7 +723,25 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         // with pc and the budget in machine registers; they stop before anything else. A probe
         // sees every instruction here instead.
         if !P::ACTIVE {
-            (pc, reds) = prog.threaded.run(
+            // A receive runs threaded when the general path would do no more than take a
+            // message or wait: no trace to write, no timer to cancel.
+            let mut messages = ThreadedMessages {
+                vm: &mut *vm,
+                pid: p.pid,
+                peer_at: &mut p.peer_at,
+            };
+            let receiving = if !messages.vm.tracing() && p.timer == (0, 0) {
+                Some(Receiving {
+                    mailbox: &mut p.mailbox,
+                    timed_out: &mut p.timed_out,
+                    may_wait: !R::DRAINS,
+                    vm: &mut messages,
+                })
+            } else {
+                None
+            };
+            let wait;
+            (pc, reds, wait) = prog.threaded.run(
                 &mut p.regs,
                 &mut p.frames,
                 &mut p.heap,
@@ -708,7 +749,11 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 reds,
                 frame_cap,
                 p.extras.as_ref().is_some_and(|x| !x.catches.is_empty()),
+                receiving,
             );
+            if wait {
+                done!(Outcome::Wait);
+            }
         }
         if reds == 0 {
             done!(Outcome::Yield);

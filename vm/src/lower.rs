@@ -137,6 +137,20 @@ pub enum Op {
         d: u8,
         image: u32,
     },
+    /// `receive` of clause table `site`, whose clauses are all flat tuples (`SiteInfo::flat`)
+    /// and which has no `after`: the threaded handler takes a matching message, or waits on an
+    /// empty mailbox, without the general interpreter. Set by `Program::build`, which has the
+    /// sites.
+    Receive {
+        site: u32,
+    },
+    /// `send to, TEMPLATE` to a register of a template of a fixed shape (`image`, as in
+    /// `MoveImage`): the threaded handler sends it when the runtime can do so at once. Set by
+    /// `Program::build`.
+    SendImage {
+        to: u8,
+        image: u32,
+    },
     /// A superinstruction: `add`/`sub d, a, k` then `jump L` (a loop's step back to its head),
     /// two reductions, or the `add` alone with one left, as `AddJccRI`.
     AddJump {

@@ -171,6 +171,23 @@ impl Mailbox {
         self.after(start)
     }
 
+    /// A receive at `site`, whose patterns pin no register, done in one step when `pick`
+    /// takes the first message it tests: that message is removed, as `resume`, `peek` and
+    /// `take` would, and `pick`'s answer returned. Otherwise (an empty scan, or `pick` says
+    /// no) `None`, and a receive that then scans from `resume(Some(site), false)` starts where
+    /// this one did: `resume` leaves what it starts from as it found it.
+    #[inline]
+    pub(crate) fn take_first<T>(
+        &mut self,
+        site: u32,
+        pick: impl FnOnce(Term) -> Option<T>,
+    ) -> Option<T> {
+        let c = self.resume(Some(site), false);
+        let picked = pick(self.peek(c)?)?;
+        self.take(c);
+        Some(picked)
+    }
+
     /// The message under the cursor, if any.
     pub fn peek(&self, c: Cursor) -> Option<Term> {
         (c.cur != NONE).then(|| self.slots[c.cur as usize].msg)

@@ -292,6 +292,12 @@ pub(crate) struct FlatClause {
 }
 
 impl FlatClause {
+    /// Whether a tuple of `elems` matches: its arity, and its constants in place.
+    #[inline(always)]
+    pub(crate) fn matches(&self, elems: &[Term]) -> bool {
+        self.arity == elems.len() && self.consts.iter().all(|&(i, k)| elems[i as usize] == k)
+    }
+
     /// The flat form of `pat`, if it has one.
     pub(crate) fn of(pat: &Pat) -> Option<FlatClause> {
         let Pat::Tuple(items) = pat else { return None };
@@ -639,7 +645,8 @@ impl Program {
     /// This program with the lowered fast path off (see [`Program::without_lowering`]).
     pub fn lowering_off(mut self) -> Program {
         self.ops = vec![Op::Slow; self.code.len()];
-        self.threaded = crate::threaded::Threaded::new(&self.ops, &self.images);
+        self.threaded =
+            crate::threaded::Threaded::new(&self.ops, &self.images, &self.clauses, &self.sites);
         self.lowered = false;
         self
     }
@@ -716,7 +723,7 @@ impl Program {
         );
         let mut literal_terms = prev.map_or_else(Vec::new, |p| p.literal_terms.clone());
         literal_terms.extend(terms.iter().copied().filter(|t| t.is_pointer()));
-        let sites = m
+        let sites: Vec<SiteInfo> = m
             .clauses
             .iter()
             .map(|t| {
@@ -775,6 +782,21 @@ impl Program {
                 | Instr::SpawnLinkExt { target, .. } => {
                     ops[pc] = Op::Resolved(resolve_export(&exports, &export_slots, target.0));
                 }
+                Instr::Send { p: to, v } => {
+                    if let (Some(to), crate::isa::SrcKind::Template(k)) = (to.as_reg(), v.kind()) {
+                        if images.get(k as usize).is_some_and(Option::is_some) {
+                            ops[pc] = Op::SendImage { to, image: k };
+                        }
+                    }
+                }
+                Instr::Receive { clauses } => {
+                    let flat = sites
+                        .get(clauses.0 as usize)
+                        .is_some_and(|s| s.pure && s.flat.is_some());
+                    if flat && m.clauses[clauses.0 as usize].after.is_none() {
+                        ops[pc] = Op::Receive { site: clauses.0 };
+                    }
+                }
                 Instr::Move { d, v } => {
                     if let crate::isa::SrcKind::Template(k) = v.kind() {
                         if images.get(k as usize).is_some_and(Option::is_some) {
@@ -785,6 +807,7 @@ impl Program {
                 _ => {}
             }
         }
+        let threaded = crate::threaded::Threaded::new(&ops, &images, &m.clauses, &sites);
         Program {
             exports,
             export_slots,
@@ -793,7 +816,7 @@ impl Program {
             fun_of,
             entry_registers,
             sites,
-            threaded: crate::threaded::Threaded::new(&ops, &images),
+            threaded,
             ops,
             code: m.code.clone(),
             consts,
@@ -955,7 +978,7 @@ impl Program {
                 literal_terms: self.literal_terms.iter().copied().filter(keep).collect(),
                 literals,
                 consts,
-                threaded: crate::threaded::Threaded::new(&ops, &images),
+                threaded: crate::threaded::Threaded::new(&ops, &images, &self.clauses, &self.sites),
                 images,
                 templates,
                 patterns,

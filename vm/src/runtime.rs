@@ -40,8 +40,24 @@ pub(crate) enum Outgoing<'t> {
 }
 
 pub(crate) trait Runtime {
+    /// Whether signals may reach a process while it runs and wait to be drained (`drain`):
+    /// with one scheduler they never do, and an empty mailbox at a receive means wait.
+    const DRAINS: bool;
     /// `send p, v`: `to` is a pid or a registered name.
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect;
+    /// `send` of a template with a fixed shape (`image`, reading `regs`) from process `from`,
+    /// when the runtime can do it as `send` would with nothing else to do (see
+    /// `Vm::send_image`): true when sent. False, with nothing done, otherwise.
+    fn send_image(
+        &mut self,
+        _from: u32,
+        _peer_at: &mut crate::process::PeerHint,
+        _to: Term,
+        _image: &crate::heap::Image,
+        _regs: &[Term],
+    ) -> bool {
+        false
+    }
     /// `spawn`/`spawn_link` at `at` with `args` (terms of a heap of `src_words` words).
     fn spawn(
         &mut self,

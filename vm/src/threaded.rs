@@ -45,9 +45,13 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::bytecode::ClauseTable;
 use crate::heap::{by_patch_counts, Heap, Image, ANY};
 use crate::lower::{Cond, Op, SMALL_TAG, SMALL_TAG_MASK};
-use crate::term::Term;
+use crate::process::Mailbox;
+use crate::program::{FlatClause, SiteInfo};
+use crate::term::{self, Term};
+use smallvec::SmallVec;
 
 /// At most this many ops run per call into the handlers (see "Stack" above).
 const CHUNK: u32 = 4096;
@@ -63,7 +67,7 @@ struct Slot {
     run: Handler,
     /// A jump target: a slot of the same vector (so a taken branch is one load away from its
     /// handler); for a `move_image`, its image (in [`Threaded::images`], cast: one load, no
-    /// index to check); or null.
+    /// index to check); for a `receive`, its [`Receive`] (in [`Threaded::receives`]); or null.
     jump: *const Slot,
     /// A constant word, an increment (`k << 4`), or a call's return position, by op.
     k: i64,
@@ -80,14 +84,75 @@ struct Slot {
     need: u16,
 }
 
-/// Where the handlers stopped and the reductions left.
+/// Where the handlers stopped and the reductions left. `pc` has [`WAIT`] set when a receive
+/// found the mailbox empty, spent its reduction, and the process waits there (at the rest of
+/// `pc`). Two fields, not a third for the flag: a pair is returned in two machine registers,
+/// which is what lets every handler end in a jump to the next (a larger struct is returned
+/// through memory, and LLVM then makes those tail calls plain calls).
 struct Exit {
     pc: usize,
     reds: u32,
 }
 
+/// The flag of [`Exit::pc`] that says the process waits: no slot index comes near it.
+const WAIT: usize = 1 << (usize::BITS - 1);
+
+/// What the `receive` and `send` handlers need of the process and the VM. The interpreter
+/// lends it only when the general path's receive would do nothing more than the handler does:
+/// no trace to write and no timer to cancel.
+pub(crate) struct Receiving<'a> {
+    pub(crate) mailbox: &'a mut Mailbox,
+    pub(crate) timed_out: &'a mut bool,
+    /// An empty mailbox means the process waits: no signal can be pending besides it (one
+    /// scheduler; with N, the general path drains the signals first).
+    pub(crate) may_wait: bool,
+    pub(crate) vm: &'a mut dyn Messages,
+}
+
+/// The VM as the `receive` and `send` handlers see it (the interpreter's runtime, through
+/// one indirect call: the handlers are not generic over it).
+pub(crate) trait Messages {
+    /// A receive took the first message it tested (the statistics).
+    fn took_first(&mut self);
+    /// `send` of a template with image `image`, of the registers `regs`, to `to`, when that
+    /// is all the general path's `send` would do: true when sent; false, with nothing done,
+    /// when the general path must run it (`Runtime::send_image`).
+    fn send_image(&mut self, to: Term, image: &Image, regs: &[Term]) -> bool;
+}
+
+/// A `receive` the handlers run: its clause table's index (the mailbox's scan state is kept
+/// per site), its clauses (all flat: [`SiteInfo::flat`]) and the slot each continues at.
+#[derive(Clone)]
+struct Receive {
+    site: u32,
+    clauses: Box<[FlatClause]>,
+    targets: Box<[u32]>,
+}
+
+impl Receive {
+    /// The target of the first clause `msg` matches, with that clause's bindings written to
+    /// `regs`; none written when no clause matches.
+    ///
+    /// # Safety
+    /// `regs` holds every register a clause binds (invariant 1: they count in the slot's need).
+    #[inline(always)]
+    unsafe fn select(&self, msg: Term, regs: *mut Term) -> Option<u32> {
+        let elems = term::tuple_elems(msg)?;
+        let (clause, &target) = self
+            .clauses
+            .iter()
+            .zip(&self.targets[..])
+            .find(|(c, _)| c.matches(elems))?;
+        for &(i, r) in clause.binds.iter() {
+            // SAFETY: `r` is a register a clause binds, in the file (this function's contract).
+            unsafe { *regs.add(r as usize) = elems[i as usize] };
+        }
+        Some(target)
+    }
+}
+
 /// What `call`, `ret` and the builds need besides the registers.
-struct Cx<'a> {
+struct Cx<'a, 'r> {
     /// The process's heap, for terms built from images.
     heap: &'a mut Heap,
     images: &'a [Image],
@@ -99,6 +164,8 @@ struct Cx<'a> {
     slots: usize,
     /// The register file's length.
     registers: usize,
+    /// `None`: receives exit to the general path.
+    receiving: Option<Receiving<'r>>,
 }
 
 /// The threaded form of a program's lowered ops.
@@ -114,14 +181,21 @@ pub(crate) struct Threaded {
     images: Vec<Image>,
     /// The `move_image` slots: what `link` points at their images.
     image_slots: Vec<u32>,
+    /// The receives the `receive` slots run, by the index in their `k` (a vector for the
+    /// reason `images` is one).
+    receives: Vec<Receive>,
+    /// The `receive` slots: what `link` points at their receives.
+    receive_slots: Vec<u32>,
 }
 
 /// The slots control may go to from slot `pc` without leaving the handlers, besides a `ret`'s
-/// (checked when it runs): `NO_TARGET` fills the rest.
+/// (checked when it runs) and a receive's (its [`Receive::targets`]): `NO_TARGET` fills the
+/// rest.
 fn successors(op: &Op, pc: u32, target: u32) -> [u32; 3] {
     let n = NO_TARGET;
     match op {
-        Op::Slow | Op::Resolved(_) | Op::Ret => [n; 3],
+        Op::Slow | Op::Resolved(_) | Op::Ret | Op::Receive { .. } => [n; 3],
+        Op::SendImage { .. } => [pc + 1, n, n],
         Op::Jump(_) | Op::Call(_) => [target, n, n],
         Op::Nop
         | Op::MoveR { .. }
@@ -141,13 +215,24 @@ fn successors(op: &Op, pc: u32, target: u32) -> [u32; 3] {
 /// Raises each slot's `need` to the most any slot reachable from it needs (invariant 1): a
 /// fixpoint over the predecessors, each slot revisited only when its need grows (at most 256
 /// times, as needs are register counts), so loading stays linear in practice.
-fn propagate_need(ops: &[Op], slots: &[Slot], targets: &[u32], need: &mut [u16]) {
+fn propagate_need(
+    ops: &[Op],
+    slots: &[Slot],
+    targets: &[u32],
+    receives: &[Receive],
+    need: &mut [u16],
+) {
     let n = need.len();
-    let succ = |pc: usize| -> [u32; 3] {
+    let succ = |pc: usize| -> SmallVec<[u32; 3]> {
         match ops.get(pc) {
-            Some(op) if slots[pc].lowered => successors(op, pc as u32, targets[pc]),
+            Some(Op::Receive { .. }) if slots[pc].lowered => receives[slots[pc].k as usize]
+                .targets
+                .iter()
+                .copied()
+                .collect(),
+            Some(op) if slots[pc].lowered => successors(op, pc as u32, targets[pc]).into(),
             // An exit slot never continues.
-            _ => [NO_TARGET; 3],
+            _ => SmallVec::new(),
         }
     };
     // Predecessors in compressed rows.
@@ -195,6 +280,8 @@ impl Clone for Threaded {
             targets: self.targets.clone(),
             images: self.images.clone(),
             image_slots: self.image_slots.clone(),
+            receives: self.receives.clone(),
+            receive_slots: self.receive_slots.clone(),
         };
         // The copied pointers point into `self`'s slots: point them into the copy's.
         copy.link();
@@ -222,10 +309,18 @@ macro_rules! by_cond {
 
 impl Threaded {
     /// Threads `ops`, one slot per op and an exit slot after them; `images` are the program's
-    /// template images, by template (what `Op::MoveImage` names).
-    pub(crate) fn new(ops: &[Op], images: &[Option<Image>]) -> Threaded {
+    /// template images, by template (what `Op::MoveImage` names); `tables` and `sites` its
+    /// clause tables and what is known of them, by index (what `Op::Receive` names).
+    pub(crate) fn new(
+        ops: &[Op],
+        images: &[Option<Image>],
+        tables: &[ClauseTable],
+        sites: &[SiteInfo],
+    ) -> Threaded {
         let mut own_images = Vec::new();
         let mut image_slots = Vec::new();
+        let mut receives = Vec::new();
+        let mut receive_slots = Vec::new();
         let exit_slot = Slot {
             run: exit,
             jump: std::ptr::null(),
@@ -367,6 +462,45 @@ impl Threaded {
                     }
                     _ => None,
                 },
+                Op::SendImage { to, image } => match images.get(image as usize) {
+                    Some(Some(image)) => {
+                        uses(&[to]);
+                        names = names.max(image.registers());
+                        (s.run, s.a, s.k) = (send_image, to, own_images.len() as i64);
+                        own_images.push(image.clone());
+                        image_slots.push(pc as u32);
+                        Some(())
+                    }
+                    _ => None,
+                },
+                Op::Receive { site } => {
+                    let table = tables.get(site as usize).filter(|t| t.after.is_none());
+                    let flat = sites.get(site as usize).and_then(|s| s.flat.as_ref());
+                    match (table, flat) {
+                        (Some(table), Some(flat)) if flat.len() == table.clauses.len() => {
+                            let targets: Option<Box<[u32]>> = table
+                                .clauses
+                                .iter()
+                                .map(|c| in_range(c.target.map_or(pc as u32 + 1, |l| l.0)))
+                                .collect();
+                            targets.map(|targets| {
+                                for clause in flat.iter() {
+                                    for &(_, r) in clause.binds.iter() {
+                                        uses(&[r]);
+                                    }
+                                }
+                                (s.run, s.k) = (receive, receives.len() as i64);
+                                receives.push(Receive {
+                                    site,
+                                    clauses: flat.clone(),
+                                    targets,
+                                });
+                                receive_slots.push(pc as u32);
+                            })
+                        }
+                        _ => None,
+                    }
+                }
                 Op::Call(t) => in_range(t).map(|j| {
                     (s.run, s.k) = (call, pc as i64 + 1);
                     jump_to = j;
@@ -396,7 +530,7 @@ impl Threaded {
         });
         targets.push(NO_TARGET);
         need.push(0);
-        propagate_need(ops, &slots, &targets, &mut need);
+        propagate_need(ops, &slots, &targets, &receives, &mut need);
         for (slot, &need) in slots.iter_mut().zip(&need) {
             slot.need = need;
         }
@@ -405,6 +539,8 @@ impl Threaded {
             targets,
             images: own_images,
             image_slots,
+            receives,
+            receive_slots,
         };
         threaded.link();
         threaded
@@ -426,11 +562,17 @@ impl Threaded {
             // `k` is an index into `images` (made with it in `new`).
             slot.jump = (&raw const self.images[slot.k as usize]).cast();
         }
+        for &at in &self.receive_slots {
+            let slot = &mut self.slots[at as usize];
+            // `k` is an index into `receives` (made with it in `new`).
+            slot.jump = (&raw const self.receives[slot.k as usize]).cast();
+        }
     }
 
     /// Runs the ops from `pc` for at most `reds` reductions, while their operands are what
     /// they expect. Returns the pc of the first instruction not run (the general interpreter
-    /// runs it) and the reductions left.
+    /// runs it), the reductions left, and whether the process is to wait at that pc (a
+    /// receive found its mailbox empty; see [`Receiving`]).
     ///
     /// Most instructions of a program that sends and spawns are not lowered: the check that
     /// the first one is, inlined in the general interpreter, keeps their cost to a load.
@@ -445,17 +587,24 @@ impl Threaded {
         reds: u32,
         frame_cap: usize,
         catching: bool,
-    ) -> (usize, u32) {
+        receiving: Option<Receiving<'_>>,
+    ) -> (usize, u32, bool) {
         match self.slots.get(pc) {
             // Invariants 1 and 2, checked once per entry; handlers need a reduction to start.
             Some(slot) if slot.lowered && regs.len() >= slot.need as usize && reds > 0 => {
                 // At most `CHUNK` ops per call (see "Stack"): the rest of the budget is kept
                 // here, and the general path runs the next instruction when a chunk ends.
                 let chunk = reds.min(CHUNK);
-                let (pc, left) = self.enter(regs, frames, heap, pc, chunk, frame_cap, catching);
-                (pc, left + (reds - chunk))
+                let out = self.enter(
+                    regs, frames, heap, pc, chunk, frame_cap, catching, receiving,
+                );
+                (
+                    out.pc & !WAIT,
+                    out.reds + (reds - chunk),
+                    out.pc & WAIT != 0,
+                )
             }
-            _ => (pc, reds),
+            _ => (pc, reds, false),
         }
     }
 
@@ -471,7 +620,8 @@ impl Threaded {
         reds: u32,
         frame_cap: usize,
         catching: bool,
-    ) -> (usize, u32) {
+        receiving: Option<Receiving<'_>>,
+    ) -> Exit {
         let base = self.slots.as_ptr();
         let mut cx = Cx {
             heap,
@@ -482,14 +632,14 @@ impl Threaded {
             base,
             slots: self.slots.len(),
             registers: regs.len(),
+            receiving,
         };
         // SAFETY: `run` checked that pc is a slot, that the register file meets its need
         // (invariant 1) and that reds > 0.
-        let out = unsafe {
+        unsafe {
             let ip = base.add(pc);
             ((*ip).run)(ip, regs.as_mut_ptr(), reds, &mut cx)
-        };
-        (out.pc, out.reds)
+        }
     }
 }
 
@@ -900,6 +1050,95 @@ unsafe fn move_image_with_calls(ip: *const Slot, regs: *mut Term, reds: u32, cx:
     next!(step!(ip), regs, reds - 1, cx)
 }
 
+/// `receive` of flat clauses, without `after`: takes the first message the general path would
+/// test if a clause matches it, binds, and continues at that clause's target; waits on an empty
+/// mailbox when it may. Anything else (no [`Receiving`], a message no clause matches, a
+/// collection due, signals to drain) exits to the general path, which runs the receive in
+/// full: what the handler did before it exits (the scan's start, `Mailbox::take_first`) is
+/// what the general path does first anyway.
+unsafe fn receive(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    // SAFETY: `link` pointed a `receive` slot's `jump` at its receive, in the `Threaded`
+    // whose slots run (and which the caller borrows for the run).
+    let r = unsafe { &*s.jump.cast::<Receive>() };
+    let Some(rx) = cx.receiving.as_mut() else {
+        return stop(ip, reds, cx);
+    };
+    if rx.mailbox.len() == 0 {
+        if !rx.may_wait {
+            return stop(ip, reds, cx);
+        }
+        return wait(ip, reds, cx);
+    }
+    // (The general path collects after a receive when one is due: a delivery may have
+    // filled the heap; taking a message allocates nothing.)
+    if cx.heap.needs_gc() {
+        return stop(ip, reds, cx);
+    }
+    // SAFETY: the slot's `need` counts every register a clause binds (invariant 1).
+    let Some(target) = (unsafe { take_first(r, rx, regs) }) else {
+        return stop(ip, reds, cx);
+    };
+    // SAFETY: targets are at most the exit slot's index (checked in `new`), so slots of this
+    // vector (invariant 2).
+    let to = unsafe { cx.base.add(target as usize) };
+    next!(to, regs, reds - 1, cx)
+}
+
+/// `send to, TEMPLATE` of a template with an image, to a register: sent by the runtime when it
+/// can do so at once (another process's pid, room in its heap as it is, no trace...), else
+/// run by the general path.
+unsafe fn send_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
+    let s = slot!(ip);
+    // (The general path collects after a send when one is due; sending allocates nothing in
+    // the sender's heap.)
+    if cx.heap.needs_gc() {
+        return stop(ip, reds, cx);
+    }
+    let Some(rx) = cx.receiving.as_mut() else {
+        return stop(ip, reds, cx);
+    };
+    // SAFETY: `link` pointed the slot's `jump` at its image, as for `move_image`.
+    let image = unsafe { &*s.jump.cast::<Image>() };
+    let to = Term::from_raw(get!(regs, s.a));
+    // SAFETY: `regs` points to the register file, `cx.registers` long, which nothing else
+    // reads or writes while the slice lives.
+    let file = unsafe { std::slice::from_raw_parts(regs, cx.registers) };
+    if !rx.vm.send_image(to, image, file) {
+        return stop(ip, reds, cx);
+    }
+    next!(step!(ip), regs, reds - 1, cx)
+}
+
+/// The receive's take: the target of the clause that matched, or `None` with nothing taken.
+/// (Out of line, so that the handler keeps no local whose address a call sees: LLVM makes the
+/// jump to the next handler a tail call only then, and the unoptimised builds would not.)
+///
+/// # Safety
+/// As [`Receive::select`]'s.
+#[inline(never)]
+unsafe fn take_first(r: &Receive, rx: &mut Receiving, regs: *mut Term) -> Option<u32> {
+    // SAFETY: this function's contract.
+    let target = rx
+        .mailbox
+        .take_first(r.site, |msg| unsafe { r.select(msg, regs) })?;
+    rx.vm.took_first();
+    *rx.timed_out = false;
+    Some(target)
+}
+
+/// A receive's wait, as the general path's: its reduction spent, the process waits at it. (Its
+/// own function: built in `receive`, this exit's flag kept LLVM from making the jump to the
+/// next handler there a tail call.)
+#[inline(never)]
+fn wait(ip: *const Slot, reds: u32, cx: &Cx) -> Exit {
+    let at = stop(ip, reds - 1, cx);
+    Exit {
+        pc: at.pc | WAIT,
+        reds: at.reds,
+    }
+}
+
 /// A call that passes no arguments: push the return position, jump.
 unsafe fn call(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit {
     let s = slot!(ip);
@@ -931,6 +1170,31 @@ unsafe fn ret(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> Exit 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Threads ops that hold no receive.
+    fn threaded(ops: &[Op], images: &[Option<Image>]) -> Threaded {
+        Threaded::new(ops, images, &[], &[])
+    }
+
+    impl Threaded {
+        /// [`Threaded::run`] with no [`Receiving`]: the pc and reductions left.
+        #[allow(clippy::too_many_arguments)]
+        fn run_ops(
+            &self,
+            regs: &mut [Term],
+            frames: &mut Vec<u32>,
+            heap: &mut Heap,
+            pc: usize,
+            reds: u32,
+            frame_cap: usize,
+            catching: bool,
+        ) -> (usize, u32) {
+            let (pc, reds, wait) =
+                self.run(regs, frames, heap, pc, reds, frame_cap, catching, None);
+            assert!(!wait);
+            (pc, reds)
+        }
+    }
 
     fn small(v: i64) -> Term {
         Term::small_int(v).unwrap()
@@ -972,11 +1236,11 @@ mod tests {
 
     #[test]
     fn a_loop_runs_to_its_exit_and_counts_every_instruction() {
-        let code = Threaded::new(&counting_loop(), &[]);
+        let code = threaded(&counting_loop(), &[]);
         let mut regs = vec![small(0), small(0), small(100)];
         let mut frames = Vec::new();
         // 100 iterations of three instructions, then the exit.
-        let (pc, left) = code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 1000, 0, false);
+        let (pc, left) = code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 0, 1000, 0, false);
         assert_eq!((pc, left), (3, 1000 - 300));
         assert_eq!(regs[1], small(5050));
         assert_eq!(regs[2], small(0));
@@ -984,10 +1248,10 @@ mod tests {
 
     #[test]
     fn a_budget_ends_at_the_exact_instruction() {
-        let code = Threaded::new(&counting_loop(), &[]);
+        let code = threaded(&counting_loop(), &[]);
         for budget in 1..=10u32 {
             let mut regs = vec![small(0), small(0), small(100)];
-            let (pc, left) = code.run(
+            let (pc, left) = code.run_ops(
                 &mut regs,
                 &mut Vec::new(),
                 &mut Heap::new(),
@@ -1028,10 +1292,10 @@ mod tests {
             },
             Instr::End {},
         ];
-        let code = Threaded::new(&crate::lower::lower(&down, &consts, &[]), &[]);
+        let code = threaded(&crate::lower::lower(&down, &consts, &[]), &[]);
         for budget in 1..=9u32 {
             let mut regs = vec![small(0), small(100)];
-            let (pc, left) = code.run(
+            let (pc, left) = code.run_ops(
                 &mut regs,
                 &mut Vec::new(),
                 &mut Heap::new(),
@@ -1044,7 +1308,7 @@ mod tests {
             assert_eq!(regs[1], small(100 - i64::from(budget.div_ceil(2))));
         }
         let mut regs = vec![small(0), small(100)];
-        let (pc, left) = code.run(
+        let (pc, left) = code.run_ops(
             &mut regs,
             &mut Vec::new(),
             &mut Heap::new(),
@@ -1076,10 +1340,10 @@ mod tests {
             },
             other => other,
         }));
-        let code = Threaded::new(&ops, &[]);
+        let code = threaded(&ops, &[]);
         for budget in 1..=12u32 {
             let mut regs = vec![small(0), small(0), small(100)];
-            let (pc, left) = code.run(
+            let (pc, left) = code.run_ops(
                 &mut regs,
                 &mut Vec::new(),
                 &mut Heap::new(),
@@ -1101,9 +1365,9 @@ mod tests {
 
     #[test]
     fn unexpected_operands_exit_before_the_instruction() {
-        let code = Threaded::new(&counting_loop(), &[]);
+        let code = threaded(&counting_loop(), &[]);
         let mut regs = vec![small(0), Term::atom(0), small(100)];
-        let (pc, left) = code.run(
+        let (pc, left) = code.run_ops(
             &mut regs,
             &mut Vec::new(),
             &mut Heap::new(),
@@ -1116,7 +1380,7 @@ mod tests {
         // An overflow leaves the small range: exit, register untouched.
         let max = small(crate::word::SMALL_MAX);
         let mut regs = vec![small(0), max, small(1)];
-        let (pc, left) = code.run(
+        let (pc, left) = code.run_ops(
             &mut regs,
             &mut Vec::new(),
             &mut Heap::new(),
@@ -1130,15 +1394,15 @@ mod tests {
 
     #[test]
     fn a_short_register_file_or_a_stray_pc_runs_nothing() {
-        let code = Threaded::new(&counting_loop(), &[]);
+        let code = threaded(&counting_loop(), &[]);
         let mut regs = vec![small(0), small(0)];
         assert_eq!(
-            code.run(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
+            code.run_ops(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
             (0, 9)
         );
         let mut regs = vec![small(0); 3];
         assert_eq!(
-            code.run(
+            code.run_ops(
                 &mut regs,
                 &mut Vec::new(),
                 &mut Heap::new(),
@@ -1164,26 +1428,26 @@ mod tests {
             },
             Op::Ret,
         ];
-        let code = Threaded::new(&ops, &[]);
+        let code = threaded(&ops, &[]);
         let mut regs = vec![small(1)];
         let mut frames = vec![];
-        let (pc, left) = code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 10, 8, false);
+        let (pc, left) = code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 0, 10, 8, false);
         assert_eq!((pc, left, regs[0]), (1, 7, small(2)));
         assert!(frames.is_empty());
         // No room for a frame, or a `ret` with handlers installed: the general path.
         assert_eq!(
-            code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 10, 0, false),
+            code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 0, 10, 0, false),
             (0, 10)
         );
         let mut frames = vec![1];
         assert_eq!(
-            code.run(&mut regs, &mut frames, &mut Heap::new(), 3, 10, 8, true),
+            code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 3, 10, 8, true),
             (3, 10)
         );
         // A return position past the code is not followed.
         let mut frames = vec![1000];
         assert_eq!(
-            code.run(&mut regs, &mut frames, &mut Heap::new(), 3, 10, 8, false),
+            code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 3, 10, 8, false),
             (3, 10)
         );
         assert_eq!(frames, [1000]);
@@ -1203,18 +1467,18 @@ mod tests {
             },
             Op::Slow,
         ];
-        let code = Threaded::new(&ops, &[]);
+        let code = threaded(&ops, &[]);
         let need: Vec<u16> = code.slots.iter().map(|s| s.need).collect();
         assert_eq!(need, [6, 6, 10, 6, 0, 0]);
         // Five registers are one short of what slot 0 reaches: nothing runs.
         let mut regs = vec![small(0); 5];
         assert_eq!(
-            code.run(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
+            code.run_ops(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
             (0, 9)
         );
         let mut regs = vec![small(0); 6];
         assert_eq!(
-            code.run(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
+            code.run_ops(&mut regs, &mut Vec::new(), &mut Heap::new(), 0, 9, 0, false),
             (4, 6)
         );
         assert_eq!(regs[5], small(1));
@@ -1224,17 +1488,17 @@ mod tests {
     fn a_ret_to_code_that_needs_more_registers_exits() {
         // 0: ret; 1: r7 := r7; 2: exit
         let ops = [Op::Ret, Op::MoveR { d: 7, s: 7 }, Op::Slow];
-        let code = Threaded::new(&ops, &[]);
+        let code = threaded(&ops, &[]);
         let mut regs = vec![small(0); 2];
         let mut frames = vec![1];
         assert_eq!(
-            code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 9, 8, false),
+            code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 0, 9, 8, false),
             (0, 9)
         );
         assert_eq!(frames, [1]);
         let mut regs = vec![small(0); 8];
         assert_eq!(
-            code.run(&mut regs, &mut frames, &mut Heap::new(), 0, 9, 8, false),
+            code.run_ops(&mut regs, &mut frames, &mut Heap::new(), 0, 9, 8, false),
             (2, 7)
         );
     }
@@ -1260,14 +1524,14 @@ mod tests {
         }
         let t = T::Tup(vec![T::R(0), T::L(vec![T::R(1)])]);
         let image = Image::of(&t, &shape).expect("a fixed shape");
-        let code = Threaded::new(
+        let code = threaded(
             &[Op::MoveImage { d: 2, image: 0 }, Op::Slow],
             &[Some(image)],
         );
         assert_eq!(code.slots[0].need, 3);
         let mut regs = vec![small(5), small(6), Term::NIL];
         let mut heap = Heap::new();
-        let out = code.run(&mut regs, &mut Vec::new(), &mut heap, 0, 10, 0, false);
+        let out = code.run_ops(&mut regs, &mut Vec::new(), &mut heap, 0, 10, 0, false);
         if cfg!(feature = "gc-stress") {
             // Every allocation calls for a collection there: the general path's.
             assert_eq!((out, regs[2]), ((0, 10), Term::NIL));
@@ -1282,18 +1546,232 @@ mod tests {
         // No room left under the cap: nothing is built, the general path runs it.
         heap.set_cap(heap.used_bytes());
         regs[2] = Term::NIL;
-        let out = code.run(&mut regs, &mut Vec::new(), &mut heap, 0, 10, 0, false);
+        let out = code.run_ops(&mut regs, &mut Vec::new(), &mut heap, 0, 10, 0, false);
         assert_eq!((out, regs[2]), ((0, 10), Term::NIL));
+    }
+
+    /// A mock VM for the `receive` and `send` handlers: it takes every send it is offered
+    /// (or none), and keeps what it sent.
+    struct Sends {
+        accept: bool,
+        sent: Vec<i64>,
+        took: u32,
+    }
+
+    impl Messages for Sends {
+        fn took_first(&mut self) {
+            self.took += 1;
+        }
+        fn send_image(&mut self, to: Term, _: &Image, regs: &[Term]) -> bool {
+            assert_eq!(to, small(99), "the pid register");
+            if self.accept {
+                self.sent.push(regs[1].as_small_int().expect("the count"));
+            }
+            self.accept
+        }
+    }
+
+    /// A ring member's loop: `receive {:token, 0} -> 4 | {:token, r1}`, `sub r1, r1, 1`,
+    /// `send r0, {:token, r1}`, `jump 0`; slot 4 is the general path's.
+    fn ring_member() -> Threaded {
+        use crate::bytecode::Clause;
+        use crate::heap::Shape;
+        use crate::isa::{Label, PatId};
+        enum T {
+            R(u8),
+            C(Term),
+            Tup(Vec<T>),
+        }
+        fn shape(t: &T) -> Shape<'_, T> {
+            match t {
+                T::R(r) => Shape::Reg(*r),
+                T::C(c) => Shape::Const(*c),
+                T::Tup(items) => Shape::Tuple(items),
+            }
+        }
+        let token = Term::atom(TOKEN);
+        let image = Image::of(&T::Tup(vec![T::C(token), T::R(1)]), &shape).expect("fixed");
+        let table = ClauseTable {
+            clauses: vec![
+                Clause {
+                    pattern: PatId(0),
+                    target: Some(Label(4)),
+                },
+                Clause {
+                    pattern: PatId(1),
+                    target: None,
+                },
+            ],
+            after: None,
+        };
+        let site = SiteInfo {
+            pure: true,
+            pins: vec![vec![], vec![]],
+            flat: Some(Box::new([
+                FlatClause {
+                    arity: 2,
+                    consts: Box::new([(0, token), (1, small(0))]),
+                    binds: Box::new([]),
+                },
+                FlatClause {
+                    arity: 2,
+                    consts: Box::new([(0, token)]),
+                    binds: Box::new([(1, 1)]),
+                },
+            ])),
+        };
+        let ops = [
+            Op::Receive { site: 0 },
+            Op::AddRI {
+                d: 1,
+                a: 1,
+                delta: -1 << 4,
+            },
+            Op::SendImage { to: 0, image: 0 },
+            Op::Jump(0),
+            Op::Slow,
+        ];
+        Threaded::new(&ops, &[Some(image)], &[table], &[site])
+    }
+
+    const TOKEN: u32 = 7;
+
+    /// Runs `code` from slot 0 straight into the handlers (past `run`'s chunks) on a small
+    /// stack, with a mailbox of `{:token, k}` for each `k` of `tokens` and the mock VM:
+    /// where it stopped, the reductions spent, whether it waits, and the mock.
+    fn run_member(code: Threaded, tokens: Vec<i64>, accept: bool) -> (usize, u32, bool, Sends) {
+        let run = move || {
+            let code = code;
+            // The messages in a heap of their own: the process's stays small, with no
+            // collection due.
+            let (mut heap, mut messages) = (Heap::new(), Heap::new());
+            let mut mailbox = Mailbox::new();
+            for k in tokens {
+                mailbox.push(messages.tuple(&[Term::atom(TOKEN), small(k)]));
+            }
+            let mut regs = vec![small(99), Term::NIL];
+            let mut frames = Vec::new();
+            let mut timed_out = true;
+            let mut vm = Sends {
+                accept,
+                sent: Vec::new(),
+                took: 0,
+            };
+            let mut cx = Cx {
+                heap: &mut heap,
+                images: &code.images,
+                frames: &mut frames,
+                frame_cap: 0,
+                catching: false,
+                base: code.slots.as_ptr(),
+                slots: code.slots.len(),
+                registers: regs.len(),
+                receiving: Some(Receiving {
+                    mailbox: &mut mailbox,
+                    timed_out: &mut timed_out,
+                    may_wait: true,
+                    vm: &mut vm,
+                }),
+            };
+            let ip = code.slots.as_ptr();
+            // SAFETY: the register file has the 2 registers the slots name; ip is slot 0.
+            let out = unsafe { ((*ip).run)(ip, regs.as_mut_ptr(), u32::MAX, &mut cx) };
+            assert!(!timed_out || vm.took == 0, "a take clears the timeout flag");
+            (out.pc & !WAIT, u32::MAX - out.reds, out.pc & WAIT != 0, vm)
+        };
+        let stack = if cfg!(miri) { 8 << 20 } else { 64 << 10 };
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_ring_member_takes_sends_and_waits_in_the_handlers() {
+        if cfg!(feature = "gc-stress") {
+            return; // every receive exits there: a collection is always due
+        }
+        let n: i64 = if cfg!(miri) { 200 } else { 100_000 };
+        let tokens: Vec<i64> = (1..=n).collect();
+        let (pc, spent, wait, vm) = run_member(ring_member(), tokens, true);
+        // Four ops a message, then the receive that found the mailbox empty: one reduction
+        // more, and the process waits at it.
+        assert_eq!((pc, spent, wait), (0, 4 * n as u32 + 1, true));
+        assert_eq!(vm.took, n as u32);
+        assert_eq!(vm.sent, (0..n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_receive_or_send_the_handlers_cannot_do_exits_before_it() {
+        if cfg!(feature = "gc-stress") {
+            return;
+        }
+        // `{:token, 0}` goes to the general path's slot 4 (a clause's target).
+        let (pc, spent, wait, vm) = run_member(ring_member(), vec![0], true);
+        assert_eq!((pc, spent, wait, vm.took), (4, 1, false, 1));
+        // A send the VM does not take: the general path runs it, after the `sub`.
+        let (pc, spent, wait, vm) = run_member(ring_member(), vec![5], false);
+        assert_eq!((pc, spent, wait, vm.took), (2, 2, false, 1));
+        assert!(vm.sent.is_empty());
+        // A message no clause matches stays; the general path scans past it.
+        let code = ring_member();
+        let run = move || {
+            let mut heap = Heap::new();
+            let mut mailbox = Mailbox::new();
+            mailbox.push(heap.tuple(&[small(1)]));
+            let mut regs = vec![small(99), Term::NIL];
+            let (mut frames, mut timed_out) = (Vec::new(), false);
+            let mut vm = Sends {
+                accept: true,
+                sent: Vec::new(),
+                took: 0,
+            };
+            let out = {
+                let receiving = Receiving {
+                    mailbox: &mut mailbox,
+                    timed_out: &mut timed_out,
+                    may_wait: true,
+                    vm: &mut vm,
+                };
+                code.run(
+                    &mut regs,
+                    &mut frames,
+                    &mut heap,
+                    0,
+                    10,
+                    0,
+                    false,
+                    Some(receiving),
+                )
+            };
+            (out, mailbox.len(), vm.took)
+        };
+        assert_eq!(run(), ((0, 10, false), 1, 0));
+        // Without the VM lent (a trace, a timer): the general path.
+        let code = ring_member();
+        let mut regs = vec![small(99), Term::NIL];
+        let out = code.run_ops(
+            &mut regs,
+            &mut Vec::new(),
+            &mut Heap::new(),
+            0,
+            10,
+            0,
+            false,
+        );
+        assert_eq!(out, (0, 10));
     }
 
     #[test]
     fn a_clone_jumps_within_itself() {
-        let original = Threaded::new(&counting_loop(), &[]);
+        let original = threaded(&counting_loop(), &[]);
         let copy = original.clone();
         drop(original);
         let mut regs = vec![small(0), small(0), small(10)];
         assert_eq!(
-            copy.run(
+            copy.run_ops(
                 &mut regs,
                 &mut Vec::new(),
                 &mut Heap::new(),
@@ -1309,14 +1787,14 @@ mod tests {
 
     #[test]
     fn targets_out_of_range_exit() {
-        let code = Threaded::new(&[Op::Jump(7), Op::Nop], &[]);
+        let code = threaded(&[Op::Jump(7), Op::Nop], &[]);
         assert_eq!(
-            code.run(&mut [], &mut Vec::new(), &mut Heap::new(), 0, 5, 0, false),
+            code.run_ops(&mut [], &mut Vec::new(), &mut Heap::new(), 0, 5, 0, false),
             (0, 5)
         );
-        let code = Threaded::new(&[Op::Nop, Op::Jump(0)], &[]);
+        let code = threaded(&[Op::Nop, Op::Jump(0)], &[]);
         assert_eq!(
-            code.run(&mut [], &mut Vec::new(), &mut Heap::new(), 0, 5, 0, false),
+            code.run_ops(&mut [], &mut Vec::new(), &mut Heap::new(), 0, 5, 0, false),
             (1, 0)
         );
     }
@@ -1328,7 +1806,7 @@ mod tests {
     fn ten_million_ops_run_in_a_small_stack() {
         let n: i64 = if cfg!(miri) { 3_000 } else { 10_000_000 };
         let ops = counting_loop();
-        let code = Threaded::new(&ops, &[]);
+        let code = threaded(&ops, &[]);
         let run = move || {
             let code = code; // the whole `Threaded` (it is `Send`), not its fields
             let mut regs = vec![small(0), small(0), small(n / 3)];
@@ -1344,6 +1822,7 @@ mod tests {
                 base: code.slots.as_ptr(),
                 slots: code.slots.len(),
                 registers: 3,
+                receiving: None,
             };
             let ip = code.slots.as_ptr();
             // SAFETY: the register file has the 3 registers the slots name; ip is slot 0.

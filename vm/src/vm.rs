@@ -596,6 +596,12 @@ fn room_of(config: &Config, memory: usize, p: &Process) -> usize {
     own.min(global)
 }
 
+/// Words a message to `p` may take: its room, less the mailbox slot the message takes.
+#[inline]
+fn delivery_room(config: &Config, memory: usize, p: &Process) -> usize {
+    room_of(config, memory, p).saturating_sub(MAILBOX_SLOT_BYTES) / 8
+}
+
 /// What an exit signal did to the process that received it, for the trace.
 pub(crate) fn exit_action(kill: bool, trapped: bool, exits: bool) -> &'static str {
     if kill {
@@ -1020,6 +1026,43 @@ impl Vm {
         cur.result()
     }
 
+    /// `send` of a template with image `image` (of the registers `regs`) from process `from`,
+    /// when that is all `send_msg` would do: `to` another process's pid, no trace, the
+    /// registers the image reads immediates or literals, and room for it in the receiver as it
+    /// is. False, with nothing done, for anything else: the caller runs `send_msg`.
+    pub(crate) fn send_image(
+        &mut self,
+        from: u32,
+        peer_at: &mut PeerHint,
+        to: Term,
+        image: &crate::heap::Image,
+        regs: &[Term],
+    ) -> bool {
+        let Some(target) = to.as_pid() else {
+            return false;
+        };
+        if target == from || self.trace.is_some() {
+            return false;
+        }
+        let lits = &self.prog.literals;
+        let shared = |t: Term| !t.is_pointer() || lits.contains_term(t);
+        if !image.registers_read().all(|r| shared(regs[r as usize])) {
+            return false;
+        }
+        if let Some(p) = self.procs.get(target) {
+            // What `build_into` checks: it fits, so `try_deliver` builds it at once.
+            if image.bytes() > delivery_room(&self.config, self.memory, p).saturating_mul(8) {
+                return false;
+            }
+        }
+        self.stats.messages_sent += 1;
+        let delivered = self.try_deliver(target, peer_at, |heap, _, _| {
+            Ok(heap.build_image(image, regs))
+        });
+        debug_assert!(delivered, "checked to fit");
+        true
+    }
+
     /// The arrival number of `to`'s newest message (`to` may be the running process).
     fn newest_seq(&self, cur: &Running<'_>, to: u32) -> Option<u64> {
         match cur.proc.as_deref().filter(|p| p.pid == to) {
@@ -1341,7 +1384,7 @@ impl Vm {
         };
         let mut delivered = false;
         for attempt in 0..2 {
-            let room = room_of(&self.config, self.memory, p).saturating_sub(MAILBOX_SLOT_BYTES) / 8;
+            let room = delivery_room(&self.config, self.memory, p);
             match build(&mut p.heap, lits, room) {
                 Ok(msg) => {
                     p.deliver(msg);
@@ -1954,9 +1997,21 @@ impl Vm {
 
 /// One scheduler: the effects above, and signals that take effect at once.
 impl Runtime for Vm {
+    const DRAINS: bool = false;
     #[inline]
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         Vm::send_msg(self, p, to, msg)
+    }
+    #[inline]
+    fn send_image(
+        &mut self,
+        from: u32,
+        peer_at: &mut PeerHint,
+        to: Term,
+        image: &crate::heap::Image,
+        regs: &[Term],
+    ) -> bool {
+        Vm::send_image(self, from, peer_at, to, image, regs)
     }
     #[inline]
     fn spawn(

@@ -1385,6 +1385,7 @@ impl<'s> Sched<'s> {
 }
 
 impl Runtime for Sched<'_> {
+    const DRAINS: bool = true;
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         let target = if let Some(pid) = to.as_pid() {
             pid
