@@ -313,10 +313,10 @@ struct ThreadedMessages<'a, R> {
 }
 
 impl<R: Runtime> Messages for ThreadedMessages<'_, R> {
-    fn took_first(&mut self) {
+    fn tested(&mut self, tested: u64, took: bool) {
         let stats = self.vm.stats();
-        stats.messages_tested += 1;
-        stats.messages_received += 1;
+        stats.messages_tested += tested;
+        stats.messages_received += u64::from(took);
     }
 
     fn send_image(&mut self, to: Term, image: &Image, regs: &[Term]) -> bool {
@@ -722,20 +722,25 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         // The common register-and-small-integer instructions run threaded (`threaded.rs`),
         // with pc and the budget in machine registers; they stop before anything else. A probe
         // sees every instruction here instead.
-        if !P::ACTIVE {
+        let enter = if P::ACTIVE {
+            None
+        } else {
+            prog.threaded.can_run(pc, p.regs.len(), reds)
+        };
+        if let Some(messages) = enter {
             // A receive runs threaded when the general path would do no more than take a
             // message or wait: no trace to write, no timer to cancel.
-            let mut messages = ThreadedMessages {
+            let mut threaded = ThreadedMessages {
                 vm: &mut *vm,
                 pid: p.pid,
                 peer_at: &mut p.peer_at,
             };
-            let receiving = if !messages.vm.tracing() && p.timer == (0, 0) {
+            let mut receiving = if messages && !threaded.vm.tracing() && p.timer == (0, 0) {
                 Some(Receiving {
                     mailbox: &mut p.mailbox,
                     timed_out: &mut p.timed_out,
                     may_wait: !R::DRAINS,
-                    vm: &mut messages,
+                    vm: &mut threaded,
                 })
             } else {
                 None
@@ -749,7 +754,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                 reds,
                 frame_cap,
                 p.extras.as_ref().is_some_and(|x| !x.catches.is_empty()),
-                receiving,
+                receiving.as_mut(),
             );
             if wait {
                 done!(Outcome::Wait);

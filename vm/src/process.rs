@@ -171,21 +171,27 @@ impl Mailbox {
         self.after(start)
     }
 
-    /// A receive at `site`, whose patterns pin no register, done in one step when `pick`
-    /// takes the first message it tests: that message is removed, as `resume`, `peek` and
-    /// `take` would, and `pick`'s answer returned. Otherwise (an empty scan, or `pick` says
-    /// no) `None`, and a receive that then scans from `resume(Some(site), false)` starts where
-    /// this one did: `resume` leaves what it starts from as it found it.
+    /// A receive at `site`, whose patterns pin no register, as the general path scans: from
+    /// where `resume` starts, the first message `pick` takes is removed and `pick`'s answer
+    /// returned; the others are skipped (the scan's state kept, so that the next scan resumes
+    /// after them). `tested` counts the messages `pick` saw. `None` when no message was taken.
     #[inline]
-    pub(crate) fn take_first<T>(
+    pub(crate) fn take_matching<T>(
         &mut self,
         site: u32,
-        pick: impl FnOnce(Term) -> Option<T>,
+        tested: &mut u64,
+        mut pick: impl FnMut(Term) -> Option<T>,
     ) -> Option<T> {
-        let c = self.resume(Some(site), false);
-        let picked = pick(self.peek(c)?)?;
-        self.take(c);
-        Some(picked)
+        let mut c = self.resume(Some(site), false);
+        while let Some(msg) = self.peek(c) {
+            *tested += 1;
+            if let Some(picked) = pick(msg) {
+                self.take(c);
+                return Some(picked);
+            }
+            c = self.skip(c);
+        }
+        None
     }
 
     /// The message under the cursor, if any.

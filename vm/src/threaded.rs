@@ -82,6 +82,9 @@ struct Slot {
     /// The registers a run from here may name: the most any slot reachable from this one
     /// without leaving the handlers names (invariant 1).
     need: u16,
+    /// A run from here may reach a `receive` or a `send`: only then does the interpreter
+    /// gather the [`Receiving`] they need (most entries are a loop's arithmetic).
+    messages: bool,
 }
 
 /// Where the handlers stopped and the reductions left. `pc` has [`WAIT`] set when a receive
@@ -112,8 +115,8 @@ pub(crate) struct Receiving<'a> {
 /// The VM as the `receive` and `send` handlers see it (the interpreter's runtime, through
 /// one indirect call: the handlers are not generic over it).
 pub(crate) trait Messages {
-    /// A receive took the first message it tested (the statistics).
-    fn took_first(&mut self);
+    /// A receive tested `tested` messages, and took the last one if `took` (the statistics).
+    fn tested(&mut self, tested: u64, took: bool);
     /// `send` of a template with image `image`, of the registers `regs`, to `to`, when that
     /// is all the general path's `send` would do: true when sent; false, with nothing done,
     /// when the general path must run it (`Runtime::send_image`).
@@ -152,7 +155,7 @@ impl Receive {
 }
 
 /// What `call`, `ret` and the builds need besides the registers.
-struct Cx<'a, 'r> {
+struct Cx<'a, 'r, 's> {
     /// The process's heap, for terms built from images.
     heap: &'a mut Heap,
     images: &'a [Image],
@@ -165,7 +168,7 @@ struct Cx<'a, 'r> {
     /// The register file's length.
     registers: usize,
     /// `None`: receives exit to the general path.
-    receiving: Option<Receiving<'r>>,
+    receiving: Option<&'r mut Receiving<'s>>,
 }
 
 /// The threaded form of a program's lowered ops.
@@ -331,10 +334,13 @@ impl Threaded {
             d: 0,
             lowered: false,
             need: 0,
+            messages: false,
         };
         let mut targets = Vec::with_capacity(ops.len() + 1);
         // Per slot: the registers it names (one more than the highest).
         let mut need: Vec<u16> = Vec::with_capacity(ops.len() + 1);
+        // Per slot: 1 for a `receive` or `send` (what `Slot::messages` is made from).
+        let mut messages: Vec<u16> = Vec::with_capacity(ops.len() + 1);
         let mut slots = Vec::with_capacity(ops.len() + 1);
         for (pc, op) in ops.iter().enumerate() {
             // Invariant 2: a target past the exit slot makes the op exit (the verifier rules
@@ -523,6 +529,8 @@ impl Threaded {
                 None => NO_TARGET,
             });
             need.push(if made.is_some() { names } else { 0 });
+            let messaging = matches!(op, Op::Receive { .. } | Op::SendImage { .. });
+            messages.push(u16::from(made.is_some() && messaging));
         }
         slots.push(Slot {
             k: ops.len() as i64,
@@ -530,9 +538,13 @@ impl Threaded {
         });
         targets.push(NO_TARGET);
         need.push(0);
+        messages.push(0);
         propagate_need(ops, &slots, &targets, &receives, &mut need);
-        for (slot, &need) in slots.iter_mut().zip(&need) {
+        // The same fixpoint: 1 where a messaging slot is reachable.
+        propagate_need(ops, &slots, &targets, &receives, &mut messages);
+        for ((slot, &need), &messages) in slots.iter_mut().zip(&need).zip(&messages) {
             slot.need = need;
+            slot.messages = messages > 0;
         }
         let mut threaded = Threaded {
             slots,
@@ -569,6 +581,20 @@ impl Threaded {
         }
     }
 
+    /// Whether [`Threaded::run`] would run anything from `pc` with a register file of
+    /// `registers` and `reds` left, and if so whether the run may reach a `receive` or a
+    /// `send` (which need a [`Receiving`]): what the general interpreter asks before it
+    /// gathers what a run needs (at every instruction it runs, so a load and a few compares).
+    #[inline]
+    pub(crate) fn can_run(&self, pc: usize, registers: usize, reds: u32) -> Option<bool> {
+        match self.slots.get(pc) {
+            Some(slot) if slot.lowered && registers >= slot.need as usize && reds > 0 => {
+                Some(slot.messages)
+            }
+            _ => None,
+        }
+    }
+
     /// Runs the ops from `pc` for at most `reds` reductions, while their operands are what
     /// they expect. Returns the pc of the first instruction not run (the general interpreter
     /// runs it), the reductions left, and whether the process is to wait at that pc (a
@@ -587,7 +613,7 @@ impl Threaded {
         reds: u32,
         frame_cap: usize,
         catching: bool,
-        receiving: Option<Receiving<'_>>,
+        receiving: Option<&mut Receiving<'_>>,
     ) -> (usize, u32, bool) {
         match self.slots.get(pc) {
             // Invariants 1 and 2, checked once per entry; handlers need a reduction to start.
@@ -620,7 +646,7 @@ impl Threaded {
         reds: u32,
         frame_cap: usize,
         catching: bool,
-        receiving: Option<Receiving<'_>>,
+        receiving: Option<&mut Receiving<'_>>,
     ) -> Exit {
         let base = self.slots.as_ptr();
         let mut cx = Cx {
@@ -1076,7 +1102,12 @@ unsafe fn receive(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -> E
         return stop(ip, reds, cx);
     }
     // SAFETY: the slot's `need` counts every register a clause binds (invariant 1).
-    let Some(target) = (unsafe { take_first(r, rx, regs) }) else {
+    let Some(target) = (unsafe { take_matching(r, rx, regs) }) else {
+        // Nothing matched: the process waits for more, or the general path drains the
+        // signals first (and resumes the scan after the messages just rejected).
+        if rx.may_wait {
+            return wait(ip, reds, cx);
+        }
         return stop(ip, reds, cx);
     };
     // SAFETY: targets are at most the exit slot's index (checked in `new`), so slots of this
@@ -1110,21 +1141,25 @@ unsafe fn send_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -
     next!(step!(ip), regs, reds - 1, cx)
 }
 
-/// The receive's take: the target of the clause that matched, or `None` with nothing taken.
-/// (Out of line, so that the handler keeps no local whose address a call sees: LLVM makes the
-/// jump to the next handler a tail call only then, and the unoptimised builds would not.)
+/// The receive's scan: the target of the clause that matched the message taken, or `None`
+/// when no message matched. (Out of line, so that the handler keeps no local whose address a
+/// call sees: LLVM makes the jump to the next handler a tail call only then, and the
+/// unoptimised builds would not.)
 ///
 /// # Safety
 /// As [`Receive::select`]'s.
 #[inline(never)]
-unsafe fn take_first(r: &Receive, rx: &mut Receiving, regs: *mut Term) -> Option<u32> {
+unsafe fn take_matching(r: &Receive, rx: &mut Receiving, regs: *mut Term) -> Option<u32> {
+    let mut tested = 0;
     // SAFETY: this function's contract.
     let target = rx
         .mailbox
-        .take_first(r.site, |msg| unsafe { r.select(msg, regs) })?;
-    rx.vm.took_first();
-    *rx.timed_out = false;
-    Some(target)
+        .take_matching(r.site, &mut tested, |msg| unsafe { r.select(msg, regs) });
+    rx.vm.tested(tested, target.is_some());
+    if target.is_some() {
+        *rx.timed_out = false;
+    }
+    target
 }
 
 /// A receive's wait, as the general path's: its reduction spent, the process waits at it. (Its
@@ -1559,8 +1594,8 @@ mod tests {
     }
 
     impl Messages for Sends {
-        fn took_first(&mut self) {
-            self.took += 1;
+        fn tested(&mut self, _: u64, took: bool) {
+            self.took += u32::from(took);
         }
         fn send_image(&mut self, to: Term, _: &Image, regs: &[Term]) -> bool {
             assert_eq!(to, small(99), "the pid register");
@@ -1657,6 +1692,12 @@ mod tests {
                 sent: Vec::new(),
                 took: 0,
             };
+            let mut receiving = Receiving {
+                mailbox: &mut mailbox,
+                timed_out: &mut timed_out,
+                may_wait: true,
+                vm: &mut vm,
+            };
             let mut cx = Cx {
                 heap: &mut heap,
                 images: &code.images,
@@ -1666,12 +1707,7 @@ mod tests {
                 base: code.slots.as_ptr(),
                 slots: code.slots.len(),
                 registers: regs.len(),
-                receiving: Some(Receiving {
-                    mailbox: &mut mailbox,
-                    timed_out: &mut timed_out,
-                    may_wait: true,
-                    vm: &mut vm,
-                }),
+                receiving: Some(&mut receiving),
             };
             let ip = code.slots.as_ptr();
             // SAFETY: the register file has the 2 registers the slots name; ip is slot 0.
@@ -1715,12 +1751,20 @@ mod tests {
         let (pc, spent, wait, vm) = run_member(ring_member(), vec![5], false);
         assert_eq!((pc, spent, wait, vm.took), (2, 2, false, 1));
         assert!(vm.sent.is_empty());
-        // A message no clause matches stays; the general path scans past it.
-        let code = ring_member();
-        let run = move || {
+        // A message no clause matches stays, skipped: the scan goes on past it, and the
+        // process waits when nothing matched (or, with signals to drain first, the general
+        // path runs the receive: it resumes after the skipped message).
+        let scan = |tokens: &[Option<i64>], may_wait: bool| {
+            let code = ring_member();
             let mut heap = Heap::new();
             let mut mailbox = Mailbox::new();
-            mailbox.push(heap.tuple(&[small(1)]));
+            for t in tokens {
+                let msg = match t {
+                    Some(k) => heap.tuple(&[Term::atom(TOKEN), small(*k)]),
+                    None => heap.tuple(&[small(1)]),
+                };
+                mailbox.push(msg);
+            }
             let mut regs = vec![small(99), Term::NIL];
             let (mut frames, mut timed_out) = (Vec::new(), false);
             let mut vm = Sends {
@@ -1728,27 +1772,27 @@ mod tests {
                 sent: Vec::new(),
                 took: 0,
             };
-            let out = {
-                let receiving = Receiving {
-                    mailbox: &mut mailbox,
-                    timed_out: &mut timed_out,
-                    may_wait: true,
-                    vm: &mut vm,
-                };
-                code.run(
-                    &mut regs,
-                    &mut frames,
-                    &mut heap,
-                    0,
-                    10,
-                    0,
-                    false,
-                    Some(receiving),
-                )
+            let mut receiving = Receiving {
+                mailbox: &mut mailbox,
+                timed_out: &mut timed_out,
+                may_wait,
+                vm: &mut vm,
             };
+            let out = code.run(
+                &mut regs,
+                &mut frames,
+                &mut heap,
+                0,
+                10,
+                0,
+                false,
+                Some(&mut receiving),
+            );
             (out, mailbox.len(), vm.took)
         };
-        assert_eq!(run(), ((0, 10, false), 1, 0));
+        assert_eq!(scan(&[None], true), ((0, 9, true), 1, 0));
+        assert_eq!(scan(&[None], false), ((0, 10, false), 1, 0));
+        assert_eq!(scan(&[None, Some(0), None], true), ((4, 9, false), 2, 1));
         // Without the VM lent (a trace, a timer): the general path.
         let code = ring_member();
         let mut regs = vec![small(99), Term::NIL];
