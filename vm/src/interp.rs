@@ -740,6 +740,7 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
                     mailbox: &mut p.mailbox,
                     timed_out: &mut p.timed_out,
                     may_wait: !R::DRAINS,
+                    may_send: R::SENDS_IMAGES,
                     vm: &mut threaded,
                 })
             } else {

@@ -45,6 +45,8 @@ pub(crate) trait Runtime {
     const DRAINS: bool;
     /// `send p, v`: `to` is a pid or a registered name.
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect;
+    /// Whether `send_image` may send (the threaded `send` asks it only then).
+    const SENDS_IMAGES: bool = false;
     /// `send` of a template with a fixed shape (`image`, reading `regs`) from process `from`,
     /// when the runtime can do it as `send` would with nothing else to do (see
     /// `Vm::send_image`): true when sent. False, with nothing done, otherwise.

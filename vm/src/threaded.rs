@@ -13,6 +13,18 @@
 //! general path sees exactly the state it would have seen; this is what keeps one semantics
 //! across the two paths (`Program::without_lowering` turns this one off).
 //!
+//! # Messages
+//!
+//! A `receive` whose clauses are all flat tuples and which has no `after`, and a `send` of a
+//! fixed-shape template to a register, run as handlers too, so that a process that takes a
+//! message, computes and sends the next (a ring, a relay, a worker) runs its whole slice here:
+//! the receive scans the mailbox as the general path does (`Mailbox::take_matching`) and waits
+//! on an empty one; the send asks the VM, through one indirect call ([`Messages`]), to deliver
+//! straight into the receiver's heap. The interpreter lends what they need ([`Receiving`]) only
+//! when the general path would do nothing more: no trace to write, no timer to cancel, and (for
+//! the wait and the send) one scheduler, whose signals never wait to be drained. Otherwise
+//! they exit, and the general path runs them.
+//!
 //! # Stack
 //!
 //! Rust does not promise tail calls. Optimised builds (the test profile too: `opt-level = 1`)
@@ -109,6 +121,9 @@ pub(crate) struct Receiving<'a> {
     /// An empty mailbox means the process waits: no signal can be pending besides it (one
     /// scheduler; with N, the general path drains the signals first).
     pub(crate) may_wait: bool,
+    /// The VM may take a `send` (`Messages::send_image`): one scheduler's can; with N the
+    /// general path sends, and the handler does not ask.
+    pub(crate) may_send: bool,
     pub(crate) vm: &'a mut dyn Messages,
 }
 
@@ -1126,7 +1141,7 @@ unsafe fn send_image(ip: *const Slot, regs: *mut Term, reds: u32, cx: &mut Cx) -
     if cx.heap.needs_gc() {
         return stop(ip, reds, cx);
     }
-    let Some(rx) = cx.receiving.as_mut() else {
+    let Some(rx) = cx.receiving.as_mut().filter(|rx| rx.may_send) else {
         return stop(ip, reds, cx);
     };
     // SAFETY: `link` pointed the slot's `jump` at its image, as for `move_image`.
@@ -1696,6 +1711,7 @@ mod tests {
                 mailbox: &mut mailbox,
                 timed_out: &mut timed_out,
                 may_wait: true,
+                may_send: true,
                 vm: &mut vm,
             };
             let mut cx = Cx {
@@ -1776,6 +1792,7 @@ mod tests {
                 mailbox: &mut mailbox,
                 timed_out: &mut timed_out,
                 may_wait,
+                may_send: true,
                 vm: &mut vm,
             };
             let out = code.run(

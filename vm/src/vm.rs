@@ -1998,6 +1998,7 @@ impl Vm {
 /// One scheduler: the effects above, and signals that take effect at once.
 impl Runtime for Vm {
     const DRAINS: bool = false;
+    const SENDS_IMAGES: bool = true;
     #[inline]
     fn send(&mut self, p: &mut Process, to: Term, msg: Outgoing<'_>) -> Effect {
         Vm::send_msg(self, p, to, msg)
