@@ -1,9 +1,12 @@
 //! One semantics, two paths: random programs run with the lowered fast path and without it
 //! (every instruction in the general interpreter) must print the same, end the same, report
-//! the same crashes and trace the same slices, reductions included, under any budget.
+//! the same crashes and trace the same slices, reductions included, under any budget. Random
+//! rings of processes passing messages, untraced (a trace turns the threaded receive and send
+//! off), must print, end and count the same: reductions, slices, messages sent, received and
+//! tested.
 
 mod common;
-use common::run_src_lowered;
+use common::{run_src_lowered, run_src_paths};
 use proptest::prelude::*;
 
 /// An operand: a register r0-r5 or a constant (small, or near the ends of the small-integer
@@ -151,5 +154,143 @@ proptest! {
         prop_assert_eq!(fast.status, slow.status, "status of\n{}", src);
         prop_assert_eq!(&fast.trace, &slow.trace, "trace of\n{}", src);
         prop_assert_eq!(fast.vm.stats.reductions, slow.vm.stats.reductions);
+    }
+}
+
+/// What a ring member does between taking the token and passing it on.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Adds the token's count to the accumulator (r4).
+    Add,
+    /// Sends junk to itself (the general path's send: a self-send).
+    JunkSelf,
+    /// Sends junk to its successor, whose receive skips it (or takes it: see `Member`).
+    JunkNext,
+    /// Sends its successor a message whose template holds a heap term (a list of the
+    /// accumulator: the general path copies it).
+    ListNext,
+    /// Takes one junk message if one is there (`after 0`: the general path's receive).
+    DrainOne,
+    Work(u8),
+}
+
+/// How a member receives the token.
+#[derive(Clone, Debug)]
+enum Receive {
+    /// `{:token, 0} -> last | {:token, r1}`: flat, so threaded.
+    Flat,
+    /// As `Flat`, with a clause that takes junk too (counted in r5).
+    FlatTakesJunk,
+    /// A clause the flat form cannot take (a pattern with a list): the general path.
+    General,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Add),
+        1 => Just(Step::JunkSelf),
+        2 => Just(Step::JunkNext),
+        1 => Just(Step::ListNext),
+        1 => Just(Step::DrainOne),
+        1 => (0u8..4).prop_map(Step::Work),
+    ]
+}
+
+fn receive() -> impl Strategy<Value = Receive> {
+    prop_oneof![
+        3 => Just(Receive::Flat),
+        1 => Just(Receive::FlatTakesJunk),
+        1 => Just(Receive::General),
+    ]
+}
+
+/// A ring of `members` processes besides main that pass a token `hops` times; each member
+/// runs `steps` after each token, receiving as `recv` says. Every member prints what it
+/// accumulated when the token reaches 0.
+fn ring_program(members: u8, hops: u8, steps: &[Step], recv: &Receive) -> String {
+    let mut s = format!(
+        ".export main, member\n\
+         main:\n\
+         \x20   self r1\n\
+         \x20   move r2, r1\n\
+         \x20   move r3, 0\n\
+         spawn_loop:\n\
+         \x20   jge r3, {members}, ready\n\
+         \x20   spawn r2, member, r2\n\
+         \x20   add r3, r3, 1\n\
+         \x20   jump spawn_loop\n\
+         ready:\n\
+         \x20   send r2, {{:token, {hops}}}\n\
+         main_wait:\n\
+         \x20   receive\n\
+         \x20     | {{:token, 0}} -> main_done\n\
+         \x20     | {{:token, r5}}\n\
+         \x20   sub r5, r5, 1\n\
+         \x20   send r2, {{:token, r5}}\n\
+         \x20   jump main_wait\n\
+         main_done:\n\
+         \x20   print {{:main, :done}}\n\
+         \x20   end\n\
+         member:\n\
+         \x20   self r6\n\
+         \x20   move r4, 0\n\
+         \x20   move r5, 0\n\
+         wait:\n\
+         \x20   receive\n\
+         \x20     | {{:token, 0}} -> last\n"
+    );
+    s += match recv {
+        Receive::Flat => "      | {:token, r1}\n",
+        Receive::FlatTakesJunk => "      | {:junk, r7} -> junk\n      | {:token, r1}\n",
+        Receive::General => "      | {:token, [r1]} -> wait\n      | {:token, r1}\n",
+    };
+    for (i, st) in steps.iter().enumerate() {
+        s += &match st {
+            Step::Add => "    add r4, r4, r1\n".to_string(),
+            Step::JunkSelf => "    send r6, {:junk, r1}\n".to_string(),
+            Step::JunkNext => "    send r0, {:junk, r4}\n".to_string(),
+            Step::ListNext => "    move r7, [r4, r1]\n    send r0, {:junk, r7}\n".to_string(),
+            Step::DrainOne => format!(
+                "    receive\n      | {{:junk, r7}} -> d{i}\n      | after 0 -> d{i}\nd{i}:\n"
+            ),
+            Step::Work(n) => format!("    work {n}\n"),
+        };
+    }
+    s += "    sub r1, r1, 1\n    send r0, {:token, r1}\n    jump wait\n";
+    s += "junk:\n    add r5, r5, 1\n    jump wait\n";
+    s += "last:\n    print {:member, r4, r5}\n    send r0, {:token, 0}\n    end\n";
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn message_passing_agrees_on_both_paths(
+        members in 1u8..6,
+        hops in 0u8..40,
+        steps in proptest::collection::vec(step(), 0..5),
+        recv in receive(),
+        budget in prop_oneof![Just(1u32), Just(2), Just(3), Just(7), Just(4000)],
+    ) {
+        let src = ring_program(members, hops, &steps, &recv);
+        let fast = run_src_paths(&src, common::budget(budget), true, false);
+        let slow = run_src_paths(&src, common::budget(budget), false, false);
+        prop_assert_eq!(&fast.stdout, &slow.stdout, "stdout of\n{}", src);
+        prop_assert_eq!(&fast.stderr, &slow.stderr, "stderr of\n{}", src);
+        prop_assert_eq!(fast.status, slow.status, "status of\n{}", src);
+        let counts = |r: &common::Run| {
+            let s = &r.vm.stats;
+            (
+                s.reductions,
+                s.slices,
+                s.context_switches,
+                s.messages_sent,
+                s.messages_received,
+                s.messages_tested,
+            )
+        };
+        prop_assert_eq!(counts(&fast), counts(&slow), "counts of\n{}", src);
+        prop_assert!(fast.stdout.contains("{:main, :done}"), "ran to the end:\n{}", src);
     }
 }

@@ -42,6 +42,17 @@ pub fn run_src(src: &str, config: ember_vm::vm::Config) -> Run {
 
 /// [`run_src`], with the lowered fast path on or off.
 pub fn run_src_lowered(src: &str, config: ember_vm::vm::Config, lowering: bool) -> Run {
+    run_src_paths(src, config, lowering, true)
+}
+
+/// [`run_src_lowered`], traced or not (a trace turns the threaded receive and send off: the
+/// general path writes their events).
+pub fn run_src_paths(
+    src: &str,
+    config: ember_vm::vm::Config,
+    lowering: bool,
+    traced: bool,
+) -> Run {
     let module = ember_asm::assemble_str("test.basm", src).unwrap_or_else(|e| panic!("{e}"));
     let verified = ember_vm::verify::verify(module).expect("verifies");
     let program = if lowering {
@@ -56,7 +67,9 @@ pub fn run_src_lowered(src: &str, config: ember_vm::vm::Config, lowering: bool) 
         Box::new(out.clone()),
         Box::new(err.clone()),
     );
-    vm.set_trace(Box::new(trace.clone()));
+    if traced {
+        vm.set_trace(Box::new(trace.clone()));
+    }
     vm.spawn_main("main", &[]).expect("has main");
     let status = vm.run().status();
     let trace = trace
