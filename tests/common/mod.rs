@@ -47,12 +47,7 @@ pub fn run_src_lowered(src: &str, config: ember_vm::vm::Config, lowering: bool) 
 
 /// [`run_src_lowered`], traced or not (a trace turns the threaded receive and send off: the
 /// general path writes their events).
-pub fn run_src_paths(
-    src: &str,
-    config: ember_vm::vm::Config,
-    lowering: bool,
-    traced: bool,
-) -> Run {
+pub fn run_src_paths(src: &str, config: ember_vm::vm::Config, lowering: bool, traced: bool) -> Run {
     let module = ember_asm::assemble_str("test.basm", src).unwrap_or_else(|e| panic!("{e}"));
     let verified = ember_vm::verify::verify(module).expect("verifies");
     let program = if lowering {
