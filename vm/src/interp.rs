@@ -730,12 +730,15 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
         if let Some(messages) = enter {
             // A receive runs threaded when the general path would do no more than take a
             // message or wait: no trace to write, no timer to cancel.
-            let mut threaded = ThreadedMessages {
-                vm: &mut *vm,
-                pid: p.pid,
-                peer_at: &mut p.peer_at,
-            };
-            let mut receiving = if messages && !threaded.vm.tracing() && p.timer == (0, 0) {
+            // (Made only for a run that can reach a receive or a send: most entries are a
+            // loop's arithmetic.)
+            let mut threaded;
+            let mut receiving = if messages && !vm.tracing() && p.timer == (0, 0) {
+                threaded = ThreadedMessages {
+                    vm: &mut *vm,
+                    pid: p.pid,
+                    peer_at: &mut p.peer_at,
+                };
                 Some(Receiving {
                     mailbox: &mut p.mailbox,
                     timed_out: &mut p.timed_out,
