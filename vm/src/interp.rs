@@ -728,10 +728,9 @@ pub(crate) fn run_slice<P: Probe, R: Runtime>(
             prog.threaded.can_run(pc, p.regs.len(), reds)
         };
         if let Some(messages) = enter {
-            // A receive runs threaded when the general path would do no more than take a
-            // message or wait: no trace to write, no timer to cancel.
-            // (Made only for a run that can reach a receive or a send: most entries are a
-            // loop's arithmetic.)
+            // A receive or send runs threaded when the general path would do no more than
+            // the handler: no trace to write, no timer to cancel. What they need is made only
+            // for a run that can reach one (most entries are a loop's arithmetic).
             let mut threaded;
             let mut receiving = if messages && !vm.tracing() && p.timer == (0, 0) {
                 threaded = ThreadedMessages {

@@ -29,7 +29,9 @@
 //!
 //! Rust does not promise tail calls. Optimised builds (the test profile too: `opt-level = 1`)
 //! make every `next!` a jump; the test `ten_million_ops_run_in_a_small_stack` proves it by
-//! running 10⁷ ops on a 64 KiB stack. A build that does not (`opt-level = 0`, Miri) would grow
+//! running 10⁷ ops on a 64 KiB stack, and `a_ring_member_takes_sends_and_waits_in_the_handlers`
+//! does the same for the receive and send handlers (those that call out keep no local whose
+//! address the call sees, which is what LLVM needs to make their last call a jump). A build that does not (`opt-level = 0`, Miri) would grow
 //! the stack by one frame per op, so [`Threaded::run`] never runs more than [`CHUNK`] ops per
 //! call into the handlers: the stack stays bounded in every build.
 //!
@@ -47,7 +49,8 @@
 //!    in the file. (A process's register file is sized for the code reachable from its entry,
 //!    so this holds wherever it runs.)
 //! 2. **Slots.** There is one slot per instruction plus a last one that exits; every jump
-//!    offset lands on a slot (a target out of range makes the op exit instead). So `ip + 1` of
+//!    offset, a receive's clause targets among them, lands on a slot (a target out of range
+//!    makes the op exit instead). So `ip + 1` of
 //!    any slot but the last, and every jump target, is a slot; the last slot never continues.
 //! 3. **Returns.** `ret` takes its target from the process's frames, which only hold code
 //!    positions; it still checks the target against the slot count before it jumps.
@@ -169,7 +172,7 @@ impl Receive {
     }
 }
 
-/// What `call`, `ret` and the builds need besides the registers.
+/// What `call`, `ret`, the builds, and `receive` and `send` need besides the registers.
 struct Cx<'a, 'r, 's> {
     /// The process's heap, for terms built from images.
     heap: &'a mut Heap,
