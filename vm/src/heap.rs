@@ -1310,6 +1310,15 @@ impl Image {
         self.regs.iter().map(|&(_, r)| r)
     }
 
+    /// Whether a term built from it with `regs` may go to another heap as it is: every
+    /// register it reads holds an immediate or a literal, nothing of the sender's heap (what
+    /// a send builds from the image rather than copying).
+    #[inline(always)]
+    pub(crate) fn reads_only_shared(&self, regs: &[Term], lits: &Literals) -> bool {
+        let shared = |t: Term| !t.is_pointer() || lits.contains_term(t);
+        self.registers_read().all(|r| shared(regs[r as usize]))
+    }
+
     /// The term of the image built at `base`.
     fn root(&self, base: u64) -> Term {
         if self.cons {

@@ -66,8 +66,7 @@ impl Tpl {
         room: usize,
     ) -> Result<Term, TooBig> {
         if let Some(image) = image {
-            let shared = |t: Term| !t.is_pointer() || lits.contains_term(t);
-            if image.registers_read().all(|r| shared(regs[r as usize])) {
+            if image.reads_only_shared(regs, lits) {
                 if image.bytes() > room.saturating_mul(8) {
                     return Err(TooBig);
                 }

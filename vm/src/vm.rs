@@ -1044,9 +1044,7 @@ impl Vm {
         if target == from || self.trace.is_some() {
             return false;
         }
-        let lits = &self.prog.literals;
-        let shared = |t: Term| !t.is_pointer() || lits.contains_term(t);
-        if !image.registers_read().all(|r| shared(regs[r as usize])) {
+        if !image.reads_only_shared(regs, &self.prog.literals) {
             return false;
         }
         if let Some(p) = self.procs.get(target) {
